@@ -1,0 +1,58 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/authz-dev/authz/store"
+	"github.com/authz-dev/authz/store/postgres"
+	"github.com/authz-dev/authz/store/postgres/pgtest"
+	"github.com/authz-dev/authz/store/storetest"
+)
+
+func openMigrated(t *testing.T) *postgres.Store {
+	t.Helper()
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	if err := postgres.Migrate(ctx, url); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	s, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestPostgresStoreConforms(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openMigrated(t) })
+}
+
+func TestMigrateTwiceConcurrentlyIsSafe(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- postgres.Migrate(ctx, url) }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent Migrate: %v", err)
+		}
+	}
+	if err := postgres.Migrate(ctx, url); err != nil {
+		t.Fatalf("Migrate on an up-to-date schema: %v", err)
+	}
+}
+
+func TestOpenDoesNotEchoThePassword(t *testing.T) {
+	_, err := postgres.Open(context.Background(), "postgres://user:hunter2-secret@127.0.0.1:1/db?sslmode=disable&connect_timeout=bogus")
+	if err == nil {
+		t.Fatal("Open with a malformed URL succeeded")
+	}
+	if got := err.Error(); strings.Contains(got, "hunter2-secret") {
+		t.Fatalf("error leaks the password: %s", got)
+	}
+}
