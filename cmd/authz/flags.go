@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+)
+
+// errUsage marks an error already explained to the user by the flag set.
+var errUsage = errors.New("usage error")
+
+// settings defines flags whose defaults come from environment variables, so
+// every setting works both ways and the help names both.
+type settings struct {
+	fs     *flag.FlagSet
+	getenv func(string) string
+	// envErrs holds malformed environment values, reported at parse time.
+	envErrs []error
+}
+
+func newSettings(name string, getenv func(string) string, stderr io.Writer) *settings {
+	fs := flag.NewFlagSet("authz "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return &settings{fs: fs, getenv: getenv}
+}
+
+func (s *settings) String(name, env, def, help string) *string {
+	if v := s.getenv(env); v != "" {
+		def = v
+	}
+	return s.fs.String(name, def, help+" ["+env+"]")
+}
+
+func (s *settings) Duration(name, env string, def time.Duration, help string) *time.Duration {
+	if v := s.getenv(env); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			s.envErrs = append(s.envErrs, fmt.Errorf("%s: %w", env, err))
+		} else {
+			def = d
+		}
+	}
+	return s.fs.Duration(name, def, help+" ["+env+"]")
+}
+
+// Parse parses args. It returns flag.ErrHelp for -h, errUsage after
+// printing what is wrong, or the first malformed environment value.
+func (s *settings) Parse(args []string) error {
+	if err := s.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if s.fs.NArg() > 0 {
+		fmt.Fprintf(s.fs.Output(), "unexpected arguments: %v\n", s.fs.Args())
+		return errUsage
+	}
+	return errors.Join(s.envErrs...)
+}

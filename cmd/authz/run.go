@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/authz-dev/authz/store/postgres"
+)
+
+const usage = `authz: an OAuth2 client-credentials authorization server
+
+Usage:
+  authz serve [flags]        run the server (no database URL: in-memory development mode)
+  authz migrate [flags]      apply database migrations, then exit
+  authz healthcheck [flags]  exit 0 when a running server answers /healthz
+
+Run 'authz <command> -h' for the flags of a command. Every flag can also be
+set through the environment variable shown in its help.
+`
+
+// run executes one command and returns the process exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		err = runMigrate(ctx, args[1:], getenv, stderr)
+	case "healthcheck":
+		err = runHealthcheck(ctx, args[1:], getenv, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "authz: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "authz %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	set := newSettings("migrate", getenv, stderr)
+	databaseURL := set.String("database-url", "AUTHZ_DATABASE_URL", "", "PostgreSQL URL (postgres://user@host:5432/db)")
+	if err := set.Parse(args); err != nil {
+		return err
+	}
+	if *databaseURL == "" {
+		return fmt.Errorf("--database-url (or AUTHZ_DATABASE_URL) is required")
+	}
+	if err := postgres.Migrate(ctx, *databaseURL); err != nil {
+		return err
+	}
+	newLogger(stderr, "text").Info("migrations applied")
+	return nil
+}
+
+func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	set := newSettings("healthcheck", getenv, stderr)
+	url := set.String("url", "AUTHZ_HEALTHCHECK_URL", "http://127.0.0.1:8080/healthz", "health endpoint to probe")
+	if err := set.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", *url, resp.Status)
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, format string) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}

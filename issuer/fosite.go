@@ -1,0 +1,234 @@
+package issuer
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/authz-dev/authz/store"
+)
+
+// fositeClient presents a stored client to fosite. Only the secrets still
+// valid when the client was read take part in authentication.
+type fositeClient struct {
+	record store.Client
+	hashes [][]byte
+}
+
+var (
+	_ fosite.ClientWithSecretRotation       = (*fositeClient)(nil)
+	_ fosite.ClientWithCustomTokenLifespans = (*fositeClient)(nil)
+)
+
+func newFositeClient(c store.Client, now time.Time) *fositeClient {
+	fc := &fositeClient{record: c}
+	for _, s := range c.Secrets {
+		if s.ValidAt(now) {
+			fc.hashes = append(fc.hashes, s.Digest)
+		}
+	}
+	return fc
+}
+
+func (c *fositeClient) GetID() string { return c.record.ID }
+
+// GetHashedSecret returns the first valid digest; fosite tries the rest
+// through GetRotatedHashes. A client with no valid secret returns nil, which
+// matches nothing.
+func (c *fositeClient) GetHashedSecret() []byte {
+	if len(c.hashes) == 0 {
+		return nil
+	}
+	return c.hashes[0]
+}
+
+func (c *fositeClient) GetRotatedHashes() [][]byte {
+	if len(c.hashes) < 2 {
+		return nil
+	}
+	return c.hashes[1:]
+}
+
+func (c *fositeClient) GetRedirectURIs() []string { return nil }
+func (c *fositeClient) GetGrantTypes() fosite.Arguments {
+	return fosite.Arguments{"client_credentials"}
+}
+func (c *fositeClient) GetResponseTypes() fosite.Arguments { return nil }
+func (c *fositeClient) GetScopes() fosite.Arguments        { return c.record.Scopes }
+func (c *fositeClient) IsPublic() bool                     { return false }
+func (c *fositeClient) GetAudience() fosite.Arguments {
+	if c.record.Audience == "" {
+		return nil
+	}
+	return fosite.Arguments{c.record.Audience}
+}
+
+func (c *fositeClient) GetEffectiveLifespan(_ fosite.GrantType, tt fosite.TokenType, fallback time.Duration) time.Duration {
+	if tt == fosite.AccessToken && c.record.TokenLifetime > 0 {
+		return c.record.TokenLifetime
+	}
+	return fallback
+}
+
+// ClientStore is the part of the store the token endpoint reads.
+type ClientStore interface {
+	GetClient(ctx context.Context, issuerName, clientID string) (store.Client, error)
+}
+
+// fositeStorage serves one issuer's clients to fosite and stores nothing:
+// access tokens are stateless JWTs.
+type fositeStorage struct {
+	clients    ClientStore
+	issuerName string
+	now        func() time.Time
+}
+
+var (
+	_ fosite.Storage            = (*fositeStorage)(nil)
+	_ oauth2.AccessTokenStorage = (*fositeStorage)(nil)
+)
+
+// errClientDisabled is never shown to the caller; fosite turns every client
+// lookup failure into the same invalid_client.
+var errClientDisabled = errors.New("client is disabled")
+
+func (s *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.clients.GetClient(ctx, s.issuerName, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: unknown client", fosite.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !c.Enabled {
+		return nil, errClientDisabled
+	}
+	return newFositeClient(c, s.now()), nil
+}
+
+// errAssertionsNotAccepted covers the JWT client-assertion hooks, which
+// fosite reaches only for clients that accept private_key_jwt; none do yet.
+var errAssertionsNotAccepted = errors.New("client assertions are not accepted")
+
+func (s *fositeStorage) ClientAssertionJWTValid(context.Context, string) error {
+	return errAssertionsNotAccepted
+}
+
+func (s *fositeStorage) SetClientAssertionJWT(context.Context, string, time.Time) error {
+	return errAssertionsNotAccepted
+}
+
+func (s *fositeStorage) CreateAccessTokenSession(context.Context, string, fosite.Requester) error {
+	return nil
+}
+
+func (s *fositeStorage) GetAccessTokenSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
+	return nil, fosite.ErrNotFound
+}
+
+func (s *fositeStorage) DeleteAccessTokenSession(context.Context, string) error { return nil }
+
+// secretHasher compares client secrets with their stored SHA-256 digests.
+// Secrets are 32 random bytes, so a slow password hash would add cost and no
+// strength.
+type secretHasher struct{}
+
+var _ fosite.Hasher = secretHasher{}
+
+var errSecretMismatch = errors.New("client secret does not match")
+
+func (secretHasher) Compare(_ context.Context, digest, secret []byte) error {
+	sum := sha256.Sum256(secret)
+	if len(digest) != len(sum) || subtle.ConstantTimeCompare(digest, sum[:]) != 1 {
+		return errSecretMismatch
+	}
+	return nil
+}
+
+func (secretHasher) Hash(_ context.Context, secret []byte) ([]byte, error) {
+	sum := sha256.Sum256(secret)
+	return sum[:], nil
+}
+
+// accessTokenSigner implements fosite's jwt.Signer over the go-jose v4
+// keyring, so the kid and alg in every header are those of the key that
+// actually signed.
+type accessTokenSigner struct {
+	keys       Keyring
+	issuerName string
+}
+
+var _ jwt.Signer = (*accessTokenSigner)(nil)
+
+var errNoActiveKey = errors.New("issuer has no active signing key")
+
+func (s *accessTokenSigner) Generate(_ context.Context, claims jwt.MapClaims, _ jwt.Mapper) (string, string, error) {
+	key, ok := s.keys.Active(s.issuerName)
+	if !ok {
+		return "", "", fmt.Errorf("issuer %q: %w", s.issuerName, errNoActiveKey)
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", "", fmt.Errorf("encode claims: %w", err)
+	}
+	token, err := key.SignCompact(payload)
+	if err != nil {
+		return "", "", err
+	}
+	return token, signaturePart(token), nil
+}
+
+// Decode verifies a token against every key the issuer publishes.
+func (s *accessTokenSigner) Decode(_ context.Context, token string) (*jwt.Token, error) {
+	return jwt.Parse(token, func(t *jwt.Token) (any, error) {
+		jwks, ok := s.keys.JWKS(s.issuerName)
+		if !ok {
+			return nil, fmt.Errorf("issuer %q publishes no keys", s.issuerName)
+		}
+		kid, _ := t.Header["kid"].(string)
+		pub, ok := jwks.PublicKey(kid)
+		if !ok {
+			return nil, fmt.Errorf("unknown kid %q", kid)
+		}
+		if alg, _ := t.Header["alg"].(string); alg != pub.Algorithm {
+			return nil, fmt.Errorf("alg %q does not match key %s (%s)", alg, kid, pub.Algorithm)
+		}
+		return pub.Key, nil
+	})
+}
+
+func (s *accessTokenSigner) Validate(ctx context.Context, token string) (string, error) {
+	t, err := s.Decode(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	if err := t.Claims.Valid(); err != nil {
+		return "", err
+	}
+	return signaturePart(token), nil
+}
+
+func (s *accessTokenSigner) Hash(_ context.Context, in []byte) ([]byte, error) {
+	sum := sha256.Sum256(in)
+	return sum[:], nil
+}
+
+func (s *accessTokenSigner) GetSignature(_ context.Context, token string) (string, error) {
+	if strings.Count(token, ".") != 2 {
+		return "", errors.New("token is not a compact JWS")
+	}
+	return signaturePart(token), nil
+}
+
+func (s *accessTokenSigner) GetSigningMethodLength(context.Context) int { return jwt.SHA256HashSize }
+
+func signaturePart(token string) string { return token[strings.LastIndexByte(token, '.')+1:] }

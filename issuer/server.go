@@ -1,0 +1,185 @@
+// Package issuer serves the OAuth2 protocol of every CredentialIssuer: the
+// client-credentials token endpoint (on fosite), discovery metadata and the
+// JWKS, plus health and readiness.
+package issuer
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/authz-dev/authz/keys"
+	"github.com/authz-dev/authz/store"
+)
+
+// Store is the part of the store the public endpoints read.
+type Store interface {
+	ClientStore
+	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
+	Ping(ctx context.Context) error
+}
+
+// Keyring serves issuers' signing keys and published key sets.
+type Keyring interface {
+	Active(issuerName string) (*keys.ActiveKey, bool)
+	JWKS(issuerName string) (*keys.JWKS, bool)
+}
+
+// Config is the public side's configuration.
+type Config struct {
+	// PublicURL is the externally visible base URL, without a trailing
+	// slash; issuer URLs are PublicURL + "/issuers/" + name.
+	PublicURL string
+	// JWKSMaxAge and MetadataMaxAge set the Cache-Control max-age of those
+	// documents.
+	JWKSMaxAge     time.Duration
+	MetadataMaxAge time.Duration
+	// MaxRequestBytes bounds a token request body.
+	MaxRequestBytes int64
+	Logger          *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server serves the public endpoints.
+type Server struct {
+	cfg   Config
+	store Store
+	keys  Keyring
+	// globalSecret satisfies fosite, which insists on one although only its
+	// HMAC token strategies, never composed here, would use it.
+	globalSecret []byte
+
+	mu      sync.Mutex
+	tenants map[string]*tenant
+}
+
+// tenant is one issuer's protocol state, rebuilt when the issuer's revision
+// changes.
+type tenant struct {
+	issuer   store.Issuer
+	provider fosite.OAuth2Provider
+	metadata document
+}
+
+// New returns a Server reading from st and signing with ring.
+func New(cfg Config, st Store, ring Keyring) *Server {
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 64 << 10
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	return &Server{cfg: cfg, store: st, keys: ring, globalSecret: secret, tenants: map[string]*tenant{}}
+}
+
+// IssuerURL is the iss of every token issuerName signs.
+func (s *Server) IssuerURL(issuerName string) string {
+	return s.cfg.PublicURL + "/issuers/" + issuerName
+}
+
+// TokenURL is where issuerName's clients request tokens.
+func (s *Server) TokenURL(issuerName string) string { return s.IssuerURL(issuerName) + "/token" }
+
+// JWKSURL is where issuerName publishes its keys.
+func (s *Server) JWKSURL(issuerName string) string { return s.IssuerURL(issuerName) + "/jwks.json" }
+
+// Handler routes the public endpoints.
+func (s *Server) Handler() http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/healthz", s.serveHealth)
+	r.HandleFunc("/readyz", s.serveReady)
+	r.HandleFunc("/issuers/{name}/token", s.serveToken)
+	r.HandleFunc("/issuers/{name}/jwks.json", s.serveJWKS)
+	r.HandleFunc("/issuers/{name}/.well-known/openid-configuration", s.serveMetadata)
+	r.HandleFunc("/issuers/{name}/.well-known/oauth-authorization-server", s.serveMetadata)
+	// RFC 8414 §3.1 inserts the well-known segment before the issuer's path.
+	r.HandleFunc("/.well-known/oauth-authorization-server/issuers/{name}", s.serveMetadata)
+	r.HandleFunc("/.well-known/openid-configuration/issuers/{name}", s.serveMetadata)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "not_found", "No such endpoint.")
+	})
+	return r
+}
+
+// tenantFor returns issuerName's protocol state, or store.ErrNotFound.
+func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, error) {
+	iss, err := s.store.GetIssuer(ctx, issuerName)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.tenants[issuerName]; ok && t.issuer.Revision == iss.Revision {
+		return t, nil
+	}
+	t, err := s.newTenant(iss)
+	if err != nil {
+		return nil, err
+	}
+	s.tenants[issuerName] = t
+	return t, nil
+}
+
+func (s *Server) newTenant(iss store.Issuer) (*tenant, error) {
+	cfg := &fosite.Config{
+		AccessTokenLifespan:      iss.TokenLifetime,
+		AccessTokenIssuer:        s.IssuerURL(iss.Name),
+		TokenURL:                 s.TokenURL(iss.Name),
+		ScopeStrategy:            fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy: fosite.ExactAudienceMatchingStrategy,
+		JWTScopeClaimKey:         jwt.JWTScopeFieldString,
+		ClientSecretsHasher:      secretHasher{},
+		GlobalSecret:             s.globalSecret,
+	}
+	storage := &fositeStorage{clients: s.store, issuerName: iss.Name, now: s.cfg.Now}
+	strategy := &oauth2.DefaultJWTStrategy{
+		Signer: &accessTokenSigner{keys: s.keys, issuerName: iss.Name},
+		Config: cfg,
+	}
+	meta, err := s.renderMetadata(iss)
+	if err != nil {
+		return nil, err
+	}
+	return &tenant{
+		issuer:   iss,
+		provider: compose.Compose(cfg, storage, strategy, compose.OAuth2ClientCredentialsGrantFactory),
+		metadata: meta,
+	}, nil
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.store.Ping(ctx); err != nil {
+		s.cfg.Logger.Warn("not ready", "reason", err.Error())
+		w.WriteHeader(http.StatusServiceUnavailable)
+		writeJSON(w, map[string]string{"status": "unavailable", "reason": "database unreachable"})
+		return
+	}
+	writeJSON(w, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,390 @@
+package issuer_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/authz-dev/authz/issuer"
+	"github.com/authz-dev/authz/keys"
+	"github.com/authz-dev/authz/store"
+	"github.com/authz-dev/authz/store/memory"
+)
+
+// fixture is one issuer with one client, served by a real HTTP server.
+type fixture struct {
+	srv      *httptest.Server
+	store    *memory.Store
+	issuer   *issuer.Server
+	clientID string
+	secret   string
+	// expiredSecret belongs to clientID but expired a minute ago;
+	// disabledSecret is the valid secret of the disabled client c-disabled.
+	expiredSecret, disabledSecret string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st := memory.New()
+	if _, _, err := st.PutIssuer(ctx, store.Issuer{
+		Name:                 "payments",
+		AvailableScopes:      []string{"read", "write", "admin"},
+		Audience:             "https://api.example.test",
+		TokenLifetime:        5 * time.Minute,
+		SigningAlgorithm:     keys.RS256,
+		ClientAuthenticators: []string{"client-secret"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	kek := make([]byte, keys.KEKSize)
+	_, _ = rand.Read(kek)
+	sealer, _ := keys.NewSealer(kek)
+	ring := keys.NewKeyring()
+	if err := keys.NewManager(st, sealer, ring).EnsureActive(ctx, "payments", keys.RS256); err != nil {
+		t.Fatal(err)
+	}
+	secret, sec := issuer.NewClientSecret(time.Time{})
+	expiredSecret, expiredSec := issuer.NewClientSecret(time.Now().Add(-time.Minute))
+	if _, err := st.CreateClient(ctx, store.Client{
+		IssuerName: "payments", ID: "c-billing", Name: "billing", Scopes: []string{"read", "write"},
+		Audience: "https://api.example.test", Enabled: true, Secrets: []store.Secret{sec, expiredSec},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	disabledSecret, dsec := issuer.NewClientSecret(time.Time{})
+	if _, err := st.CreateClient(ctx, store.Client{
+		IssuerName: "payments", ID: "c-disabled", Name: "off", Scopes: []string{"read"},
+		Audience: "https://api.example.test", Enabled: false, Secrets: []store.Secret{dsec},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: st, clientID: "c-billing", secret: secret, expiredSecret: expiredSecret, disabledSecret: disabledSecret}
+	// The public URL must be known before the server starts, so the
+	// handler is swapped in behind a placeholder.
+	var handler http.Handler
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(f.srv.Close)
+	f.issuer = issuer.New(issuer.Config{PublicURL: f.srv.URL + "/", JWKSMaxAge: time.Minute, MetadataMaxAge: 2 * time.Minute}, st, ring)
+	handler = f.issuer.Handler()
+	return f
+}
+
+func (f *fixture) post(t *testing.T, path string, form url.Values, user, pass string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func decode[T any](t *testing.T, r io.Reader) T {
+	t.Helper()
+	var v T
+	if err := json.NewDecoder(r).Decode(&v); err != nil {
+		t.Fatalf("decode JSON: %v", err)
+	}
+	return v
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope"`
+}
+
+func TestTokenCarriesRFC9068ClaimsAndHeader(t *testing.T) {
+	f := newFixture(t)
+	before := time.Now().Unix()
+	resp := f.post(t, "/issuers/payments/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}, f.clientID, f.secret)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, readAll(resp))
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", cc)
+	}
+	tok := decode[tokenResponse](t, resp.Body)
+	if tok.TokenType != "Bearer" || tok.ExpiresIn != 300 || tok.Scope != "read" {
+		t.Fatalf("response = %+v; want Bearer, 300, read", tok)
+	}
+	jws, err := jose.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := jws.Signatures[0].Header
+	if h.ExtraHeaders["typ"] != "at+jwt" || h.KeyID == "" {
+		t.Fatalf("header typ=%v kid=%q; want at+jwt and a kid", h.ExtraHeaders["typ"], h.KeyID)
+	}
+	jwks := f.getJWKS(t)
+	keys := jwks.Key(h.KeyID)
+	if len(keys) != 1 {
+		t.Fatalf("kid %q not published", h.KeyID)
+	}
+	payload, err := jws.Verify(keys[0])
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	var c map[string]any
+	_ = json.Unmarshal(payload, &c)
+	wantIss := f.srv.URL + "/issuers/payments"
+	if c["iss"] != wantIss || c["sub"] != f.clientID || c["client_id"] != f.clientID || c["azp"] != f.clientID || c["scope"] != "read" {
+		t.Fatalf("claims = %v", c)
+	}
+	if aud, _ := c["aud"].([]any); len(aud) != 1 || aud[0] != "https://api.example.test" {
+		t.Fatalf("aud = %v, want [https://api.example.test]", c["aud"])
+	}
+	iat, nbf, exp := int64(c["iat"].(float64)), int64(c["nbf"].(float64)), int64(c["exp"].(float64))
+	if iat < before || iat > time.Now().Unix() || nbf != iat || exp != iat+300 {
+		t.Fatalf("iat=%d nbf=%d exp=%d; want iat now, nbf=iat, exp=iat+300", iat, nbf, exp)
+	}
+	if jti, _ := c["jti"].(string); jti == "" {
+		t.Fatal("jti missing")
+	}
+}
+
+func TestTokenWithoutScopeGrantsEveryAllowedScope(t *testing.T) {
+	f := newFixture(t)
+	// The portal tutorial sends scopes=openid, a parameter no standard
+	// defines; it must be ignored.
+	resp := f.post(t, "/issuers/payments/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {f.clientID}, "client_secret": {f.secret}, "scopes": {"openid"},
+	}, "", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, readAll(resp))
+	}
+	if tok := decode[tokenResponse](t, resp.Body); tok.Scope != "read write" {
+		t.Fatalf("scope = %q, want %q", tok.Scope, "read write")
+	}
+}
+
+func TestTokenEndpointRefusesBadRequests(t *testing.T) {
+	f := newFixture(t)
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	tests := []struct {
+		name        string
+		method      string
+		path        string
+		contentType string
+		body        string
+		user, pass  string
+		wantStatus  int
+		wantError   string
+		wantAuthHdr bool
+	}{
+		{"wrong secret", "POST", "/issuers/payments/token", "", cc.Encode(), f.clientID, "wrong", 401, "invalid_client", true},
+		{"missing secret", "POST", "/issuers/payments/token", "", cc.Encode() + "&client_id=" + f.clientID, "", "", 401, "invalid_client", true},
+		{"expired secret", "POST", "/issuers/payments/token", "", cc.Encode(), f.clientID, f.expiredSecret, 401, "invalid_client", true},
+		{"unknown client", "POST", "/issuers/payments/token", "", cc.Encode(), "c-nobody", f.secret, 401, "invalid_client", true},
+		{"disabled client", "POST", "/issuers/payments/token", "", cc.Encode(), "c-disabled", f.disabledSecret, 401, "invalid_client", true},
+		{"no credentials", "POST", "/issuers/payments/token", "", cc.Encode(), "", "", 400, "invalid_request", false},
+		{"scope outside allow-list", "POST", "/issuers/payments/token", "", cc.Encode() + "&scope=admin", f.clientID, f.secret, 400, "invalid_scope", false},
+		{"unknown scope", "POST", "/issuers/payments/token", "", cc.Encode() + "&scope=read+nope", f.clientID, f.secret, 400, "invalid_scope", false},
+		{"audience not allowed", "POST", "/issuers/payments/token", "", cc.Encode() + "&audience=https://evil.test", f.clientID, f.secret, 400, "invalid_request", false},
+		{"password grant", "POST", "/issuers/payments/token", "", "grant_type=password&username=a&password=b", f.clientID, f.secret, 400, "unsupported_grant_type", false},
+		{"missing grant type", "POST", "/issuers/payments/token", "", "scope=read", f.clientID, f.secret, 400, "invalid_request", false},
+		{"GET", "GET", "/issuers/payments/token", "", "", f.clientID, f.secret, 405, "invalid_request", false},
+		{"unknown issuer", "POST", "/issuers/nowhere/token", "", cc.Encode(), f.clientID, f.secret, 404, "invalid_request", false},
+		{"malformed body", "POST", "/issuers/payments/token", "", "grant_type=%zz", f.clientID, f.secret, 400, "invalid_request", false},
+		{"JSON body", "POST", "/issuers/payments/token", "application/json", `{"grant_type":"client_credentials"}`, f.clientID, f.secret, 400, "invalid_request", false},
+		{"oversized body", "POST", "/issuers/payments/token", "", cc.Encode() + "&pad=" + strings.Repeat("a", 100<<10), f.clientID, f.secret, 400, "invalid_request", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, f.srv.URL+tc.path, strings.NewReader(tc.body))
+			ct := tc.contentType
+			if ct == "" {
+				ct = "application/x-www-form-urlencoded"
+			}
+			req.Header.Set("Content-Type", ct)
+			if tc.user != "" {
+				req.SetBasicAuth(tc.user, tc.pass)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Fatalf("Content-Type = %q, want JSON", ct)
+			}
+			body := decode[map[string]string](t, resp.Body)
+			if body["error"] != tc.wantError || body["error_description"] == "" {
+				t.Fatalf("body = %v, want error %q with a description", body, tc.wantError)
+			}
+			if got := resp.Header.Get("WWW-Authenticate") != ""; got != tc.wantAuthHdr {
+				t.Fatalf("WWW-Authenticate present = %v, want %v", got, tc.wantAuthHdr)
+			}
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("error without Cache-Control: no-store")
+			}
+		})
+	}
+}
+
+func TestClientLifetimeOverridesIssuerLifetime(t *testing.T) {
+	f := newFixture(t)
+	secret, sec := issuer.NewClientSecret(time.Time{})
+	if _, err := f.store.CreateClient(context.Background(), store.Client{
+		IssuerName: "payments", ID: "c-short", Name: "short", Scopes: []string{"read"},
+		Audience: "https://api.example.test", TokenLifetime: 90 * time.Second, Enabled: true, Secrets: []store.Secret{sec},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp := f.post(t, "/issuers/payments/token", url.Values{"grant_type": {"client_credentials"}}, "c-short", secret)
+	if tok := decode[tokenResponse](t, resp.Body); tok.ExpiresIn != 90 {
+		t.Fatalf("expires_in = %d, want 90", tok.ExpiresIn)
+	}
+}
+
+func (f *fixture) getJWKS(t *testing.T) jose.JSONWebKeySet {
+	t.Helper()
+	resp, err := http.Get(f.srv.URL + "/issuers/payments/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return decode[jose.JSONWebKeySet](t, resp.Body)
+}
+
+func TestJWKSOfRS256IssuerHoldsOnlyPublicRSAKeys(t *testing.T) {
+	f := newFixture(t)
+	set := f.getJWKS(t)
+	if len(set.Keys) == 0 {
+		t.Fatal("empty JWKS")
+	}
+	for _, k := range set.Keys {
+		if !k.IsPublic() || k.Algorithm != "RS256" || k.Use != "sig" {
+			t.Fatalf("key %s: public=%v alg=%s use=%s", k.KeyID, k.IsPublic(), k.Algorithm, k.Use)
+		}
+		if _, ok := k.Key.(*rsa.PublicKey); !ok {
+			t.Fatalf("key %s is %T, want *rsa.PublicKey", k.KeyID, k.Key)
+		}
+	}
+}
+
+func TestPublicDocumentsAreCacheableWithETags(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		path   string
+		maxAge string
+	}{
+		{"/issuers/payments/jwks.json", "public, max-age=60"},
+		{"/issuers/payments/.well-known/openid-configuration", "public, max-age=120"},
+		{"/issuers/payments/.well-known/oauth-authorization-server", "public, max-age=120"},
+		{"/.well-known/oauth-authorization-server/issuers/payments", "public, max-age=120"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, err := http.Get(f.srv.URL + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(resp)
+			etag := resp.Header.Get("ETag")
+			if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != tc.maxAge || etag == "" ||
+				!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+				t.Fatalf("status %d Cache-Control %q ETag %q Content-Type %q", resp.StatusCode,
+					resp.Header.Get("Cache-Control"), etag, resp.Header.Get("Content-Type"))
+			}
+			if !json.Valid([]byte(body)) {
+				t.Fatalf("body is not JSON: %s", body)
+			}
+			req, _ := http.NewRequest(http.MethodGet, f.srv.URL+tc.path, nil)
+			req.Header.Set("If-None-Match", etag)
+			again, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again.Body.Close()
+			if again.StatusCode != http.StatusNotModified {
+				t.Fatalf("conditional GET status = %d, want 304", again.StatusCode)
+			}
+		})
+	}
+}
+
+func TestMetadataDescribesTheIssuer(t *testing.T) {
+	f := newFixture(t)
+	resp, err := http.Get(f.srv.URL + "/issuers/payments/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m := decode[map[string]any](t, resp.Body)
+	base := f.srv.URL + "/issuers/payments"
+	if m["issuer"] != base || m["token_endpoint"] != base+"/token" || m["jwks_uri"] != base+"/jwks.json" {
+		t.Fatalf("metadata = %v", m)
+	}
+	methods, _ := json.Marshal(m["token_endpoint_auth_methods_supported"])
+	if string(methods) != `["client_secret_basic","client_secret_post"]` {
+		t.Fatalf("auth methods = %s", methods)
+	}
+}
+
+func TestUnknownIssuerDocumentsAre404(t *testing.T) {
+	f := newFixture(t)
+	for _, p := range []string{"/issuers/nowhere/jwks.json", "/issuers/nowhere/.well-known/openid-configuration", "/nothing"} {
+		resp, err := http.Get(f.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", p, resp.StatusCode)
+		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	f := newFixture(t)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(f.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: status %d, want 200", p, resp.StatusCode)
+		}
+	}
+}
+
+func TestReplacedIssuerTakesEffectOnNextRequest(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	iss, _ := f.store.GetIssuer(ctx, "payments")
+	iss.TokenLifetime = 10 * time.Minute
+	if _, _, err := f.store.PutIssuer(ctx, iss); err != nil {
+		t.Fatal(err)
+	}
+	resp := f.post(t, "/issuers/payments/token", url.Values{"grant_type": {"client_credentials"}}, f.clientID, f.secret)
+	if tok := decode[tokenResponse](t, resp.Body); tok.ExpiresIn != 600 {
+		t.Fatalf("expires_in = %d after the issuer changed to 600", tok.ExpiresIn)
+	}
+}
+
+func readAll(resp *http.Response) string {
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

@@ -1,0 +1,163 @@
+package issuer
+
+import (
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/authz-dev/authz/store"
+)
+
+// grantClientCredentials is the only grant this server runs.
+const grantClientCredentials = "client_credentials"
+
+// serveToken runs the client-credentials grant: RFC 6749 §4.4, answered with
+// an RFC 9068 JWT access token.
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := mux.Vars(r)["name"]
+	log := s.cfg.Logger.With("issuer", name)
+
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "The token endpoint accepts only POST.")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body must be application/x-www-form-urlencoded.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
+	if err := r.ParseForm(); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")
+		return
+	}
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case grantClientCredentials:
+	case "":
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The grant_type parameter is missing.")
+		return
+	default:
+		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "This server supports only grant_type=client_credentials.")
+		return
+	}
+
+	t, err := s.tenantFor(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		writeJSONError(w, http.StatusNotFound, "invalid_request", "No such issuer.")
+		return
+	}
+	if err != nil {
+		log.Error("load issuer", "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer could not be loaded; retry shortly.")
+		return
+	}
+
+	now := s.cfg.Now().UTC()
+	session := &oauth2.JWTSession{
+		JWTClaims: &jwt.JWTClaims{NotBefore: now, IssuedAt: now},
+		JWTHeader: &jwt.Headers{},
+	}
+	req, err := t.provider.NewAccessRequest(ctx, r, session)
+	if err != nil {
+		s.writeTokenError(w, r, t, req, err)
+		return
+	}
+	client := req.GetClient().(*fositeClient)
+	grantRequested(req, client)
+
+	// RFC 9068 §2.2: sub and client_id name the client; azp is what the
+	// gateway plugin matches against its consumer.
+	session.JWTClaims.Subject = client.GetID()
+	session.JWTClaims.Extra = map[string]any{"client_id": client.GetID(), "azp": client.GetID()}
+
+	resp, err := t.provider.NewAccessResponse(ctx, req)
+	if err != nil {
+		s.writeTokenError(w, r, t, req, err)
+		return
+	}
+	resp.SetTokenType("Bearer")
+	// exp and iat are whole seconds apart by construction, so the exact
+	// lifetime is the truthful expires_in.
+	lifetime := fosite.GetEffectiveLifespan(client, fosite.GrantTypeClientCredentials, fosite.AccessToken, t.issuer.TokenLifetime)
+	resp.SetExpiresIn(lifetime)
+	log.Info("token issued", "client_id", client.GetID(), "scope", resp.GetExtra("scope"))
+	t.provider.WriteAccessResponse(ctx, w, req, resp)
+}
+
+// grantRequested grants what the request asked for, which fosite has
+// already checked against the client's allow-lists, or everything the client
+// may have when it asked for nothing.
+func grantRequested(req fosite.AccessRequester, client *fositeClient) {
+	scopes := req.GetRequestedScopes()
+	if len(scopes) == 0 {
+		scopes = client.GetScopes()
+	}
+	for _, sc := range scopes {
+		req.GrantScope(sc)
+	}
+	audience := req.GetRequestedAudience()
+	if len(audience) == 0 {
+		audience = client.GetAudience()
+	}
+	for _, a := range audience {
+		req.GrantAudience(a)
+	}
+}
+
+// writeTokenError answers with fosite's RFC 6749 §5.2 error and logs why,
+// without any credential.
+func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, t *tenant, req fosite.AccessRequester, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	attrs := []any{"issuer", t.issuer.Name, "error", rfc.ErrorField, "reason", rfc.GetDescription()}
+	if rfc.DebugField != "" {
+		attrs = append(attrs, "detail", rfc.DebugField)
+	}
+	if id := clientIDOf(r); id != "" {
+		attrs = append(attrs, "client_id", id)
+	}
+	if rfc.CodeField >= http.StatusInternalServerError {
+		s.cfg.Logger.Error("token request failed", append(attrs, "err", err)...)
+	} else {
+		s.cfg.Logger.Info("token request refused", attrs...)
+	}
+	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+		// RFC 6749 §5.2: a 401 names the scheme the client should use.
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.IssuerURL(t.issuer.Name)+`"`)
+	}
+	t.provider.WriteAccessError(r.Context(), w, req, err)
+}
+
+// clientIDOf names the client a request claims to be, for logs only.
+func clientIDOf(r *http.Request) string {
+	if id, _, ok := r.BasicAuth(); ok {
+		return id
+	}
+	return r.PostForm.Get("client_id")
+}
+
+// writeJSONError writes an RFC 6749 §5.2 error for failures found before
+// fosite runs.
+func writeJSONError(w http.ResponseWriter, status int, code, description string) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	writeJSON(w, map[string]string{"error": code, "error_description": description})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// maxAgeHeader renders a Cache-Control value for public documents.
+func maxAgeHeader(d time.Duration) string {
+	return "public, max-age=" + strconv.Itoa(int(d/time.Second))
+}
