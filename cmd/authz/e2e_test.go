@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/authz-dev/authz/keys"
+	"github.com/authz-dev/authz/store/postgres"
+	"github.com/authz-dev/authz/store/postgres/pgtest"
+)
+
+const (
+	tutorialIssuer   = "payments"
+	tutorialAudience = "https://api.example.test"
+)
+
+// tutorial is what the README's walkthrough produces.
+type tutorial struct {
+	clientID, clientSecret string
+	tokens                 []string
+}
+
+// runTutorial follows the README against a running server: create an
+// issuer and a client, get tokens with client_secret_basic and
+// client_secret_post, and verify them as a gateway would.
+func runTutorial(t *testing.T, p *process) tutorial {
+	t.Helper()
+	ctx := context.Background()
+	iss := adminJSON(t, http.MethodPut, p.adminURL+"/admin/v1/issuers/"+tutorialIssuer, map[string]any{
+		"description":         "Payments API",
+		"availableScopes":     []string{"read", "write"},
+		"audience":            tutorialAudience,
+		"tokenLifetime":       300,
+		"clientAuthenticator": "client-secret",
+	}, http.StatusCreated)
+	issuerURL := p.publicURL + "/issuers/" + tutorialIssuer
+	if iss["issuer"] != issuerURL {
+		t.Fatalf("issuer URL = %v, want %s", iss["issuer"], issuerURL)
+	}
+	client := adminJSON(t, http.MethodPost, p.adminURL+"/admin/v1/issuers/"+tutorialIssuer+"/clients", map[string]any{
+		"name":   "billing batch",
+		"scopes": []string{"read", "write"},
+	}, http.StatusCreated)
+	tut := tutorial{clientID: client["client_id"].(string), clientSecret: client["client_secret"].(string)}
+	if client["token_endpoint"] != issuerURL+"/token" || client["issuer"] != issuerURL {
+		t.Fatalf("client answer = %v", client)
+	}
+
+	for _, style := range []struct {
+		name string
+		auth oauth2.AuthStyle
+	}{{"client_secret_basic", oauth2.AuthStyleInHeader}, {"client_secret_post", oauth2.AuthStyleInParams}} {
+		cfg := clientcredentials.Config{
+			ClientID:     tut.clientID,
+			ClientSecret: tut.clientSecret,
+			TokenURL:     issuerURL + "/token",
+			Scopes:       []string{"read"},
+			AuthStyle:    style.auth,
+			// The portal tutorial's consumer sends this non-standard
+			// parameter; it must be ignored.
+			EndpointParams: url.Values{"scopes": {"openid"}},
+		}
+		tok, err := cfg.Token(ctx)
+		if err != nil {
+			t.Fatalf("%s: get token: %v", style.name, err)
+		}
+		if tok.TokenType != "Bearer" || time.Until(tok.Expiry) < 4*time.Minute {
+			t.Fatalf("%s: token type %q expiry %v", style.name, tok.TokenType, tok.Expiry)
+		}
+		verifyAsGateway(t, issuerURL, tok.AccessToken, tut.clientID, "read")
+		tut.tokens = append(tut.tokens, tok.AccessToken)
+	}
+	return tut
+}
+
+// verifyAsGateway checks a token the way a gateway does: discovery, then
+// the JWKS, then the claims the gateway plugin reads.
+func verifyAsGateway(t *testing.T, issuerURL, raw, clientID, scope string) {
+	t.Helper()
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, issuerURL)
+	if err != nil {
+		t.Fatalf("discovery at %s: %v", issuerURL, err)
+	}
+	verified, err := provider.Verifier(&oidc.Config{ClientID: tutorialAudience}).Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("verify token against the published JWKS: %v", err)
+	}
+	if verified.Issuer != issuerURL || strings.HasSuffix(verified.Issuer, "/") {
+		t.Fatalf("iss = %q, want %q", verified.Issuer, issuerURL)
+	}
+	if len(verified.Audience) != 1 || verified.Audience[0] != tutorialAudience {
+		t.Fatalf("aud = %v", verified.Audience)
+	}
+	if d := time.Until(verified.Expiry); d <= 4*time.Minute || d > 5*time.Minute {
+		t.Fatalf("exp is %v away, want about 5 minutes", d)
+	}
+	if verified.IssuedAt.After(time.Now()) {
+		t.Fatalf("iat %v is in the future", verified.IssuedAt)
+	}
+	var claims struct {
+		Azp      string `json:"azp"`
+		ClientID string `json:"client_id"`
+		Sub      string `json:"sub"`
+		Scope    string `json:"scope"`
+		JTI      string `json:"jti"`
+	}
+	if err := verified.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	if claims.Azp != clientID || claims.ClientID != clientID || claims.Sub != clientID || claims.Scope != scope || claims.JTI == "" {
+		t.Fatalf("claims = %+v; want azp = client_id = sub = %s, scope %q, a jti", claims, clientID, scope)
+	}
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ := jws.Signatures[0].Header.ExtraHeaders["typ"]; typ != "at+jwt" {
+		t.Fatalf("typ = %v, want at+jwt", typ)
+	}
+}
+
+func postgresEnv(t *testing.T) (databaseURL, kek string, env []string) {
+	t.Helper()
+	databaseURL = pgtest.NewDatabase(t)
+	kek = newKEKBase64(t)
+	return databaseURL, kek, []string{"AUTHZ_DATABASE_URL=" + databaseURL, "AUTHZ_KEK=" + kek}
+}
+
+func TestTutorialOnPostgres(t *testing.T) {
+	t.Parallel()
+	databaseURL, kek, env := postgresEnv(t)
+	p := startServer(t, env)
+	tut := runTutorial(t, p)
+	assertReady(t, p)
+	p.stop(t)
+
+	// Nothing secret may reach the logs: not the client secret, not a token,
+	// not the KEK, not the signing key.
+	logs := p.output.String()
+	forbidden := map[string]string{"client secret": tut.clientSecret, "KEK": kek}
+	for i, tok := range tut.tokens {
+		forbidden["token "+string(rune('A'+i))] = tok
+		forbidden["token signature "+string(rune('A'+i))] = tok[strings.LastIndexByte(tok, '.')+1:]
+	}
+	for name, value := range privateKeyForms(t, databaseURL, kek) {
+		forbidden[name] = value
+	}
+	for name, value := range forbidden {
+		if value == "" {
+			t.Fatalf("nothing to search for %s", name)
+		}
+		if strings.Contains(logs, value) {
+			t.Errorf("the logs contain the %s", name)
+		}
+	}
+	if !strings.Contains(logs, tut.clientID) {
+		t.Errorf("the logs never name client %s: the scan would prove nothing", tut.clientID)
+	}
+}
+
+// privateKeyForms opens the issuer's stored signing key with the KEK and
+// returns the encodings in which it could leak.
+func privateKeyForms(t *testing.T, databaseURL, kekB64 string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stored, err := st.ListSigningKeys(ctx, tutorialIssuer)
+	if err != nil || len(stored) == 0 {
+		t.Fatalf("stored keys: %d, %v", len(stored), err)
+	}
+	kek, _ := base64.StdEncoding.DecodeString(kekB64)
+	sealer, err := keys.NewSealer(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := map[string]string{}
+	for _, sk := range stored {
+		der, err := sealer.Open(sk.KEKID, sk.IssuerName, sk.ID, sk.SealedPrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, err := x509.ParsePKCS8PrivateKey(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsaKey := priv.(*rsa.PrivateKey)
+		// A fragment is enough: any longer leak contains it.
+		forms["private key (PKCS#8 base64)"] = base64.StdEncoding.EncodeToString(der)[40:104]
+		forms["private key (JWK d)"] = base64.RawURLEncoding.EncodeToString(rsaKey.D.Bytes())[:64]
+		forms["private key (sealed)"] = base64.StdEncoding.EncodeToString(sk.SealedPrivateKey)[:64]
+	}
+	return forms
+}
+
+func assertReady(t *testing.T, p *process) {
+	t.Helper()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(p.publicURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", path, resp.StatusCode)
+		}
+	}
+}
+
+func TestTutorialOnMemoryStore(t *testing.T) {
+	t.Parallel()
+	p := startServer(t, []string{"AUTHZ_DATABASE_URL=", "AUTHZ_KEK="})
+	runTutorial(t, p)
+	assertReady(t, p)
+	out := p.output.String()
+	if !strings.Contains(out, "DEVELOPMENT MODE") || !strings.Contains(out, "/admin/v1/issuers/demo") {
+		t.Fatalf("dev mode printed no warning and example:\n%s", out)
+	}
+}
+
+func TestRestartOnSameDatabaseKeepsIssuersClientsAndKeys(t *testing.T) {
+	t.Parallel()
+	_, _, env := postgresEnv(t)
+	addr := freeLoopbackAddr(t)
+	first := startServer(t, env, "--public-addr", addr)
+	tut := runTutorial(t, first)
+	first.stop(t)
+
+	second := startServer(t, env, "--public-addr", addr)
+	issuerURL := second.publicURL + "/issuers/" + tutorialIssuer
+	// A token signed before the restart verifies against the JWKS after it.
+	verifyAsGateway(t, issuerURL, tut.tokens[0], tut.clientID, "read")
+	// The client and its secret survived too.
+	tok, err := (&clientcredentials.Config{ClientID: tut.clientID, ClientSecret: tut.clientSecret, TokenURL: issuerURL + "/token"}).Token(context.Background())
+	if err != nil {
+		t.Fatalf("token after restart: %v", err)
+	}
+	verifyAsGateway(t, issuerURL, tok.AccessToken, tut.clientID, "read write")
+	got := adminJSON(t, http.MethodGet, second.adminURL+"/admin/v1/issuers/"+tutorialIssuer, nil, http.StatusOK)
+	if got["description"] != "Payments API" {
+		t.Fatalf("issuer after restart = %v", got)
+	}
+}
+
+func TestServeRefusesAnotherKEKForStoredKeys(t *testing.T) {
+	t.Parallel()
+	databaseURL, _, env := postgresEnv(t)
+	p := startServer(t, env)
+	runTutorial(t, p)
+	p.stop(t)
+
+	code, out := runAuthz(t, []string{"AUTHZ_DATABASE_URL=" + databaseURL, "AUTHZ_KEK=" + newKEKBase64(t)},
+		"serve", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(out, "key-encryption key that is not configured") {
+		t.Fatalf("serve with the wrong KEK: exit %d, output:\n%s", code, out)
+	}
+}
+
+func TestServeConfigErrorsAreClear(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		env      []string
+		args     []string
+		wantCode int
+		wantText string
+	}{
+		{"database without KEK", []string{"AUTHZ_DATABASE_URL=postgres://127.0.0.1:1/x", "AUTHZ_KEK="}, nil, 1, "--kek (or AUTHZ_KEK) is required"},
+		{"short KEK", []string{"AUTHZ_DATABASE_URL=postgres://127.0.0.1:1/x", "AUTHZ_KEK=c2hvcnQ="}, nil, 1, "neither base64 of 32 bytes nor a readable file"},
+		{"bad duration", []string{"AUTHZ_JWKS_MAX_AGE=soon"}, nil, 1, "AUTHZ_JWKS_MAX_AGE"},
+		{"unknown flag", nil, []string{"--frobnicate"}, 2, "flag provided but not defined"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := runAuthz(t, tc.env, append([]string{"serve", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, tc.args...)...)
+			if code != tc.wantCode || !strings.Contains(out, tc.wantText) {
+				t.Fatalf("exit %d (want %d), output:\n%s", code, tc.wantCode, out)
+			}
+			if strings.Contains(out, "c2hvcnQ=") {
+				t.Fatal("the error repeats the KEK")
+			}
+		})
+	}
+}
+
+func TestMigrateCommandIsRepeatable(t *testing.T) {
+	t.Parallel()
+	databaseURL := pgtest.NewDatabase(t)
+	for range 2 {
+		if code, out := runAuthz(t, nil, "migrate", "--database-url", databaseURL); code != 0 {
+			t.Fatalf("migrate: exit %d\n%s", code, out)
+		}
+	}
+	st, err := postgres.Open(context.Background(), databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.ListIssuers(context.Background()); err != nil {
+		t.Fatalf("schema not usable after migrate: %v", err)
+	}
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// childEnv makes the test binary run authz's main instead of the tests, so
+// end-to-end tests start the real server as its own process.
+const childEnv = "AUTHZ_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// process is a running authz server.
+type process struct {
+	cmd       *exec.Cmd
+	output    *lockedBuffer
+	exited    chan struct{}
+	exitErr   error
+	publicURL string
+	adminURL  string
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// runAuthz runs one authz command to completion and returns its exit code
+// and combined output.
+func runAuthz(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), childEnv+"=1"), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		}
+		t.Fatalf("run authz %v: %v", args, err)
+	}
+	return 0, string(out)
+}
+
+// startServer runs `authz serve` with args on loopback ports and waits until
+// both listeners are up. The server is stopped when the test ends.
+func startServer(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{output: &lockedBuffer{}, exited: make(chan struct{})}
+	full := append([]string{"serve", "--log-format", "json"}, args...)
+	if !hasFlag(args, "--public-addr") {
+		full = append(full, "--public-addr", "127.0.0.1:0")
+	}
+	if !hasFlag(args, "--admin-addr") {
+		full = append(full, "--admin-addr", "127.0.0.1:0")
+	}
+	p.cmd = exec.Command(os.Args[0], full...)
+	p.cmd.Env = append(append(os.Environ(), childEnv+"=1"), env...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout = p.output
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start authz: %v", err)
+	}
+	listening := make(chan map[string]string, 2)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(p.output, line)
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "listening" {
+				listening <- map[string]string{"listener": fmt.Sprint(rec["listener"]), "addr": fmt.Sprint(rec["addr"]), "public_url": fmt.Sprint(rec["public_url"])}
+			}
+		}
+		_, _ = io.Copy(p.output, stderr)
+	}()
+	go func() {
+		p.exitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.stop(t) })
+
+	deadline := time.After(60 * time.Second)
+	for p.publicURL == "" || p.adminURL == "" {
+		select {
+		case l := <-listening:
+			if l["listener"] == "public" {
+				p.publicURL = l["public_url"]
+			} else {
+				p.adminURL = "http://" + l["addr"]
+			}
+		case <-p.exited:
+			t.Fatalf("authz exited before listening: %v\n%s", p.exitErr, p.output)
+		case <-deadline:
+			t.Fatalf("authz did not start listening within 60s\n%s", p.output)
+		}
+	}
+	return p
+}
+
+// stop sends SIGTERM and expects a clean exit; stopping twice is harmless.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		if p.exitErr != nil {
+			t.Errorf("authz exited uncleanly after SIGTERM: %v\n%s", p.exitErr, p.output)
+		}
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		t.Errorf("authz ignored SIGTERM for 30s\n%s", p.output)
+	}
+}
+
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func newKEKBase64(t *testing.T) string {
+	t.Helper()
+	kek := make([]byte, 32)
+	if _, err := rand.Read(kek); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(kek)
+}
+
+// freeLoopbackAddr finds a port that is free now, for tests that restart a
+// server on the same address.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// adminJSON sends a JSON request to the admin API and decodes the answer.
+func adminJSON(t *testing.T, method, url string, body any, wantStatus int) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, url, resp.StatusCode, wantStatus, raw)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s %s: answer is not JSON: %s", method, url, raw)
+	}
+	return out
+}
