@@ -76,6 +76,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var st store.Store
 	var kek []byte
 	if devMode {
+		log.Warn("DEVELOPMENT MODE: no database URL; issuers, clients and keys live in memory and vanish on exit")
 		st = memory.New()
 		kek = make([]byte, keys.KEKSize)
 		_, _ = rand.Read(kek)

@@ -1,0 +1,14 @@
+# Build the same binary the tests exercise, then ship it alone.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/authz ./cmd/authz
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/authz /usr/local/bin/authz
+EXPOSE 8080 8081
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/usr/local/bin/authz", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/authz"]
+CMD ["serve"]

@@ -1,0 +1,15 @@
+# The two set-up commands of the README: `make run` starts the server in
+# development mode, `make test` makes sure PostgreSQL is there and runs every
+# test against it.
+.PHONY: run test build
+
+run:
+	go run ./cmd/authz serve
+
+# -count=1: the database tests depend on a server outside Go's test cache.
+test:
+	bash .ci/ensure-postgres
+	go test -count=1 -race ./...
+
+build:
+	CGO_ENABLED=0 go build -trimpath -o authz ./cmd/authz
