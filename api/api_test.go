@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/authz-dev/authz/api"
 	"github.com/authz-dev/authz/issuer"
@@ -18,29 +22,120 @@ import (
 	"github.com/authz-dev/authz/store/memory"
 )
 
+// fixture is the admin API and the public side over one memory store, with
+// a real admin token from the system issuer.
 type fixture struct {
-	srv   *httptest.Server
-	store *memory.Store
+	admin      *httptest.Server
+	public     *httptest.Server
+	apiHandler http.Handler
+	store      *memory.Store
+	token      string // carries authz:admin
+	weakToken  string // a system-issuer token without authz:admin
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	st := memory.New()
 	kek := make([]byte, keys.KEKSize)
 	_, _ = rand.Read(kek)
 	sealer, _ := keys.NewSealer(kek)
 	ring := keys.NewKeyring()
-	public := issuer.New(issuer.Config{PublicURL: "https://auth.example.test"}, st, ring)
-	srv := httptest.NewServer(api.New(st, keys.NewManager(st, sealer, ring), public, nil).Handler())
-	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, store: st}
+	km := keys.NewManager(st, sealer, ring)
+
+	f := &fixture{store: st}
+	var publicHandler http.Handler
+	f.public = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { publicHandler.ServeHTTP(w, r) }))
+	t.Cleanup(f.public.Close)
+	pub := issuer.New(issuer.Config{PublicURL: f.public.URL, LoadKeys: km.Sync}, st, ring)
+	publicHandler = pub.Handler()
+	watching := make(chan struct{})
+	go func() {
+		_ = st.Watch(ctx, func(c store.Change) {
+			if c.Kind == store.ChangeAll {
+				close(watching)
+			}
+			pub.Invalidate(c)
+			if c.Kind == store.ChangeKey || c.Kind == store.ChangeIssuer {
+				_ = km.Sync(ctx, c.Issuer)
+			}
+		})
+	}()
+	<-watching
+
+	f.apiHandler = api.New(st, km, pub, nil).Handler()
+	f.admin = httptest.NewServer(loadSpec(t).wrap(t, f.apiHandler))
+	t.Cleanup(f.admin.Close)
+
+	boot, err := api.Bootstrap(ctx, st, km)
+	if err != nil {
+		t.Fatalf("Bootstrap: %v", err)
+	}
+	if _, err := api.Bootstrap(ctx, st, km); err != api.ErrAlreadyBootstrapped {
+		t.Fatalf("second Bootstrap: %v, want ErrAlreadyBootstrapped", err)
+	}
+	f.token = f.clientToken(t, api.SystemIssuer, boot.ClientID, boot.ClientSecret)
+
+	weakSecret, sec := issuer.NewClientSecret(time.Time{})
+	if _, err := st.CreateClient(ctx, store.Client{IssuerName: api.SystemIssuer, ID: "c-weak", Name: "no admin scope",
+		Scopes: []string{}, Audience: "authz-admin", Enabled: true, Secrets: []store.Secret{sec}}); err != nil {
+		t.Fatal(err)
+	}
+	f.weakToken = f.clientToken(t, api.SystemIssuer, "c-weak", weakSecret)
+	return f
 }
 
-func (f *fixture) do(t *testing.T, method, path, contentType, body string) (*http.Response, map[string]any) {
+// clientToken runs the client-credentials grant against the public side.
+func (f *fixture) clientToken(t *testing.T, issuerName, id, secret string) string {
 	t.Helper()
-	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	for range 100 {
+		req, _ := http.NewRequest(http.MethodPost, f.public.URL+"/issuers/"+issuerName+"/token",
+			strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(id, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&tok)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return tok.AccessToken
+		}
+		time.Sleep(20 * time.Millisecond) // a client created a moment ago reaches the cache through the change feed
+	}
+	t.Fatalf("no token for %s/%s", issuerName, id)
+	return ""
+}
+
+type call struct {
+	method, path, contentType, body string
+	header                          map[string]string
+	token                           string
+}
+
+func (f *fixture) do(t *testing.T, c call) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(c.method, f.admin.URL+api.Prefix+c.path, strings.NewReader(c.body))
+	if c.contentType == "" && c.body != "" {
+		c.contentType = "application/json"
+	}
+	if c.contentType != "" {
+		req.Header.Set("Content-Type", c.contentType)
+	}
+	switch c.token {
+	case "":
+		req.Header.Set("Authorization", "Bearer "+f.token)
+	case "none":
+	default:
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, v := range c.header {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -49,36 +144,58 @@ func (f *fixture) do(t *testing.T, method, path, contentType, body string) (*htt
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("%s %s: answer is not JSON: %s", method, path, raw)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s: answer is not JSON: %s", c.method, c.path, raw)
+		}
 	}
 	return resp, out
 }
 
-const validIssuer = `{"description":"Payments","availableScopes":["read","write"],"audience":"https://api.example.test","tokenLifetime":600}`
+// must makes a call that has to succeed with status want.
+func (f *fixture) must(t *testing.T, want int, c call) (*http.Response, map[string]any) {
+	t.Helper()
+	resp, body := f.do(t, c)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d: %v", c.method, c.path, resp.StatusCode, want, body)
+	}
+	return resp, body
+}
 
-func TestPutIssuerCreatesThenReplaces(t *testing.T) {
+const validIssuer = `{"description":"Payments","availableScopes":["read","write"],"clientRoles":["viewer","editor"],"audience":"https://api.example.test","tokenLifetime":600}`
+
+func TestPutIssuerCreatesReplacesAndReportsUnchanged(t *testing.T) {
 	f := newFixture(t)
-	resp, body := f.do(t, http.MethodPut, "/admin/v1/issuers/payments", "application/json", validIssuer)
-	if resp.StatusCode != http.StatusCreated || resp.Header.Get("ETag") != `"1"` || resp.Header.Get("Location") == "" {
-		t.Fatalf("create: status %d ETag %q Location %q", resp.StatusCode, resp.Header.Get("ETag"), resp.Header.Get("Location"))
+	resp, body := f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+	if resp.Header.Get("ETag") != `"1"` || resp.Header.Get("Location") == "" {
+		t.Fatalf("create: ETag %q Location %q", resp.Header.Get("ETag"), resp.Header.Get("Location"))
 	}
 	want := map[string]any{
 		"name": "payments", "description": "Payments", "flow": "client-credentials",
-		"availableScopes": []any{"read", "write"}, "audience": "https://api.example.test",
-		"tokenLifetime": float64(600), "signingAlgorithm": "RS256", "clientAuthenticator": []any{"client-secret"},
-		"issuer":         "https://auth.example.test/issuers/payments",
-		"token_endpoint": "https://auth.example.test/issuers/payments/token",
-		"jwks_uri":       "https://auth.example.test/issuers/payments/jwks.json",
+		"availableScopes": []any{"read", "write"}, "clientRoles": []any{"viewer", "editor"},
+		"audience": "https://api.example.test", "tokenLifetime": float64(600), "signingAlgorithm": "RS256",
+		"clientAuthenticator": []any{"client-secret"}, "revision": float64(1),
+		"issuer":         f.public.URL + "/issuers/payments",
+		"token_endpoint": f.public.URL + "/issuers/payments/token",
+		"jwks_uri":       f.public.URL + "/issuers/payments/jwks.json",
 	}
 	for k, v := range want {
 		if !reflect.DeepEqual(body[k], v) {
 			t.Errorf("%s = %v, want %v", k, body[k], v)
 		}
 	}
-	resp, _ = f.do(t, http.MethodPut, "/admin/v1/issuers/payments", "application/json", validIssuer)
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") != `"2"` {
-		t.Fatalf("replace: status %d ETag %q, want 200 and \"2\"", resp.StatusCode, resp.Header.Get("ETag"))
+	resp, _ = f.must(t, http.StatusOK, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+	if resp.Header.Get("ETag") != `"1"` {
+		t.Fatalf("identical PUT moved the ETag to %s", resp.Header.Get("ETag"))
+	}
+	resp, body = f.must(t, http.StatusOK, call{method: "PUT", path: "/issuers/payments",
+		body: strings.Replace(validIssuer, `"Payments"`, `"Payments v2"`, 1)})
+	if resp.Header.Get("ETag") != `"2"` || body["description"] != "Payments v2" {
+		t.Fatalf("replace: ETag %q description %v", resp.Header.Get("ETag"), body["description"])
+	}
+	resp, _ = f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments"})
+	if resp.Header.Get("ETag") != `"2"` {
+		t.Fatalf("GET ETag %q, want \"2\"", resp.Header.Get("ETag"))
 	}
 	keys, _ := f.store.ListSigningKeys(context.Background(), "payments")
 	if len(keys) != 1 || keys[0].State != store.KeyActive {
@@ -86,69 +203,331 @@ func TestPutIssuerCreatesThenReplaces(t *testing.T) {
 	}
 }
 
-func TestCreateClientReturnsSecretOnceAndStoresDigest(t *testing.T) {
+func TestConcurrentPutsWithStaleIfMatchGet412AndLoseNothing(t *testing.T) {
 	f := newFixture(t)
-	f.do(t, http.MethodPut, "/admin/v1/issuers/payments", "application/json", validIssuer)
-	resp, body := f.do(t, http.MethodPost, "/admin/v1/issuers/payments/clients", "application/json", `{"name":"billing","scopes":["read"]}`)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("status %d: %v", resp.StatusCode, body)
+	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+	const writers = 8
+	statuses := make([]int, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := strings.Replace(validIssuer, `"Payments"`, fmt.Sprintf(`"writer %d"`, i), 1)
+			resp, _ := f.do(t, call{method: "PUT", path: "/issuers/payments", body: body, header: map[string]string{"If-Match": `"1"`}})
+			statuses[i] = resp.StatusCode
+		}()
 	}
-	id, _ := body["client_id"].(string)
-	secret, _ := body["client_secret"].(string)
-	if id == "" || len(secret) != 43 || body["token_endpoint"] != "https://auth.example.test/issuers/payments/token" ||
-		body["audience"] != "https://api.example.test" {
-		t.Fatalf("answer = %v", body)
+	wg.Wait()
+	winner := -1
+	for i, s := range statuses {
+		switch s {
+		case http.StatusOK:
+			if winner >= 0 {
+				t.Fatalf("two writers won with the same If-Match: %v", statuses)
+			}
+			winner = i
+		case http.StatusPreconditionFailed:
+		default:
+			t.Fatalf("writer %d got %d", i, s)
+		}
 	}
-	c, err := f.store.GetClient(context.Background(), "payments", id)
-	if err != nil || len(c.Secrets) != 1 {
-		t.Fatalf("stored client: %+v, %v", c, err)
+	if winner < 0 {
+		t.Fatalf("no writer won: %v", statuses)
 	}
-	if strings.Contains(string(c.Secrets[0].Digest), secret) || len(c.Secrets[0].Digest) != 32 || c.Secrets[0].Hint != secret[len(secret)-4:] {
-		t.Fatalf("stored secret = %+v; want a 32-byte digest and the 4-character hint", c.Secrets[0])
+	_, got := f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments"})
+	if got["description"] != fmt.Sprintf("writer %d", winner) || got["revision"] != float64(2) {
+		t.Fatalf("stored %v at revision %v; want the winner's write at revision 2", got["description"], got["revision"])
+	}
+	// A delete with a stale ETag is refused too.
+	f.must(t, http.StatusPreconditionFailed, call{method: "DELETE", path: "/issuers/payments", header: map[string]string{"If-Match": `"1"`}})
+	f.must(t, http.StatusPreconditionFailed, call{method: "PUT", path: "/issuers/newcomer", body: validIssuer, header: map[string]string{"If-Match": `"1"`}})
+}
+
+func TestIssuerListPaginatesWithOpaqueCursor(t *testing.T) {
+	f := newFixture(t)
+	for _, n := range []string{"alpha", "bravo", "charlie", "delta"} {
+		f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/" + n, body: validIssuer})
+	}
+	var names []string
+	path := "/issuers?limit=2"
+	for pages := 0; path != ""; pages++ {
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+		_, body := f.must(t, http.StatusOK, call{method: "GET", path: path})
+		for _, it := range body["items"].([]any) {
+			names = append(names, it.(map[string]any)["name"].(string))
+		}
+		path = ""
+		if next, _ := body["nextCursor"].(string); next != "" {
+			if strings.Contains(next, "bravo") || strings.Contains(next, "delta") {
+				t.Fatalf("cursor %q is not opaque", next)
+			}
+			path = "/issuers?limit=2&cursor=" + url.QueryEscape(next)
+		}
+	}
+	if want := []string{"alpha", "bravo", "charlie", "delta", "system"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("names = %v, want %v", names, want)
+	}
+}
+
+func TestDeleteIssuerRefusesWhileClientsExistUnlessCascade(t *testing.T) {
+	f := newFixture(t)
+	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+	f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"billing"}`})
+	f.must(t, http.StatusConflict, call{method: "DELETE", path: "/issuers/payments"})
+	f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments"})
+	f.must(t, http.StatusNoContent, call{method: "DELETE", path: "/issuers/payments?cascade=true"})
+	f.must(t, http.StatusNotFound, call{method: "GET", path: "/issuers/payments"})
+	f.must(t, http.StatusNotFound, call{method: "DELETE", path: "/issuers/payments"})
+	resp, err := http.Get(f.public.URL + "/issuers/payments/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a deleted issuer's JWKS answers %d", resp.StatusCode)
+	}
+}
+
+func TestClientLifecycle(t *testing.T) {
+	f := newFixture(t)
+	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+	_, created := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients",
+		body: `{"clientId":"billing-batch","name":"Billing batch","scopes":["read"],"roles":["viewer"],"tokenLifetime":120}`})
+	secret, _ := created["client_secret"].(string)
+	if created["client_id"] != "billing-batch" || len(secret) != 43 || created["audience"] != "https://api.example.test" ||
+		created["tokenLifetime"] != float64(120) || created["enabled"] != true {
+		t.Fatalf("created = %v", created)
+	}
+	f.must(t, http.StatusConflict, call{method: "POST", path: "/issuers/payments/clients", body: `{"clientId":"billing-batch","name":"again"}`})
+	f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"Reports"}`})
+
+	_, got := f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments/clients/billing-batch"})
+	if _, leaked := got["client_secret"]; leaked || got["name"] != "Billing batch" {
+		t.Fatalf("GET client = %v", got)
+	}
+	token := f.clientToken(t, "payments", "billing-batch", secret)
+	if token == "" {
+		t.Fatal("no token")
+	}
+
+	_, patched := f.must(t, http.StatusOK, call{method: "PATCH", path: "/issuers/payments/clients/billing-batch",
+		contentType: "application/merge-patch+json", body: `{"scopes":["read","write"],"roles":["viewer","editor"],"tokenLifetime":0,"enabled":false}`})
+	if !reflect.DeepEqual(patched["scopes"], []any{"read", "write"}) || patched["tokenLifetime"] != float64(0) || patched["enabled"] != false ||
+		patched["name"] != "Billing batch" {
+		t.Fatalf("patched = %v", patched)
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"?enabled=false", "billing-batch"},
+		{"?enabled=true", "Reports"},
+		{"?name=BILL", "billing-batch"},
+	} {
+		_, list := f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments/clients" + tc.query})
+		items := list["items"].([]any)
+		if len(items) != 1 {
+			t.Fatalf("list%s = %v", tc.query, items)
+		}
+		item := items[0].(map[string]any)
+		if item["client_id"] != tc.want && item["name"] != tc.want {
+			t.Fatalf("list%s = %v, want %s", tc.query, item, tc.want)
+		}
+	}
+	f.must(t, http.StatusNoContent, call{method: "DELETE", path: "/issuers/payments/clients/billing-batch"})
+	f.must(t, http.StatusNotFound, call{method: "GET", path: "/issuers/payments/clients/billing-batch"})
+	f.must(t, http.StatusNotFound, call{method: "PATCH", path: "/issuers/payments/clients/billing-batch", body: `{"enabled":true}`})
+}
+
+func TestSecretRotationShowsSecretsOnceAndHintsAfter(t *testing.T) {
+	f := newFixture(t)
+	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+	_, created := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients", body: `{"clientId":"c-rot","name":"rotating"}`})
+	first := created["client_secret"].(string)
+
+	_, rotated := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients/c-rot/secrets", body: `{"graceSeconds":3600}`})
+	second := rotated["client_secret"].(string)
+	if second == first || rotated["hint"] != second[len(second)-4:] {
+		t.Fatalf("rotated = %v", rotated)
+	}
+	_, list := f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments/clients/c-rot/secrets"})
+	raw, _ := json.Marshal(list)
+	if strings.Contains(string(raw), first) || strings.Contains(string(raw), second) {
+		t.Fatal("the secret list shows a secret")
+	}
+	items := list["items"].([]any)
+	if len(items) != 2 || items[0].(map[string]any)["expiresAt"] == nil || items[1].(map[string]any)["expiresAt"] != nil {
+		t.Fatalf("secrets = %v; want the old one expiring and the new one not", items)
+	}
+	// graceSeconds 0 revokes every older secret now.
+	_, third := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients/c-rot/secrets", body: `{"graceSeconds":0}`})
+	_, list = f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments/clients/c-rot/secrets"})
+	expired := 0
+	for _, it := range list["items"].([]any) {
+		if it.(map[string]any)["expired"] == true {
+			expired++
+		}
+	}
+	if expired != 2 {
+		t.Fatalf("after graceSeconds 0: %d expired secrets, want 2", expired)
+	}
+	f.must(t, http.StatusNoContent, call{method: "DELETE", path: "/issuers/payments/clients/c-rot/secrets/" + third["id"].(string)})
+	f.must(t, http.StatusNotFound, call{method: "DELETE", path: "/issuers/payments/clients/c-rot/secrets/" + third["id"].(string)})
+	f.must(t, http.StatusUnprocessableEntity, call{method: "POST", path: "/issuers/payments/clients/c-rot/secrets", body: `{"graceSeconds":-1}`})
+}
+
+func TestEveryAdminRouteRequiresAnAdminToken(t *testing.T) {
+	f := newFixture(t)
+	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+	routes := []call{
+		{method: "GET", path: "/issuers"},
+		{method: "PUT", path: "/issuers/payments", body: validIssuer},
+		{method: "GET", path: "/issuers/payments"},
+		{method: "DELETE", path: "/issuers/payments"},
+		{method: "GET", path: "/issuers/payments/clients"},
+		{method: "POST", path: "/issuers/payments/clients", body: `{"name":"x"}`},
+		{method: "GET", path: "/issuers/payments/clients/c-1"},
+		{method: "PATCH", path: "/issuers/payments/clients/c-1", body: `{"enabled":false}`},
+		{method: "DELETE", path: "/issuers/payments/clients/c-1"},
+		{method: "GET", path: "/issuers/payments/clients/c-1/secrets"},
+		{method: "POST", path: "/issuers/payments/clients/c-1/secrets", body: `{}`},
+		{method: "DELETE", path: "/issuers/payments/clients/c-1/secrets/s-1"},
+		{method: "GET", path: "/audit"},
+	}
+	before := snapshot(t, f.store)
+	for _, rt := range routes {
+		for _, tc := range []struct {
+			name   string
+			token  string
+			status int
+			auth   string
+		}{
+			{"no token", "none", 401, `Bearer realm="authz-admin"`},
+			{"garbage token", "not.a.token", 401, `error="invalid_token"`},
+			{"token without authz:admin", f.weakToken, 403, `error="insufficient_scope"`},
+		} {
+			rt.token = tc.token
+			resp, body := f.do(t, rt)
+			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s %s with %s: status %d %q, want %d problem+json", rt.method, rt.path, tc.name, resp.StatusCode, resp.Header.Get("Content-Type"), tc.status)
+			}
+			if !strings.Contains(resp.Header.Get("WWW-Authenticate"), tc.auth) && tc.status == 401 {
+				t.Errorf("%s %s with %s: WWW-Authenticate %q", rt.method, rt.path, tc.name, resp.Header.Get("WWW-Authenticate"))
+			}
+			_ = body
+		}
+	}
+	if after := snapshot(t, f.store); !reflect.DeepEqual(before, after) {
+		t.Fatal("unauthenticated requests changed the store")
+	}
+}
+
+func TestDisabledAdminClientLosesAccess(t *testing.T) {
+	f := newFixture(t)
+	_, created := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/system/clients", body: `{"name":"portal","scopes":["authz:admin"]}`})
+	portal := f.clientToken(t, api.SystemIssuer, created["client_id"].(string), created["client_secret"].(string))
+	f.must(t, http.StatusOK, call{method: "GET", path: "/issuers", token: portal})
+	f.must(t, http.StatusOK, call{method: "PATCH", path: "/issuers/system/clients/" + created["client_id"].(string), body: `{"enabled":false}`})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := f.do(t, call{method: "GET", path: "/issuers", token: portal})
+		if resp.StatusCode == http.StatusUnauthorized {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a disabled admin client's token still answers %d", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSystemIssuerIsReserved(t *testing.T) {
+	f := newFixture(t)
+	f.must(t, http.StatusForbidden, call{method: "PUT", path: "/issuers/system", body: validIssuer})
+	f.must(t, http.StatusForbidden, call{method: "DELETE", path: "/issuers/system?cascade=true"})
+	f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/system"})
+}
+
+func TestAuditRecordsWhoWhatAndOutcomeButNoSecrets(t *testing.T) {
+	f := newFixture(t)
+	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+	_, created := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"billing"}`})
+	f.must(t, http.StatusUnprocessableEntity, call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"x","scopes":["nope"]}`})
+	f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments"}) // reads are not audited
+	_, page := f.must(t, http.StatusOK, call{method: "GET", path: "/audit?limit=2"})
+	items := page["items"].([]any)
+	if len(items) != 2 || page["nextCursor"] == nil {
+		t.Fatalf("audit page = %v", page)
+	}
+	latest, previous := items[0].(map[string]any), items[1].(map[string]any)
+	if latest["action"] != "client.create" || latest["outcome"] != "failure" || latest["status"] != float64(422) ||
+		latest["resource"] != "issuers/payments/clients" || !strings.HasPrefix(latest["actor"].(string), "c-") {
+		t.Fatalf("latest entry = %v", latest)
+	}
+	if previous["outcome"] != "success" || previous["status"] != float64(201) {
+		t.Fatalf("previous entry = %v", previous)
+	}
+	_, rest := f.must(t, http.StatusOK, call{method: "GET", path: "/audit?limit=2&cursor=" + url.QueryEscape(page["nextCursor"].(string))})
+	if first := rest["items"].([]any)[0].(map[string]any); first["action"] != "issuer.put" {
+		t.Fatalf("second page starts with %v", first)
+	}
+	raw, _ := json.Marshal(rest)
+	raw2, _ := json.Marshal(page)
+	if strings.Contains(string(raw)+string(raw2), created["client_secret"].(string)) {
+		t.Fatal("the audit log holds a secret")
 	}
 }
 
 func TestMalformedInputIsRefusedAndChangesNothing(t *testing.T) {
 	tests := []struct {
-		name        string
-		method      string
-		path        string
-		contentType string
-		body        string
-		wantStatus  int
-		wantField   string
+		name       string
+		call       call
+		wantStatus int
+		wantField  string
 	}{
-		{"issuer name too short", "PUT", "/admin/v1/issuers/ab", "application/json", validIssuer, 422, "name"},
-		{"issuer name uppercase", "PUT", "/admin/v1/issuers/Payments2", "application/json", validIssuer, 422, "name"},
-		{"issuer name starts with digit", "PUT", "/admin/v1/issuers/1payments", "application/json", validIssuer, 422, "name"},
-		{"unknown field", "PUT", "/admin/v1/issuers/billing", "application/json", `{"audience":"a","colour":"red"}`, 400, ""},
-		{"wrong type", "PUT", "/admin/v1/issuers/billing", "application/json", `{"audience":"a","tokenLifetime":"long"}`, 400, ""},
-		{"trailing data", "PUT", "/admin/v1/issuers/billing", "application/json", `{"audience":"a"} {}`, 400, ""},
-		{"not JSON", "PUT", "/admin/v1/issuers/billing", "application/json", `audience=a`, 400, ""},
-		{"wrong content type", "PUT", "/admin/v1/issuers/billing", "text/plain", `{"audience":"a"}`, 415, ""},
-		{"oversized body", "PUT", "/admin/v1/issuers/billing", "application/json", `{"description":"` + strings.Repeat("x", 2<<20) + `"}`, 413, ""},
-		{"missing audience", "PUT", "/admin/v1/issuers/billing", "application/json", `{}`, 422, "audience"},
-		{"lifetime too short", "PUT", "/admin/v1/issuers/billing", "application/json", `{"audience":"a","tokenLifetime":5}`, 422, "tokenLifetime"},
-		{"lifetime too long", "PUT", "/admin/v1/issuers/billing", "application/json", `{"audience":"a","tokenLifetime":90000}`, 422, "tokenLifetime"},
-		{"bad scope token", "PUT", "/admin/v1/issuers/billing", "application/json", `{"audience":"a","availableScopes":["has space"]}`, 422, "availableScopes[0]"},
-		{"duplicate scope", "PUT", "/admin/v1/issuers/billing", "application/json", `{"audience":"a","availableScopes":["r","r"]}`, 422, "availableScopes[1]"},
-		{"unsupported algorithm", "PUT", "/admin/v1/issuers/billing", "application/json", `{"audience":"a","signingAlgorithm":"HS256"}`, 422, "signingAlgorithm"},
-		{"unsupported authenticator", "PUT", "/admin/v1/issuers/billing", "application/json", `{"audience":"a","clientAuthenticator":"magic"}`, 422, "clientAuthenticator[0]"},
-		{"replace with bad input", "PUT", "/admin/v1/issuers/payments", "application/json", `{"audience":""}`, 422, "audience"},
-		{"client scope outside issuer", "POST", "/admin/v1/issuers/payments/clients", "application/json", `{"name":"x","scopes":["read","delete"]}`, 422, "scopes"},
-		{"client without name", "POST", "/admin/v1/issuers/payments/clients", "application/json", `{"scopes":["read"]}`, 422, "name"},
-		{"client unknown field", "POST", "/admin/v1/issuers/payments/clients", "application/json", `{"name":"x","secret":"mine"}`, 400, ""},
-		{"client under unknown issuer", "POST", "/admin/v1/issuers/nowhere/clients", "application/json", `{"name":"x"}`, 404, ""},
-		{"unknown route", "GET", "/admin/v1/nothing", "", "", 404, ""},
-		{"wrong method", "DELETE", "/admin/v1/issuers/payments/clients", "", "", 405, ""},
+		{"issuer name too short", call{method: "PUT", path: "/issuers/ab", body: validIssuer}, 422, "name"},
+		{"issuer name uppercase", call{method: "PUT", path: "/issuers/Payments2", body: validIssuer}, 422, "name"},
+		{"issuer name starts with digit", call{method: "PUT", path: "/issuers/1payments", body: validIssuer}, 422, "name"},
+		{"unknown field", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","colour":"red"}`}, 400, ""},
+		{"wrong type", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","tokenLifetime":"long"}`}, 400, ""},
+		{"trailing data", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a"} {}`}, 400, ""},
+		{"not JSON", call{method: "PUT", path: "/issuers/billing", body: `audience=a`}, 400, ""},
+		{"wrong content type", call{method: "PUT", path: "/issuers/billing", contentType: "text/plain", body: `{"audience":"a"}`}, 415, ""},
+		{"oversized body", call{method: "PUT", path: "/issuers/billing", body: `{"description":"` + strings.Repeat("x", 2<<20) + `"}`}, 413, ""},
+		{"missing audience", call{method: "PUT", path: "/issuers/billing", body: `{}`}, 422, "audience"},
+		{"lifetime too short", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","tokenLifetime":5}`}, 422, "tokenLifetime"},
+		{"lifetime too long", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","tokenLifetime":90000}`}, 422, "tokenLifetime"},
+		{"bad scope token", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","availableScopes":["has space"]}`}, 422, "availableScopes[0]"},
+		{"duplicate scope", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","availableScopes":["r","r"]}`}, 422, "availableScopes[1]"},
+		{"bad role", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","clientRoles":["a\"b"]}`}, 422, "clientRoles[0]"},
+		{"unsupported algorithm", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","signingAlgorithm":"HS256"}`}, 422, "signingAlgorithm"},
+		{"unsupported authenticator", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","clientAuthenticator":"magic"}`}, 422, "clientAuthenticator[0]"},
+		{"replace with bad input", call{method: "PUT", path: "/issuers/payments", body: `{"audience":""}`}, 422, "audience"},
+		{"bad If-Match", call{method: "PUT", path: "/issuers/payments", body: validIssuer, header: map[string]string{"If-Match": "yesterday"}}, 412, ""},
+		{"client scope outside issuer", call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"x","scopes":["read","delete"]}`}, 422, "scopes"},
+		{"client role outside issuer", call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"x","roles":["root"]}`}, 422, "roles"},
+		{"client without name", call{method: "POST", path: "/issuers/payments/clients", body: `{"scopes":["read"]}`}, 422, "name"},
+		{"client bad id", call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"x","clientId":"a b"}`}, 422, "clientId"},
+		{"client unknown field", call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"x","secret":"mine"}`}, 400, ""},
+		{"client under unknown issuer", call{method: "POST", path: "/issuers/nowhere/clients", body: `{"name":"x"}`}, 404, ""},
+		{"patch scope outside issuer", call{method: "PATCH", path: "/issuers/payments/clients/c-existing", body: `{"scopes":["admin"]}`}, 422, "scopes"},
+		{"patch bad lifetime", call{method: "PATCH", path: "/issuers/payments/clients/c-existing", body: `{"tokenLifetime":3}`}, 422, "tokenLifetime"},
+		{"patch empty name", call{method: "PATCH", path: "/issuers/payments/clients/c-existing", body: `{"name":""}`}, 422, "name"},
+		{"bad limit", call{method: "GET", path: "/issuers?limit=0"}, 400, "limit"},
+		{"forged cursor", call{method: "GET", path: "/issuers?cursor=bm9wZQ"}, 400, "cursor"},
+		{"bad enabled filter", call{method: "GET", path: "/issuers/payments/clients?enabled=maybe"}, 400, "enabled"},
+		{"bad cascade", call{method: "DELETE", path: "/issuers/payments?cascade=yes"}, 400, "cascade"},
+		{"unknown route", call{method: "GET", path: "/nothing"}, 404, ""},
+		{"wrong method", call{method: "POST", path: "/issuers/payments"}, 405, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			f.do(t, http.MethodPut, "/admin/v1/issuers/payments", "application/json", validIssuer)
+			f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+			f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients", body: `{"clientId":"c-existing","name":"existing","scopes":["read"]}`})
 			before := snapshot(t, f.store)
 
-			resp, body := f.do(t, tc.method, tc.path, tc.contentType, tc.body)
+			resp, body := f.do(t, tc.call)
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.wantStatus, body)
 			}
@@ -178,21 +557,28 @@ func hasFieldError(problem map[string]any, field string) bool {
 	return false
 }
 
+// storeSnapshot is everything an admin request could change, audit aside.
 type storeSnapshot struct {
 	Issuers []store.Issuer
 	Keys    map[string][]store.SigningKey
+	Clients map[string][]store.Client
 }
 
 func snapshot(t *testing.T, st *memory.Store) storeSnapshot {
 	t.Helper()
 	ctx := context.Background()
-	issuers, err := st.ListIssuers(ctx)
+	issuers, err := st.ListIssuers(ctx, store.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap := storeSnapshot{Issuers: issuers, Keys: map[string][]store.SigningKey{}}
+	snap := storeSnapshot{Issuers: issuers, Keys: map[string][]store.SigningKey{}, Clients: map[string][]store.Client{}}
 	for _, iss := range issuers {
 		snap.Keys[iss.Name], _ = st.ListSigningKeys(ctx, iss.Name)
+		listed, _ := st.ListClients(ctx, iss.Name, store.ClientQuery{})
+		for _, c := range listed {
+			full, _ := st.GetClient(ctx, iss.Name, c.ID)
+			snap.Clients[iss.Name] = append(snap.Clients[iss.Name], full)
+		}
 	}
 	return snap
 }

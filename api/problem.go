@@ -55,7 +55,7 @@ const maxBodyBytes = 1 << 20
 // unknown fields and trailing data are refused, and the size is bounded. It
 // writes the problem itself and reports whether decoding succeeded.
 func decodeBody(w http.ResponseWriter, r *http.Request, into any) bool {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != "application/json" && mt != "application/merge-patch+json") {
 		writeProblem(w, http.StatusUnsupportedMediaType, "The request body must be application/json.")
 		return false
 	}

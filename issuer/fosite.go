@@ -20,7 +20,7 @@ import (
 // fositeClient presents a stored client to fosite. Only the secrets still
 // valid when the client was read take part in authentication.
 type fositeClient struct {
-	record store.Client
+	record *store.Client // shared with the cache: read only
 	hashes [][]byte
 }
 
@@ -29,7 +29,7 @@ var (
 	_ fosite.ClientWithCustomTokenLifespans = (*fositeClient)(nil)
 )
 
-func newFositeClient(c store.Client, now time.Time) *fositeClient {
+func newFositeClient(c *store.Client, now time.Time) *fositeClient {
 	fc := &fositeClient{record: c}
 	for _, s := range c.Secrets {
 		if s.ValidAt(now) {
@@ -79,15 +79,10 @@ func (c *fositeClient) GetEffectiveLifespan(_ fosite.GrantType, tt fosite.TokenT
 	return fallback
 }
 
-// ClientStore is the part of the store the token endpoint reads.
-type ClientStore interface {
-	GetClient(ctx context.Context, issuerName, clientID string) (store.Client, error)
-}
-
 // fositeStorage serves one issuer's clients to fosite and stores nothing:
 // access tokens are stateless JWTs.
 type fositeStorage struct {
-	clients    ClientStore
+	clients    func(ctx context.Context, issuerName, clientID string) (*store.Client, error)
 	issuerName string
 	now        func() time.Time
 }
@@ -102,7 +97,7 @@ var (
 var errClientDisabled = errors.New("client is disabled")
 
 func (s *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := s.clients.GetClient(ctx, s.issuerName, id)
+	c, err := s.clients(ctx, s.issuerName, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: unknown client", fosite.ErrNotFound)
 	}

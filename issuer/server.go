@@ -6,6 +6,7 @@ package issuer
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -24,7 +25,7 @@ import (
 
 // Store is the part of the store the public endpoints read.
 type Store interface {
-	ClientStore
+	GetClient(ctx context.Context, issuerName, clientID string) (store.Client, error)
 	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
 	Ping(ctx context.Context) error
 }
@@ -46,6 +47,15 @@ type Config struct {
 	MetadataMaxAge time.Duration
 	// MaxRequestBytes bounds a token request body.
 	MaxRequestBytes int64
+	// ClientCacheSize bounds how many clients (known or unknown) are kept
+	// in memory; CacheTTL bounds how long a cached issuer or client is
+	// trusted without a change notification.
+	ClientCacheSize int
+	CacheTTL        time.Duration
+	// LoadKeys loads an issuer's keys into the keyring. It is called when an
+	// issuer is first used before this node heard of its keys, as when
+	// another node created the issuer a moment ago.
+	LoadKeys func(ctx context.Context, issuerName string) error
 	Logger          *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -60,17 +70,26 @@ type Server struct {
 	// HMAC token strategies, never composed here, would use it.
 	globalSecret []byte
 
-	mu      sync.Mutex
-	tenants map[string]*tenant
+	clients *clientCache
+
+	mu          sync.Mutex
+	tenants     map[string]*tenant
+	tenantEpoch uint64
 }
 
-// tenant is one issuer's protocol state, rebuilt when the issuer's revision
-// changes.
+// tenant is one issuer's protocol state, built when the issuer is first
+// used and dropped when it changes. A tenant with a nil provider records
+// that the issuer does not exist.
 type tenant struct {
 	issuer   store.Issuer
 	provider fosite.OAuth2Provider
 	metadata document
+	loadedAt time.Time
 }
+
+// maxTenants bounds the issuer cache, so that requests for made-up issuer
+// names cannot grow it without limit.
+const maxTenants = 10000
 
 // New returns a Server reading from st and signing with ring.
 func New(cfg Config, st Store, ring Keyring) *Server {
@@ -84,9 +103,65 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = 64 << 10
 	}
+	if cfg.ClientCacheSize == 0 {
+		cfg.ClientCacheSize = 100_000
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = time.Minute
+	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	return &Server{cfg: cfg, store: st, keys: ring, globalSecret: secret, tenants: map[string]*tenant{}}
+	return &Server{
+		cfg:          cfg,
+		store:        st,
+		keys:         ring,
+		globalSecret: secret,
+		clients:      newClientCache(cfg.ClientCacheSize, cfg.CacheTTL, cfg.Now),
+		tenants:      map[string]*tenant{},
+	}
+}
+
+// Invalidate drops what a change made stale. Wire it to store.Watch so that
+// every node sees every other node's writes.
+func (s *Server) Invalidate(c store.Change) {
+	switch c.Kind {
+	case store.ChangeClient:
+		s.clients.invalidate(clientKey{c.Issuer, c.ClientID})
+	case store.ChangeIssuer:
+		s.mu.Lock()
+		s.tenantEpoch++
+		delete(s.tenants, c.Issuer)
+		s.mu.Unlock()
+		s.clients.invalidateIssuer(c.Issuer)
+	case store.ChangeAll:
+		s.mu.Lock()
+		s.tenantEpoch++
+		clear(s.tenants)
+		s.mu.Unlock()
+		s.clients.clear()
+	}
+}
+
+// client returns a stored client from the cache or, on a miss, the store.
+func (s *Server) client(ctx context.Context, issuerName, clientID string) (*store.Client, error) {
+	key := clientKey{issuerName, clientID}
+	c, ok, epoch := s.clients.get(key)
+	if ok {
+		if c == nil {
+			return nil, store.ErrNotFound
+		}
+		return c, nil
+	}
+	rec, err := s.store.GetClient(ctx, issuerName, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		s.clients.put(key, nil, epoch)
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.clients.put(key, &rec, epoch)
+	return &rec, nil
 }
 
 // IssuerURL is the iss of every token issuerName signs.
@@ -120,20 +195,41 @@ func (s *Server) Handler() http.Handler {
 
 // tenantFor returns issuerName's protocol state, or store.ErrNotFound.
 func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, error) {
-	iss, err := s.store.GetIssuer(ctx, issuerName)
-	if err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t, ok := s.tenants[issuerName]; ok && t.issuer.Revision == iss.Revision {
+	t, ok := s.tenants[issuerName]
+	epoch := s.tenantEpoch
+	s.mu.Unlock()
+	if ok && s.cfg.Now().Sub(t.loadedAt) < s.cfg.CacheTTL {
+		if t.provider == nil {
+			return nil, store.ErrNotFound
+		}
 		return t, nil
 	}
-	t, err := s.newTenant(iss)
-	if err != nil {
+
+	iss, err := s.store.GetIssuer(ctx, issuerName)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		t = &tenant{loadedAt: s.cfg.Now()}
+	case err != nil:
 		return nil, err
+	default:
+		if _, ok := s.keys.Active(iss.Name); !ok && s.cfg.LoadKeys != nil {
+			if err := s.cfg.LoadKeys(ctx, iss.Name); err != nil {
+				return nil, err
+			}
+		}
+		if t, err = s.newTenant(iss); err != nil {
+			return nil, err
+		}
 	}
-	s.tenants[issuerName] = t
+	s.mu.Lock()
+	if s.tenantEpoch == epoch && (t.provider != nil || len(s.tenants) < maxTenants) {
+		s.tenants[issuerName] = t
+	}
+	s.mu.Unlock()
+	if t.provider == nil {
+		return nil, store.ErrNotFound
+	}
 	return t, nil
 }
 
@@ -148,7 +244,7 @@ func (s *Server) newTenant(iss store.Issuer) (*tenant, error) {
 		ClientSecretsHasher:      secretHasher{},
 		GlobalSecret:             s.globalSecret,
 	}
-	storage := &fositeStorage{clients: s.store, issuerName: iss.Name, now: s.cfg.Now}
+	storage := &fositeStorage{clients: s.client, issuerName: iss.Name, now: s.cfg.Now}
 	strategy := &oauth2.DefaultJWTStrategy{
 		Signer: &accessTokenSigner{keys: s.keys, issuerName: iss.Name},
 		Config: cfg,
@@ -161,6 +257,7 @@ func (s *Server) newTenant(iss store.Issuer) (*tenant, error) {
 		issuer:   iss,
 		provider: compose.Compose(cfg, storage, strategy, compose.OAuth2ClientCredentialsGrantFactory),
 		metadata: meta,
+		loadedAt: s.cfg.Now(),
 	}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -44,7 +45,8 @@ func newFixture(t *testing.T) *fixture {
 		TokenLifetime:        5 * time.Minute,
 		SigningAlgorithm:     keys.RS256,
 		ClientAuthenticators: []string{"client-secret"},
-	}); err != nil {
+		ClientRoles:          []string{"viewer", "editor"},
+	}, 0); err != nil {
 		t.Fatal(err)
 	}
 	kek := make([]byte, keys.KEKSize)
@@ -77,6 +79,18 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(f.srv.Close)
 	f.issuer = issuer.New(issuer.Config{PublicURL: f.srv.URL + "/", JWKSMaxAge: time.Minute, MetadataMaxAge: 2 * time.Minute}, st, ring)
 	handler = f.issuer.Handler()
+	watchCtx, stop := context.WithCancel(ctx)
+	watching := make(chan struct{})
+	go func() {
+		_ = st.Watch(watchCtx, func(c store.Change) {
+			if c.Kind == store.ChangeAll {
+				close(watching)
+			}
+			f.issuer.Invalidate(c)
+		})
+	}()
+	t.Cleanup(stop)
+	<-watching
 	return f
 }
 
@@ -374,13 +388,127 @@ func TestReplacedIssuerTakesEffectOnNextRequest(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	iss, _ := f.store.GetIssuer(ctx, "payments")
+	// Warm the cache first, so the change must evict it.
+	f.post(t, "/issuers/payments/token", url.Values{"grant_type": {"client_credentials"}}, f.clientID, f.secret)
 	iss.TokenLifetime = 10 * time.Minute
-	if _, _, err := f.store.PutIssuer(ctx, iss); err != nil {
+	if _, _, err := f.store.PutIssuer(ctx, iss, 0); err != nil {
 		t.Fatal(err)
 	}
-	resp := f.post(t, "/issuers/payments/token", url.Values{"grant_type": {"client_credentials"}}, f.clientID, f.secret)
-	if tok := decode[tokenResponse](t, resp.Body); tok.ExpiresIn != 600 {
-		t.Fatalf("expires_in = %d after the issuer changed to 600", tok.ExpiresIn)
+	eventually(t, "the new lifetime applies", func() bool {
+		resp := f.post(t, "/issuers/payments/token", url.Values{"grant_type": {"client_credentials"}}, f.clientID, f.secret)
+		return decode[tokenResponse](t, resp.Body).ExpiresIn == 600
+	})
+}
+
+func TestDisabledClientIsRefusedOnceTheChangeArrives(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if resp := f.post(t, "/issuers/payments/token", form, f.clientID, f.secret); resp.StatusCode != http.StatusOK {
+		t.Fatalf("warm-up status %d", resp.StatusCode)
+	}
+	if _, err := f.store.UpdateClient(ctx, "payments", f.clientID, func(c *store.Client) error { c.Enabled = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the disabled client is refused", func() bool {
+		return f.post(t, "/issuers/payments/token", form, f.clientID, f.secret).StatusCode == http.StatusUnauthorized
+	})
+}
+
+func TestClientCreatedAfterAMissIsServed(t *testing.T) {
+	f := newFixture(t)
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if resp := f.post(t, "/issuers/payments/token", form, "c-late", "x"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unknown client: status %d", resp.StatusCode)
+	}
+	secret, sec := issuer.NewClientSecret(time.Time{})
+	if _, err := f.store.CreateClient(context.Background(), store.Client{
+		IssuerName: "payments", ID: "c-late", Name: "late", Audience: "https://api.example.test", Enabled: true, Secrets: []store.Secret{sec},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the new client gets a token", func() bool {
+		return f.post(t, "/issuers/payments/token", form, "c-late", secret).StatusCode == http.StatusOK
+	})
+}
+
+func TestRolesTravelAsResourceAccess(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.store.UpdateClient(ctx, "payments", f.clientID, func(c *store.Client) error {
+		c.Roles = []string{"viewer", "editor"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	eventually(t, "roles appear", func() bool {
+		resp := f.post(t, "/issuers/payments/token", url.Values{"grant_type": {"client_credentials"}}, f.clientID, f.secret)
+		claims = f.verifiedClaims(t, decode[tokenResponse](t, resp.Body).AccessToken)
+		return claims["resource_access"] != nil
+	})
+	got, _ := json.Marshal(claims["resource_access"])
+	if string(got) != `{"https://api.example.test":{"roles":["viewer","editor"]}}` {
+		t.Fatalf("resource_access = %s", got)
+	}
+}
+
+func TestVerifyAccessTokenAcceptsOnlyLiveTokensOfLiveClients(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	resp := f.post(t, "/issuers/payments/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}, f.clientID, f.secret)
+	raw := decode[tokenResponse](t, resp.Body).AccessToken
+	claims, err := f.issuer.VerifyAccessToken(ctx, "payments", raw)
+	if err != nil || claims.ClientID != f.clientID || !claims.HasScope("read") || claims.HasScope("write") {
+		t.Fatalf("VerifyAccessToken = %+v, %v", claims, err)
+	}
+	parts := strings.Split(raw, ".")
+	tampered := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	for name, tc := range map[string]struct{ issuer, token string }{
+		"garbage":         {"payments", "not-a-token"},
+		"bad signature":   {"payments", tampered},
+		"another issuer":  {"nowhere", raw},
+		"unsigned header": {"payments", "eyJhbGciOiJub25lIn0." + parts[1] + "."},
+	} {
+		if _, err := f.issuer.VerifyAccessToken(ctx, tc.issuer, tc.token); !errors.Is(err, issuer.ErrInvalidToken) {
+			t.Errorf("%s: error %v, want ErrInvalidToken", name, err)
+		}
+	}
+	if _, err := f.store.UpdateClient(ctx, "payments", f.clientID, func(c *store.Client) error { c.Enabled = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the disabled client's token is refused", func() bool {
+		_, err := f.issuer.VerifyAccessToken(ctx, "payments", raw)
+		return errors.Is(err, issuer.ErrInvalidToken)
+	})
+}
+
+func (f *fixture) verifiedClaims(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := f.getJWKS(t)
+	payload, err := jws.Verify(set.Key(jws.Signatures[0].Header.KeyID)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	_ = json.Unmarshal(payload, &c)
+	return c
+}
+
+// eventually polls cond for up to five seconds: changes reach the caches
+// asynchronously, as they do across nodes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 5s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

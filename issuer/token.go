@@ -78,6 +78,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	// gateway plugin matches against its consumer.
 	session.JWTClaims.Subject = client.GetID()
 	session.JWTClaims.Extra = map[string]any{"client_id": client.GetID(), "azp": client.GetID()}
+	if roles := client.record.Roles; len(roles) > 0 {
+		// Keycloak's shape, which the gateway plugin reads roles from.
+		session.JWTClaims.Extra["resource_access"] = map[string]any{
+			client.record.Audience: map[string]any{"roles": roles},
+		}
+	}
 
 	resp, err := t.provider.NewAccessResponse(ctx, req)
 	if err != nil {

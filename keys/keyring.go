@@ -75,6 +75,23 @@ func (r *Keyring) JWKS(issuerName string) (*JWKS, bool) {
 	return j, j != nil
 }
 
+func (r *Keyring) forget(issuerName string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.issuers, issuerName)
+}
+
+// retain forgets every issuer not in live.
+func (r *Keyring) retain(live map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name := range r.issuers {
+		if !live[name] {
+			delete(r.issuers, name)
+		}
+	}
+}
+
 func (r *Keyring) set(issuerName string, k issuerKeys) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -97,7 +97,7 @@ func newIssuerStore(t *testing.T, names ...string) *memory.Store {
 	t.Helper()
 	st := memory.New()
 	for _, n := range names {
-		if _, _, err := st.PutIssuer(context.Background(), store.Issuer{Name: n}); err != nil {
+		if _, _, err := st.PutIssuer(context.Background(), store.Issuer{Name: n}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -226,5 +226,47 @@ func TestUnknownAlgorithmIsRefused(t *testing.T) {
 	err := NewManager(st, newTestSealer(t), NewKeyring()).EnsureActive(context.Background(), "payments", "HS256")
 	if err == nil {
 		t.Fatal("EnsureActive accepted HS256")
+	}
+}
+
+func TestSyncForgetsDeletedIssuersAndLoadsNewKeys(t *testing.T) {
+	ctx := context.Background()
+	st := newIssuerStore(t, "payments", "billing")
+	ring := NewKeyring()
+	sealer := newTestSealer(t)
+	m := NewManager(st, sealer, ring)
+	if err := m.EnsureActive(ctx, "payments", RS256); err != nil {
+		t.Fatal(err)
+	}
+	// Another node gives billing its key; this node learns of it by Sync.
+	if err := NewManager(st, sealer, NewKeyring()).EnsureActive(ctx, "billing", RS256); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ring.Active("billing"); ok {
+		t.Fatal("billing's key is loaded before any sync")
+	}
+	if err := m.Sync(ctx, "billing"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ring.Active("billing"); !ok {
+		t.Fatal("Sync did not load billing's new key")
+	}
+	if err := st.DeleteIssuer(ctx, "payments", true, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sync(ctx, "payments"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ring.JWKS("payments"); ok {
+		t.Fatal("a deleted issuer still publishes keys")
+	}
+	if err := st.DeleteIssuer(ctx, "billing", true, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SyncAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ring.JWKS("billing"); ok {
+		t.Fatal("SyncAll kept a deleted issuer's keys")
 	}
 }

@@ -19,6 +19,8 @@ const AccessTokenType = "at+jwt"
 
 // KeyStore is the part of the store the key manager needs.
 type KeyStore interface {
+	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
+	ListIssuers(ctx context.Context, page store.Page) ([]store.Issuer, error)
 	CreateSigningKey(ctx context.Context, k store.SigningKey) error
 	ListSigningKeys(ctx context.Context, issuerName string) ([]store.SigningKey, error)
 }
@@ -61,6 +63,37 @@ func (m *Manager) EnsureActive(ctx context.Context, issuerName, alg string) erro
 		}
 	}
 	return m.Load(ctx, issuerName)
+}
+
+// Sync brings an issuer's keyring entry in line with the store after a
+// change: it reloads the keys of an issuer that exists and forgets those of
+// one that is gone.
+func (m *Manager) Sync(ctx context.Context, issuerName string) error {
+	if _, err := m.store.GetIssuer(ctx, issuerName); errors.Is(err, store.ErrNotFound) {
+		m.ring.forget(issuerName)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return m.Load(ctx, issuerName)
+}
+
+// SyncAll reloads every issuer's keys and forgets issuers that are gone,
+// for start-up and for when change notifications may have been missed.
+func (m *Manager) SyncAll(ctx context.Context) error {
+	issuers, err := m.store.ListIssuers(ctx, store.Page{})
+	if err != nil {
+		return err
+	}
+	live := make(map[string]bool, len(issuers))
+	for _, iss := range issuers {
+		live[iss.Name] = true
+		if err := m.Load(ctx, iss.Name); err != nil {
+			return fmt.Errorf("load keys of issuer %q: %w", iss.Name, err)
+		}
+	}
+	m.ring.retain(live)
+	return nil
 }
 
 // Load reads an issuer's keys from the store, opens them, and replaces the

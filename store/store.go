@@ -13,8 +13,13 @@ import (
 var ErrNotFound = errors.New("not found")
 
 // ErrConflict is returned when a write would break a uniqueness rule, such as
-// a second client with the same id or a second active key for an issuer.
+// a second client with the same id or a second active key for an issuer, or
+// would orphan records, such as deleting an issuer that still has clients.
 var ErrConflict = errors.New("conflict")
+
+// ErrPrecondition is returned when a conditional write finds the record at
+// another revision than the caller expected.
+var ErrPrecondition = errors.New("precondition failed")
 
 // Issuer is a CredentialIssuer: one authorization profile (tenant) with its
 // own issuer URL, keys, scopes, audience and token lifetime.
@@ -22,6 +27,7 @@ type Issuer struct {
 	Name                 string
 	Description          string
 	AvailableScopes      []string
+	ClientRoles          []string
 	Audience             string
 	TokenLifetime        time.Duration
 	SigningAlgorithm     string
@@ -39,6 +45,7 @@ type Client struct {
 	ID         string
 	Name       string
 	Scopes     []string
+	Roles      []string
 	Audience   string
 	// TokenLifetime overrides the issuer's lifetime when non-zero.
 	TokenLifetime time.Duration
@@ -91,20 +98,96 @@ type SigningKey struct {
 	CreatedAt        time.Time
 }
 
+// PutResult says what PutIssuer did.
+type PutResult int
+
+// Outcomes of PutIssuer.
+const (
+	Created PutResult = iota + 1
+	Updated
+	Unchanged
+)
+
+// Page selects a slice of an ordered listing: the records after the key
+// After (empty: from the start), at most Limit of them (0: all).
+type Page struct {
+	After string
+	Limit int
+}
+
+// ClientQuery filters a listing of clients.
+type ClientQuery struct {
+	Page
+	// Name, when set, keeps clients whose name contains it, ignoring case.
+	Name string
+	// Enabled, when set, keeps clients in that state.
+	Enabled *bool
+}
+
+// AuditEntry records one administrative write and how it ended.
+type AuditEntry struct {
+	ID       int64
+	At       time.Time
+	Actor    string // the admin client_id
+	Action   string // e.g. "issuer.put", "client.disable"
+	Resource string // e.g. "issuers/payments/clients/c-123"
+	Outcome  string // "success" or "failure"
+	Status   int    // the HTTP status answered
+	Detail   string
+}
+
+// ChangeKind names what kind of record changed.
+type ChangeKind string
+
+// Kinds of Change. ChangeAll means any record may have changed unseen, as
+// after a lost connection: drop every cache.
+const (
+	ChangeIssuer ChangeKind = "issuer"
+	ChangeClient ChangeKind = "client"
+	ChangeKey    ChangeKind = "key"
+	ChangeAll    ChangeKind = "all"
+)
+
+// Change tells that a record was written by some node.
+type Change struct {
+	Kind     ChangeKind
+	Issuer   string
+	ClientID string
+}
+
 // Store is the storage contract shared by every backend. Writes are atomic:
 // an error means nothing changed.
 type Store interface {
-	// PutIssuer creates or replaces an issuer, keeping its CreatedAt, and
-	// returns the stored record and whether it was newly created.
-	PutIssuer(ctx context.Context, iss Issuer) (stored Issuer, created bool, err error)
+	// PutIssuer creates or replaces an issuer, keeping its CreatedAt. A
+	// non-zero ifRevision makes it conditional: ErrPrecondition unless the
+	// stored issuer is at that revision. Replacing with identical content
+	// leaves the revision alone and reports Unchanged.
+	PutIssuer(ctx context.Context, iss Issuer, ifRevision int64) (Issuer, PutResult, error)
 	GetIssuer(ctx context.Context, name string) (Issuer, error)
-	// ListIssuers returns every issuer ordered by name.
-	ListIssuers(ctx context.Context) ([]Issuer, error)
+	// ListIssuers returns issuers ordered by name; Page.After is a name.
+	ListIssuers(ctx context.Context, page Page) ([]Issuer, error)
+	// DeleteIssuer deletes an issuer with its keys. With clients left it
+	// returns ErrConflict, unless cascade also deletes them.
+	DeleteIssuer(ctx context.Context, name string, cascade bool, ifRevision int64) error
 
 	// CreateClient stores a client with its secrets. It returns ErrNotFound
 	// when the issuer does not exist and ErrConflict when the id is taken.
 	CreateClient(ctx context.Context, c Client) (Client, error)
+	// GetClient returns a client with all of its secrets, expired included.
 	GetClient(ctx context.Context, issuerName, clientID string) (Client, error)
+	// ListClients returns an issuer's clients ordered by id, without their
+	// secrets; Page.After is a client id.
+	ListClients(ctx context.Context, issuerName string, q ClientQuery) ([]Client, error)
+	// UpdateClient reads a client, lets update change its name, scopes,
+	// roles, audience, lifetime and enabled flag, and writes it back, all
+	// atomically. An error from update aborts the write and is returned.
+	UpdateClient(ctx context.Context, issuerName, clientID string, update func(*Client) error) (Client, error)
+	DeleteClient(ctx context.Context, issuerName, clientID string) error
+	// AddClientSecret adds a secret and makes every other secret of the
+	// client expire at retireOthersAt at the latest; a zero retireOthersAt
+	// leaves them as they are.
+	AddClientSecret(ctx context.Context, issuerName, clientID string, s Secret, retireOthersAt time.Time) (Client, error)
+	DeleteClientSecret(ctx context.Context, issuerName, clientID, secretID string) error
 
 	// CreateSigningKey stores a key. It returns ErrNotFound when the issuer
 	// does not exist and ErrConflict when the id is taken or the key would
@@ -112,6 +195,17 @@ type Store interface {
 	CreateSigningKey(ctx context.Context, k SigningKey) error
 	// ListSigningKeys returns an issuer's keys, oldest first.
 	ListSigningKeys(ctx context.Context, issuerName string) ([]SigningKey, error)
+
+	// AppendAudit records an entry; ID and At are assigned by the store.
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	// ListAudit returns entries newest first; Page.After is an entry ID in
+	// decimal.
+	ListAudit(ctx context.Context, page Page) ([]AuditEntry, error)
+
+	// Watch calls fn for every change any node makes, until ctx ends. It
+	// first calls fn with ChangeAll once it listens, and again whenever it
+	// may have missed changes. fn must not block for long.
+	Watch(ctx context.Context, fn func(Change)) error
 
 	// Ping reports whether the backend can serve requests.
 	Ping(ctx context.Context) error

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/authz-dev/authz/keys"
+	"github.com/authz-dev/authz/store"
 	"github.com/authz-dev/authz/store/postgres"
 	"github.com/authz-dev/authz/store/postgres/pgtest"
 )
@@ -38,7 +39,7 @@ type tutorial struct {
 func runTutorial(t *testing.T, p *process) tutorial {
 	t.Helper()
 	ctx := context.Background()
-	iss := adminJSON(t, http.MethodPut, p.adminURL+"/admin/v1/issuers/"+tutorialIssuer, map[string]any{
+	iss := p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/"+tutorialIssuer, map[string]any{
 		"description":         "Payments API",
 		"availableScopes":     []string{"read", "write"},
 		"audience":            tutorialAudience,
@@ -49,7 +50,7 @@ func runTutorial(t *testing.T, p *process) tutorial {
 	if iss["issuer"] != issuerURL {
 		t.Fatalf("issuer URL = %v, want %s", iss["issuer"], issuerURL)
 	}
-	client := adminJSON(t, http.MethodPost, p.adminURL+"/admin/v1/issuers/"+tutorialIssuer+"/clients", map[string]any{
+	client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/"+tutorialIssuer+"/clients", map[string]any{
 		"name":   "billing batch",
 		"scopes": []string{"read", "write"},
 	}, http.StatusCreated)
@@ -139,10 +140,19 @@ func postgresEnv(t *testing.T) (databaseURL, kek string, env []string) {
 	return databaseURL, kek, []string{"AUTHZ_DATABASE_URL=" + databaseURL, "AUTHZ_KEK=" + kek}
 }
 
+// startPostgresServer bootstraps a fresh database and starts a server on it.
+func startPostgresServer(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	adm := bootstrap(t, env)
+	p := startServer(t, env, args...)
+	p.admin = adm
+	return p
+}
+
 func TestTutorialOnPostgres(t *testing.T) {
 	t.Parallel()
 	databaseURL, kek, env := postgresEnv(t)
-	p := startServer(t, env)
+	p := startPostgresServer(t, env)
 	tut := runTutorial(t, p)
 	assertReady(t, p)
 	p.stop(t)
@@ -176,7 +186,7 @@ func TestTutorialOnPostgres(t *testing.T) {
 func privateKeyForms(t *testing.T, databaseURL, kekB64 string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, databaseURL)
+	st, err := postgres.Open(ctx, databaseURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,11 +248,12 @@ func TestRestartOnSameDatabaseKeepsIssuersClientsAndKeys(t *testing.T) {
 	t.Parallel()
 	_, _, env := postgresEnv(t)
 	addr := freeLoopbackAddr(t)
-	first := startServer(t, env, "--public-addr", addr)
+	first := startPostgresServer(t, env, "--public-addr", addr)
 	tut := runTutorial(t, first)
 	first.stop(t)
 
 	second := startServer(t, env, "--public-addr", addr)
+	second.admin = first.admin
 	issuerURL := second.publicURL + "/issuers/" + tutorialIssuer
 	// A token signed before the restart verifies against the JWKS after it.
 	verifyAsGateway(t, issuerURL, tut.tokens[0], tut.clientID, "read")
@@ -252,7 +263,7 @@ func TestRestartOnSameDatabaseKeepsIssuersClientsAndKeys(t *testing.T) {
 		t.Fatalf("token after restart: %v", err)
 	}
 	verifyAsGateway(t, issuerURL, tok.AccessToken, tut.clientID, "read write")
-	got := adminJSON(t, http.MethodGet, second.adminURL+"/admin/v1/issuers/"+tutorialIssuer, nil, http.StatusOK)
+	got := second.adminJSON(t, http.MethodGet, "/admin/v1/issuers/"+tutorialIssuer, nil, http.StatusOK)
 	if got["description"] != "Payments API" {
 		t.Fatalf("issuer after restart = %v", got)
 	}
@@ -261,7 +272,7 @@ func TestRestartOnSameDatabaseKeepsIssuersClientsAndKeys(t *testing.T) {
 func TestServeRefusesAnotherKEKForStoredKeys(t *testing.T) {
 	t.Parallel()
 	databaseURL, _, env := postgresEnv(t)
-	p := startServer(t, env)
+	p := startPostgresServer(t, env)
 	runTutorial(t, p)
 	p.stop(t)
 
@@ -307,12 +318,12 @@ func TestMigrateCommandIsRepeatable(t *testing.T) {
 			t.Fatalf("migrate: exit %d\n%s", code, out)
 		}
 	}
-	st, err := postgres.Open(context.Background(), databaseURL)
+	st, err := postgres.Open(context.Background(), databaseURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := st.ListIssuers(context.Background()); err != nil {
+	if _, err := st.ListIssuers(context.Background(), store.Page{}); err != nil {
 		t.Fatalf("schema not usable after migrate: %v", err)
 	}
 }

@@ -13,11 +13,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // childEnv makes the test binary run authz's main instead of the tests, so
@@ -33,6 +36,7 @@ func TestMain(m *testing.M) {
 
 // process is a running authz server.
 type process struct {
+	admin     admin
 	cmd       *exec.Cmd
 	output    *lockedBuffer
 	exited    chan struct{}
@@ -188,11 +192,19 @@ func freeLoopbackAddr(t *testing.T) string {
 }
 
 // adminJSON sends a JSON request to the admin API and decodes the answer.
-func adminJSON(t *testing.T, method, url string, body any, wantStatus int) map[string]any {
+func (p *process) adminJSON(t *testing.T, method, path string, body any, wantStatus int) map[string]any {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, url, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
+	var reader io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		reader = bytes.NewReader(b)
+	}
+	url := p.adminURL + path
+	req, _ := http.NewRequest(method, url, reader)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+p.adminToken(t))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -203,8 +215,65 @@ func adminJSON(t *testing.T, method, url string, body any, wantStatus int) map[s
 		t.Fatalf("%s %s: status %d, want %d: %s", method, url, resp.StatusCode, wantStatus, raw)
 	}
 	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("%s %s: answer is not JSON: %s", method, url, raw)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s: answer is not JSON: %s", method, url, raw)
+		}
 	}
 	return out
+}
+
+// admin holds the credentials of an admin client.
+type admin struct{ clientID, clientSecret string }
+
+var (
+	clientIDLine     = regexp.MustCompile(`client_id:\s+(\S+)`)
+	clientSecretLine = regexp.MustCompile(`client_secret:\s+(\S+)`)
+)
+
+func parseAdmin(t *testing.T, out string) admin {
+	t.Helper()
+	id, secret := clientIDLine.FindStringSubmatch(out), clientSecretLine.FindStringSubmatch(out)
+	if id == nil || secret == nil {
+		t.Fatalf("no admin credentials in:\n%s", out)
+	}
+	return admin{clientID: id[1], clientSecret: secret[1]}
+}
+
+// bootstrap runs `authz bootstrap` on a database and returns the first
+// admin client.
+func bootstrap(t *testing.T, env []string) admin {
+	t.Helper()
+	code, out := runAuthz(t, env, "bootstrap")
+	if code != 0 {
+		t.Fatalf("bootstrap: exit %d\n%s", code, out)
+	}
+	return parseAdmin(t, out)
+}
+
+// adminToken gets a token for the process's admin client from its own
+// system issuer. A dev-mode server prints its admin client in its banner.
+func (p *process) adminToken(t *testing.T) string {
+	t.Helper()
+	if p.admin.clientID == "" {
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(p.output.String(), "client_secret:") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no admin credentials known for this server:\n%s", p.output)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		p.admin = parseAdmin(t, p.output.String())
+	}
+	return clientToken(t, p.publicURL+"/issuers/system/token", p.admin.clientID, p.admin.clientSecret, "")
+}
+
+// clientToken runs the client-credentials grant and returns the token.
+func clientToken(t *testing.T, tokenURL, id, secret, scope string) string {
+	t.Helper()
+	tok, err := (&clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: tokenURL, Scopes: strings.Fields(scope)}).Token(context.Background())
+	if err != nil {
+		t.Fatalf("token from %s for %s: %v", tokenURL, id, err)
+	}
+	return tok.AccessToken
 }

@@ -18,6 +18,7 @@ const usage = `authz: an OAuth2 client-credentials authorization server
 Usage:
   authz serve [flags]        run the server (no database URL: in-memory development mode)
   authz migrate [flags]      apply database migrations, then exit
+  authz bootstrap [flags]    create the system issuer and a first admin client; print its secret once
   authz healthcheck [flags]  exit 0 when a running server answers /healthz
 
 Run 'authz <command> -h' for the flags of a command. Every flag can also be
@@ -36,6 +37,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runServe(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
 		err = runMigrate(ctx, args[1:], getenv, stderr)
+	case "bootstrap":
+		err = runBootstrap(ctx, args[1:], getenv, stdout, stderr)
 	case "healthcheck":
 		err = runHealthcheck(ctx, args[1:], getenv, stderr)
 	case "help", "-h", "--help":

@@ -30,6 +30,7 @@ type serveConfig struct {
 	kek             string
 	logFormat       string
 	jwksMaxAge      time.Duration
+	cacheTTL        time.Duration
 	shutdownTimeout time.Duration
 }
 
@@ -42,6 +43,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	kek := set.String("kek", "AUTHZ_KEK", "", "key-encryption key: base64 of 32 bytes, or the path of a file holding it (required with a database)")
 	logFormat := set.String("log-format", "AUTHZ_LOG_FORMAT", "json", "log format: json or text")
 	jwksMaxAge := set.Duration("jwks-max-age", "AUTHZ_JWKS_MAX_AGE", 5*time.Minute, "Cache-Control max-age of JWKS and discovery documents")
+	cacheTTL := set.Duration("cache-ttl", "AUTHZ_CACHE_TTL", time.Minute, "longest time a cached issuer or client is trusted without a change notification")
 	shutdownTimeout := set.Duration("shutdown-timeout", "AUTHZ_SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
 	if err := set.Parse(args); err != nil {
 		return serveConfig{}, err
@@ -54,6 +56,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		kek:             *kek,
 		logFormat:       *logFormat,
 		jwksMaxAge:      *jwksMaxAge,
+		cacheTTL:        *cacheTTL,
 		shutdownTimeout: *shutdownTimeout,
 	}
 	if c.logFormat != "json" && c.logFormat != "text" {
@@ -72,35 +75,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log := newLogger(stderr, cfg.logFormat)
 	devMode := cfg.databaseURL == ""
-
-	var st store.Store
-	var kek []byte
 	if devMode {
 		log.Warn("DEVELOPMENT MODE: no database URL; issuers, clients and keys live in memory and vanish on exit")
-		st = memory.New()
-		kek = make([]byte, keys.KEKSize)
-		_, _ = rand.Read(kek)
-	} else {
-		if kek, err = loadKEK(cfg.kek); err != nil {
-			return err
-		}
-		if err := postgres.Migrate(ctx, cfg.databaseURL); err != nil {
-			return err
-		}
-		pg, err := postgres.Open(ctx, cfg.databaseURL)
-		if err != nil {
-			return err
-		}
-		defer pg.Close()
-		st = pg
 	}
-	sealer, err := keys.NewSealer(kek)
+	be, err := openBackend(ctx, cfg.databaseURL, cfg.kek, log)
 	if err != nil {
 		return err
 	}
-	ring := keys.NewKeyring()
-	keyManager := keys.NewManager(st, sealer, ring)
-	if err := loadAllKeys(ctx, st, keyManager); err != nil {
+	defer be.close()
+	if err := ensureAllKeys(ctx, be.store, be.keys); err != nil {
 		return err
 	}
 
@@ -123,8 +106,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		JWKSMaxAge:     cfg.jwksMaxAge,
 		MetadataMaxAge: cfg.jwksMaxAge,
 		Logger:         log,
-	}, st, ring)
-	admin := api.New(st, keyManager, public, log)
+		CacheTTL:       cfg.cacheTTL,
+		LoadKeys:       be.keys.Sync,
+	}, be.store, be.ring)
+	admin := api.New(be.store, be.keys, public, log)
+
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	go followChanges(watchCtx, be.store, public, be.keys, log)
+
+	var devAdmin api.BootstrapResult
+	if devMode {
+		if devAdmin, err = api.Bootstrap(ctx, be.store, be.keys); err != nil {
+			return err
+		}
+	}
 
 	servers := []*http.Server{newHTTPServer(public.Handler(), log), newHTTPServer(admin.Handler(), log)}
 	listeners := []net.Listener{publicLn, adminLn}
@@ -135,7 +131,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	log.Info("listening", "listener", "public", "addr", publicLn.Addr().String(), "public_url", publicURL)
 	log.Info("listening", "listener", "admin", "addr", adminLn.Addr().String())
 	if devMode {
-		printDevBanner(stdout, publicURL, "http://"+reachableAddr(adminLn.Addr()))
+		printDevBanner(stdout, publicURL, "http://"+reachableAddr(adminLn.Addr()), devAdmin)
 	}
 
 	select {
@@ -157,10 +153,51 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-// loadAllKeys gives every issuer an active key and loads all keys into the
+// backend is the store and key machinery every command that touches state
+// shares.
+type backend struct {
+	store store.Store
+	ring  *keys.Keyring
+	keys  *keys.Manager
+	close func()
+}
+
+// openBackend opens PostgreSQL (migrating it) with the operator's KEK, or,
+// with no database URL, an in-memory store with a KEK made for this run.
+func openBackend(ctx context.Context, databaseURL, kekValue string, log *slog.Logger) (*backend, error) {
+	be := &backend{ring: keys.NewKeyring(), close: func() {}}
+	var kek []byte
+	if databaseURL == "" {
+		be.store = memory.New()
+		kek = make([]byte, keys.KEKSize)
+		_, _ = rand.Read(kek)
+	} else {
+		var err error
+		if kek, err = loadKEK(kekValue); err != nil {
+			return nil, err
+		}
+		if err := postgres.Migrate(ctx, databaseURL); err != nil {
+			return nil, err
+		}
+		pg, err := postgres.Open(ctx, databaseURL, log)
+		if err != nil {
+			return nil, err
+		}
+		be.store, be.close = pg, pg.Close
+	}
+	sealer, err := keys.NewSealer(kek)
+	if err != nil {
+		be.close()
+		return nil, err
+	}
+	be.keys = keys.NewManager(be.store, sealer, be.ring)
+	return be, nil
+}
+
+// ensureAllKeys gives every issuer an active key and loads all keys into the
 // keyring before the listeners open, so the first request can sign.
-func loadAllKeys(ctx context.Context, st store.Store, km *keys.Manager) error {
-	issuers, err := st.ListIssuers(ctx)
+func ensureAllKeys(ctx context.Context, st store.Store, km *keys.Manager) error {
+	issuers, err := st.ListIssuers(ctx, store.Page{})
 	if err != nil {
 		return err
 	}
@@ -226,7 +263,7 @@ func decodeKEK(text []byte) ([]byte, bool) {
 	return nil, false
 }
 
-func printDevBanner(w io.Writer, publicURL, adminURL string) {
+func printDevBanner(w io.Writer, publicURL, adminURL string, admin api.BootstrapResult) {
 	fmt.Fprintf(w, `
 ################################################################################
 #  DEVELOPMENT MODE: no --database-url, so everything lives in memory.         #
@@ -234,20 +271,26 @@ func printDevBanner(w io.Writer, publicURL, adminURL string) {
 #  key-encryption key was generated for this run. Do not use in production.    #
 ################################################################################
 
-Try it (paste into another shell):
+Admin client of this run (system issuer, scope authz:admin):
+  client_id:     %[3]s
+  client_secret: %[4]s
 
-  curl -s -X PUT %[2]s/admin/v1/issuers/demo -H 'Content-Type: application/json' \
+Try it (paste into another shell; needs curl and jq):
+
+  ADMIN_TOKEN=$(curl -s -u '%[3]s:%[4]s' -d grant_type=client_credentials \
+    %[1]s/issuers/system/token | jq -r .access_token)
+
+  curl -s -X PUT %[2]s/admin/v1/issuers/demo -H "Authorization: Bearer $ADMIN_TOKEN" \
+    -H 'Content-Type: application/json' \
     -d '{"availableScopes":["read","write"],"audience":"https://api.example.com"}'
 
-  curl -s -X POST %[2]s/admin/v1/issuers/demo/clients -H 'Content-Type: application/json' \
-    -d '{"name":"demo client","scopes":["read"]}'
+  CLIENT=$(curl -s -X POST %[2]s/admin/v1/issuers/demo/clients -H "Authorization: Bearer $ADMIN_TOKEN" \
+    -H 'Content-Type: application/json' -d '{"name":"demo client","scopes":["read"]}')
 
-  # put the client_id and client_secret from the answer above here:
-  CLIENT_ID=...; CLIENT_SECRET=...
-  curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials -d scope=read \
-    %[1]s/issuers/demo/token
+  curl -s -u "$(echo "$CLIENT" | jq -r .client_id):$(echo "$CLIENT" | jq -r .client_secret)" \
+    -d grant_type=client_credentials -d scope=read %[1]s/issuers/demo/token
 
   curl -s %[1]s/issuers/demo/jwks.json
 
-`, publicURL, adminURL)
+`, publicURL, adminURL, admin.ClientID, admin.ClientSecret)
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,11 +19,14 @@ import (
 // Store keeps records in maps behind one lock. Every record is copied on the
 // way in and out, so callers can never alias the stored state.
 type Store struct {
-	mu      sync.RWMutex
-	now     func() time.Time
-	issuers map[string]store.Issuer
-	clients map[clientKey]store.Client
-	keys    map[string]store.SigningKey
+	mu       sync.RWMutex
+	now      func() time.Time
+	issuers  map[string]store.Issuer
+	clients  map[clientKey]store.Client
+	keys     map[string]store.SigningKey
+	audit    []store.AuditEntry
+	watchers map[int]chan store.Change
+	nextID   int
 }
 
 type clientKey struct{ issuer, id string }
@@ -33,33 +38,99 @@ func New() *Store {
 	return &Store{
 		// PostgreSQL keeps microseconds; so does this store, so that both
 		// backends hand back equal records.
-		now:     func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		issuers: map[string]store.Issuer{},
-		clients: map[clientKey]store.Client{},
-		keys:    map[string]store.SigningKey{},
+		now:      func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		issuers:  map[string]store.Issuer{},
+		clients:  map[clientKey]store.Client{},
+		keys:     map[string]store.SigningKey{},
+		watchers: map[int]chan store.Change{},
 	}
 }
 
 // Ping always succeeds: the store is this process.
 func (s *Store) Ping(context.Context) error { return nil }
 
+// notify queues a change for every watcher; the caller holds the lock. A
+// watcher that has fallen far behind is told to drop everything instead.
+func (s *Store) notify(c store.Change) {
+	for _, ch := range s.watchers {
+		select {
+		case ch <- c:
+		default:
+			select {
+			case <-ch:
+			default:
+			}
+			select {
+			case ch <- store.Change{Kind: store.ChangeAll}:
+			default:
+			}
+		}
+	}
+}
+
+// Watch delivers changes until ctx ends.
+func (s *Store) Watch(ctx context.Context, fn func(store.Change)) error {
+	ch := make(chan store.Change, 1024)
+	s.mu.Lock()
+	id := s.nextID
+	s.nextID++
+	s.watchers[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.watchers, id)
+		s.mu.Unlock()
+	}()
+	fn(store.Change{Kind: store.ChangeAll})
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c := <-ch:
+			fn(c)
+		}
+	}
+}
+
+func checkRevision(name string, stored, want int64) error {
+	if want != 0 && stored != want {
+		return fmt.Errorf("issuer %q is at revision %d, not %d: %w", name, stored, want, store.ErrPrecondition)
+	}
+	return nil
+}
+
+func sameIssuerContent(a, b store.Issuer) bool {
+	return a.Description == b.Description && slices.Equal(a.AvailableScopes, b.AvailableScopes) &&
+		slices.Equal(a.ClientRoles, b.ClientRoles) && a.Audience == b.Audience && a.TokenLifetime == b.TokenLifetime &&
+		a.SigningAlgorithm == b.SigningAlgorithm && slices.Equal(a.ClientAuthenticators, b.ClientAuthenticators)
+}
+
 // PutIssuer creates or replaces an issuer.
-func (s *Store) PutIssuer(_ context.Context, iss store.Issuer) (store.Issuer, bool, error) {
+func (s *Store) PutIssuer(_ context.Context, iss store.Issuer, ifRevision int64) (store.Issuer, store.PutResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	old, exists := s.issuers[iss.Name]
 	iss = copyIssuer(iss)
-	iss.UpdatedAt = now
-	if exists {
-		iss.CreatedAt = old.CreatedAt
-		iss.Revision = old.Revision + 1
-	} else {
-		iss.CreatedAt = now
-		iss.Revision = 1
+	old, exists := s.issuers[iss.Name]
+	if !exists {
+		if ifRevision != 0 {
+			return store.Issuer{}, 0, fmt.Errorf("put issuer %q: it does not exist: %w", iss.Name, store.ErrPrecondition)
+		}
+		iss.CreatedAt, iss.UpdatedAt, iss.Revision = now, now, 1
+		s.issuers[iss.Name] = iss
+		s.notify(store.Change{Kind: store.ChangeIssuer, Issuer: iss.Name})
+		return copyIssuer(iss), store.Created, nil
 	}
+	if err := checkRevision(iss.Name, old.Revision, ifRevision); err != nil {
+		return store.Issuer{}, 0, fmt.Errorf("put issuer: %w", err)
+	}
+	if sameIssuerContent(old, iss) {
+		return copyIssuer(old), store.Unchanged, nil
+	}
+	iss.CreatedAt, iss.UpdatedAt, iss.Revision = old.CreatedAt, now, old.Revision+1
 	s.issuers[iss.Name] = iss
-	return copyIssuer(iss), !exists, nil
+	s.notify(store.Change{Kind: store.ChangeIssuer, Issuer: iss.Name})
+	return copyIssuer(iss), store.Updated, nil
 }
 
 // GetIssuer returns one issuer.
@@ -73,16 +144,65 @@ func (s *Store) GetIssuer(_ context.Context, name string) (store.Issuer, error) 
 	return copyIssuer(iss), nil
 }
 
-// ListIssuers returns every issuer ordered by name.
-func (s *Store) ListIssuers(context.Context) ([]store.Issuer, error) {
+// page cuts an ordered listing after a key and to a limit.
+func page[T any](sorted []T, key func(T) string, p store.Page) []T {
+	start, _ := slices.BinarySearchFunc(sorted, p.After, func(v T, after string) int {
+		if key(v) <= after {
+			return -1
+		}
+		return 1
+	})
+	sorted = sorted[start:]
+	if p.Limit > 0 && len(sorted) > p.Limit {
+		sorted = sorted[:p.Limit]
+	}
+	return sorted
+}
+
+// ListIssuers returns issuers ordered by name.
+func (s *Store) ListIssuers(_ context.Context, p store.Page) ([]store.Issuer, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	names := slices.Sorted(maps.Keys(s.issuers))
-	out := make([]store.Issuer, 0, len(names))
-	for _, n := range names {
+	var out []store.Issuer
+	for _, n := range slices.Sorted(maps.Keys(s.issuers)) {
 		out = append(out, copyIssuer(s.issuers[n]))
 	}
-	return out, nil
+	return page(out, func(i store.Issuer) string { return i.Name }, p), nil
+}
+
+// DeleteIssuer deletes an issuer and its keys, and with cascade its clients.
+func (s *Store) DeleteIssuer(_ context.Context, name string, cascade bool, ifRevision int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	iss, ok := s.issuers[name]
+	if !ok {
+		return fmt.Errorf("delete issuer %q: %w", name, store.ErrNotFound)
+	}
+	if err := checkRevision(name, iss.Revision, ifRevision); err != nil {
+		return fmt.Errorf("delete issuer: %w", err)
+	}
+	var clients []clientKey
+	for k := range s.clients {
+		if k.issuer == name {
+			clients = append(clients, k)
+		}
+	}
+	if len(clients) > 0 && !cascade {
+		return fmt.Errorf("delete issuer %q: it still has %d clients: %w", name, len(clients), store.ErrConflict)
+	}
+	for _, k := range clients {
+		delete(s.clients, k)
+		s.notify(store.Change{Kind: store.ChangeClient, Issuer: name, ClientID: k.id})
+	}
+	for kid, k := range s.keys {
+		if k.IssuerName == name {
+			delete(s.keys, kid)
+		}
+	}
+	delete(s.issuers, name)
+	s.notify(store.Change{Kind: store.ChangeKey, Issuer: name})
+	s.notify(store.Change{Kind: store.ChangeIssuer, Issuer: name})
+	return nil
 }
 
 // CreateClient stores a client with its secrets.
@@ -110,6 +230,7 @@ func (s *Store) CreateClient(_ context.Context, c store.Client) (store.Client, e
 		c.Secrets[i].CreatedAt = now
 	}
 	s.clients[key] = c
+	s.notify(store.Change{Kind: store.ChangeClient, Issuer: c.IssuerName, ClientID: c.ID})
 	return copyClient(c), nil
 }
 
@@ -122,6 +243,103 @@ func (s *Store) GetClient(_ context.Context, issuerName, clientID string) (store
 		return store.Client{}, fmt.Errorf("get client %q of issuer %q: %w", clientID, issuerName, store.ErrNotFound)
 	}
 	return copyClient(c), nil
+}
+
+// ListClients returns an issuer's clients ordered by id, without secrets.
+func (s *Store) ListClients(_ context.Context, issuerName string, q store.ClientQuery) ([]store.Client, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []store.Client
+	for k, c := range s.clients {
+		if k.issuer != issuerName ||
+			(q.Name != "" && !strings.Contains(strings.ToLower(c.Name), strings.ToLower(q.Name))) ||
+			(q.Enabled != nil && c.Enabled != *q.Enabled) {
+			continue
+		}
+		c = copyClient(c)
+		c.Secrets = nil
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b store.Client) int { return cmp.Compare(a.ID, b.ID) })
+	return page(out, func(c store.Client) string { return c.ID }, q.Page), nil
+}
+
+// UpdateClient changes a client's mutable fields atomically.
+func (s *Store) UpdateClient(_ context.Context, issuerName, clientID string, update func(*store.Client) error) (store.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := clientKey{issuerName, clientID}
+	old, ok := s.clients[key]
+	if !ok {
+		return store.Client{}, fmt.Errorf("update client %q of issuer %q: %w", clientID, issuerName, store.ErrNotFound)
+	}
+	c := copyClient(old)
+	if err := update(&c); err != nil {
+		return store.Client{}, err
+	}
+	// Only the mutable fields take effect, as in PostgreSQL.
+	next := copyClient(old)
+	next.Name, next.Scopes, next.Roles, next.Audience = c.Name, cloneStrings(c.Scopes), cloneStrings(c.Roles), c.Audience
+	next.TokenLifetime, next.Enabled, next.UpdatedAt = c.TokenLifetime, c.Enabled, s.now()
+	s.clients[key] = next
+	s.notify(store.Change{Kind: store.ChangeClient, Issuer: issuerName, ClientID: clientID})
+	return copyClient(next), nil
+}
+
+// DeleteClient deletes a client and its secrets.
+func (s *Store) DeleteClient(_ context.Context, issuerName, clientID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := clientKey{issuerName, clientID}
+	if _, ok := s.clients[key]; !ok {
+		return fmt.Errorf("delete client %q of issuer %q: %w", clientID, issuerName, store.ErrNotFound)
+	}
+	delete(s.clients, key)
+	s.notify(store.Change{Kind: store.ChangeClient, Issuer: issuerName, ClientID: clientID})
+	return nil
+}
+
+// AddClientSecret adds a secret and bounds the others' validity.
+func (s *Store) AddClientSecret(_ context.Context, issuerName, clientID string, sec store.Secret, retireOthersAt time.Time) (store.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := clientKey{issuerName, clientID}
+	c, ok := s.clients[key]
+	if !ok {
+		return store.Client{}, fmt.Errorf("add secret to client %q of issuer %q: %w", clientID, issuerName, store.ErrNotFound)
+	}
+	c = copyClient(c)
+	for i, old := range c.Secrets {
+		if old.ID == sec.ID {
+			return store.Client{}, fmt.Errorf("add secret %q: %w", sec.ID, store.ErrConflict)
+		}
+		if !retireOthersAt.IsZero() && (old.ExpiresAt.IsZero() || retireOthersAt.Before(old.ExpiresAt)) {
+			c.Secrets[i].ExpiresAt = retireOthersAt.UTC().Truncate(time.Microsecond)
+		}
+	}
+	sec.Digest = slices.Clone(sec.Digest)
+	sec.CreatedAt = s.now()
+	c.Secrets = append(c.Secrets, sec)
+	s.clients[key] = c
+	s.notify(store.Change{Kind: store.ChangeClient, Issuer: issuerName, ClientID: clientID})
+	return copyClient(c), nil
+}
+
+// DeleteClientSecret revokes one secret.
+func (s *Store) DeleteClientSecret(_ context.Context, issuerName, clientID, secretID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := clientKey{issuerName, clientID}
+	c, ok := s.clients[key]
+	i := slices.IndexFunc(c.Secrets, func(sec store.Secret) bool { return sec.ID == secretID })
+	if !ok || i < 0 {
+		return fmt.Errorf("delete secret %q of client %q: %w", secretID, clientID, store.ErrNotFound)
+	}
+	c = copyClient(c)
+	c.Secrets = slices.Delete(c.Secrets, i, i+1)
+	s.clients[key] = c
+	s.notify(store.Change{Kind: store.ChangeClient, Issuer: issuerName, ClientID: clientID})
+	return nil
 }
 
 // CreateSigningKey stores a sealed signing key.
@@ -144,6 +362,7 @@ func (s *Store) CreateSigningKey(_ context.Context, k store.SigningKey) error {
 	k = copyKey(k)
 	k.CreatedAt = s.now()
 	s.keys[k.ID] = k
+	s.notify(store.Change{Kind: store.ChangeKey, Issuer: k.IssuerName})
 	return nil
 }
 
@@ -163,23 +382,51 @@ func (s *Store) ListSigningKeys(_ context.Context, issuerName string) ([]store.S
 	return out, nil
 }
 
+// AppendAudit records an audit entry.
+func (s *Store) AppendAudit(_ context.Context, e store.AuditEntry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.ID = int64(len(s.audit) + 1)
+	e.At = s.now()
+	s.audit = append(s.audit, e)
+	return nil
+}
+
+// ListAudit returns audit entries newest first.
+func (s *Store) ListAudit(_ context.Context, p store.Page) ([]store.AuditEntry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	end := len(s.audit)
+	if p.After != "" {
+		before, err := strconv.ParseInt(p.After, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("list audit entries: cursor %q is not an entry id", p.After)
+		}
+		end = int(min(max(before-1, 0), int64(len(s.audit))))
+	}
+	var out []store.AuditEntry
+	for i := end - 1; i >= 0 && (p.Limit <= 0 || len(out) < p.Limit); i-- {
+		out = append(out, s.audit[i])
+	}
+	return out, nil
+}
+
 func copyIssuer(iss store.Issuer) store.Issuer {
 	iss.AvailableScopes = cloneStrings(iss.AvailableScopes)
+	iss.ClientRoles = cloneStrings(iss.ClientRoles)
 	iss.ClientAuthenticators = cloneStrings(iss.ClientAuthenticators)
 	return iss
 }
 
 func copyClient(c store.Client) store.Client {
 	c.Scopes = cloneStrings(c.Scopes)
-	secrets := make([]store.Secret, len(c.Secrets))
-	for i, sec := range c.Secrets {
+	c.Roles = cloneStrings(c.Roles)
+	var secrets []store.Secret
+	for _, sec := range c.Secrets {
 		sec.Digest = slices.Clone(sec.Digest)
-		secrets[i] = sec
+		secrets = append(secrets, sec)
 	}
 	c.Secrets = secrets
-	if len(c.Secrets) == 0 {
-		c.Secrets = nil
-	}
 	return c
 }
 

@@ -4,8 +4,12 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,13 +24,17 @@ import (
 // Store keeps authz's records in PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
+	log  *slog.Logger
 }
 
 var _ store.Store = (*Store)(nil)
 
 // Open connects a pool to databaseURL and checks that the server answers.
-// It does not migrate; call Migrate first.
-func Open(ctx context.Context, databaseURL string) (*Store, error) {
+// It does not migrate; call Migrate first. log may be nil.
+func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", redactParseError(err))
@@ -39,7 +47,7 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, log: log}, nil
 }
 
 // Close releases every connection of the pool.
@@ -106,46 +114,86 @@ func mapError(err error) error {
 	return err
 }
 
-const issuerColumns = `name, description, available_scopes, audience, token_lifetime_seconds,
+// querier is what both the pool and a transaction offer, so that reads can
+// run alone or inside a write.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+const issuerColumns = `name, description, available_scopes, client_roles, audience, token_lifetime_seconds,
 	signing_algorithm, client_authenticators, revision, created_at, updated_at`
 
-func scanIssuer(row pgx.Row, extra ...any) (store.Issuer, error) {
+func scanIssuer(row pgx.Row) (store.Issuer, error) {
 	var iss store.Issuer
 	var lifetimeSeconds int64
-	dest := append([]any{&iss.Name, &iss.Description, &iss.AvailableScopes, &iss.Audience, &lifetimeSeconds,
-		&iss.SigningAlgorithm, &iss.ClientAuthenticators, &iss.Revision, &iss.CreatedAt, &iss.UpdatedAt}, extra...)
-	if err := row.Scan(dest...); err != nil {
+	if err := row.Scan(&iss.Name, &iss.Description, &iss.AvailableScopes, &iss.ClientRoles, &iss.Audience, &lifetimeSeconds,
+		&iss.SigningAlgorithm, &iss.ClientAuthenticators, &iss.Revision, &iss.CreatedAt, &iss.UpdatedAt); err != nil {
 		return store.Issuer{}, err
 	}
 	iss.TokenLifetime = time.Duration(lifetimeSeconds) * time.Second
 	return iss, nil
 }
 
-// PutIssuer creates or replaces an issuer.
-func (s *Store) PutIssuer(ctx context.Context, iss store.Issuer) (store.Issuer, bool, error) {
-	// xmax is zero only on a freshly inserted row version, which tells an
-	// insert from an update in one round trip.
-	const q = `
-insert into issuers (name, description, available_scopes, audience, token_lifetime_seconds,
-                     signing_algorithm, client_authenticators)
-values ($1, $2, $3, $4, $5, $6, $7)
-on conflict (name) do update set
-    description = excluded.description,
-    available_scopes = excluded.available_scopes,
-    audience = excluded.audience,
-    token_lifetime_seconds = excluded.token_lifetime_seconds,
-    signing_algorithm = excluded.signing_algorithm,
-    client_authenticators = excluded.client_authenticators,
-    revision = issuers.revision + 1,
-    updated_at = now()
-returning ` + issuerColumns + `, (xmax = 0)`
-	var created bool
-	stored, err := scanIssuer(s.pool.QueryRow(ctx, q, iss.Name, iss.Description, nonNil(iss.AvailableScopes),
-		iss.Audience, int64(iss.TokenLifetime/time.Second), iss.SigningAlgorithm, nonNil(iss.ClientAuthenticators)), &created)
-	if err != nil {
-		return store.Issuer{}, false, fmt.Errorf("put issuer %q: %w", iss.Name, mapError(err))
+// sameIssuerContent tells whether a replacement would change anything a
+// caller can set.
+func sameIssuerContent(a, b store.Issuer) bool {
+	return a.Description == b.Description && slices.Equal(a.AvailableScopes, b.AvailableScopes) &&
+		slices.Equal(a.ClientRoles, b.ClientRoles) && a.Audience == b.Audience && a.TokenLifetime == b.TokenLifetime &&
+		a.SigningAlgorithm == b.SigningAlgorithm && slices.Equal(a.ClientAuthenticators, b.ClientAuthenticators)
+}
+
+func checkRevision(name string, stored, want int64) error {
+	if want != 0 && stored != want {
+		return fmt.Errorf("issuer %q is at revision %d, not %d: %w", name, stored, want, store.ErrPrecondition)
 	}
-	return stored, created, nil
+	return nil
+}
+
+// PutIssuer creates or replaces an issuer.
+func (s *Store) PutIssuer(ctx context.Context, iss store.Issuer, ifRevision int64) (store.Issuer, store.PutResult, error) {
+	var stored store.Issuer
+	var result store.PutResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		current, err := scanIssuer(tx.QueryRow(ctx, `select `+issuerColumns+` from issuers where name = $1 for update`, iss.Name))
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			if ifRevision != 0 {
+				return fmt.Errorf("issuer %q does not exist: %w", iss.Name, store.ErrPrecondition)
+			}
+			result = store.Created
+			stored, err = scanIssuer(tx.QueryRow(ctx, `
+insert into issuers (name, description, available_scopes, client_roles, audience, token_lifetime_seconds,
+                     signing_algorithm, client_authenticators)
+values ($1, $2, $3, $4, $5, $6, $7, $8)
+returning `+issuerColumns, iss.Name, iss.Description, nonNil(iss.AvailableScopes), nonNil(iss.ClientRoles), iss.Audience,
+				int64(iss.TokenLifetime/time.Second), iss.SigningAlgorithm, nonNil(iss.ClientAuthenticators)))
+			return err
+		case err != nil:
+			return err
+		}
+		if err := checkRevision(iss.Name, current.Revision, ifRevision); err != nil {
+			return err
+		}
+		if sameIssuerContent(current, iss) {
+			stored, result = current, store.Unchanged
+			return nil
+		}
+		result = store.Updated
+		stored, err = scanIssuer(tx.QueryRow(ctx, `
+update issuers set description = $2, available_scopes = $3, client_roles = $4, audience = $5,
+    token_lifetime_seconds = $6, signing_algorithm = $7, client_authenticators = $8,
+    revision = revision + 1, updated_at = now()
+where name = $1
+returning `+issuerColumns, iss.Name, iss.Description, nonNil(iss.AvailableScopes), nonNil(iss.ClientRoles), iss.Audience,
+			int64(iss.TokenLifetime/time.Second), iss.SigningAlgorithm, nonNil(iss.ClientAuthenticators)))
+		return err
+	})
+	if err != nil {
+		return store.Issuer{}, 0, fmt.Errorf("put issuer %q: %w", iss.Name, mapError(err))
+	}
+	return stored, result, nil
 }
 
 // GetIssuer returns one issuer.
@@ -157,9 +205,18 @@ func (s *Store) GetIssuer(ctx context.Context, name string) (store.Issuer, error
 	return iss, nil
 }
 
-// ListIssuers returns every issuer ordered by name.
-func (s *Store) ListIssuers(ctx context.Context) ([]store.Issuer, error) {
-	rows, err := s.pool.Query(ctx, `select `+issuerColumns+` from issuers order by name`)
+// pageLimit turns the contract's "0 means all" into SQL's "null means all".
+func pageLimit(p store.Page) *int {
+	if p.Limit <= 0 {
+		return nil
+	}
+	return &p.Limit
+}
+
+// ListIssuers returns issuers ordered by name.
+func (s *Store) ListIssuers(ctx context.Context, page store.Page) ([]store.Issuer, error) {
+	rows, err := s.pool.Query(ctx, `select `+issuerColumns+` from issuers where name > $1 order by name limit $2`,
+		page.After, pageLimit(page))
 	if err != nil {
 		return nil, fmt.Errorf("list issuers: %w", err)
 	}
@@ -170,32 +227,60 @@ func (s *Store) ListIssuers(ctx context.Context) ([]store.Issuer, error) {
 	return issuers, nil
 }
 
+// DeleteIssuer deletes an issuer; its keys, and with cascade its clients, go
+// with it through the schema's foreign keys.
+func (s *Store) DeleteIssuer(ctx context.Context, name string, cascade bool, ifRevision int64) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var revision int64
+		if err := tx.QueryRow(ctx, `select revision from issuers where name = $1 for update`, name).Scan(&revision); err != nil {
+			return err
+		}
+		if err := checkRevision(name, revision, ifRevision); err != nil {
+			return err
+		}
+		if !cascade {
+			var clients int64
+			if err := tx.QueryRow(ctx, `select count(*) from clients where issuer_name = $1`, name).Scan(&clients); err != nil {
+				return err
+			}
+			if clients > 0 {
+				return fmt.Errorf("issuer %q still has %d clients: %w", name, clients, store.ErrConflict)
+			}
+		}
+		_, err := tx.Exec(ctx, `delete from issuers where name = $1`, name)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete issuer %q: %w", name, mapError(err))
+	}
+	return nil
+}
+
+const clientColumns = `c.issuer_name, c.client_id, c.name, c.scopes, c.roles, c.audience, c.token_lifetime_seconds,
+	c.enabled, c.created_at, c.updated_at`
+
+func clientScanTargets(c *store.Client, lifetimeSeconds *int64) []any {
+	return []any{&c.IssuerName, &c.ID, &c.Name, &c.Scopes, &c.Roles, &c.Audience, lifetimeSeconds, &c.Enabled, &c.CreatedAt, &c.UpdatedAt}
+}
+
 // CreateClient stores a client and its secrets in one transaction.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) (store.Client, error) {
 	var stored store.Client
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		const insertClient = `
-insert into clients (issuer_name, client_id, name, scopes, audience, token_lifetime_seconds, enabled)
-values ($1, $2, $3, $4, $5, $6, $7)
-returning created_at, updated_at`
-		stored = c
-		stored.Secrets = nil
-		if err := tx.QueryRow(ctx, insertClient, c.IssuerName, c.ID, c.Name, nonNil(c.Scopes), c.Audience,
-			int64(c.TokenLifetime/time.Second), c.Enabled).Scan(&stored.CreatedAt, &stored.UpdatedAt); err != nil {
+		if _, err := tx.Exec(ctx, `
+insert into clients (issuer_name, client_id, name, scopes, roles, audience, token_lifetime_seconds, enabled)
+values ($1, $2, $3, $4, $5, $6, $7, $8)`, c.IssuerName, c.ID, c.Name, nonNil(c.Scopes), nonNil(c.Roles), c.Audience,
+			int64(c.TokenLifetime/time.Second), c.Enabled); err != nil {
 			return err
 		}
 		for _, sec := range c.Secrets {
-			const insertSecret = `
-insert into client_secrets (issuer_name, client_id, secret_id, digest, hint, expires_at)
-values ($1, $2, $3, $4, $5, $6)
-returning created_at`
-			if err := tx.QueryRow(ctx, insertSecret, c.IssuerName, c.ID, sec.ID, sec.Digest, sec.Hint,
-				nullTime(sec.ExpiresAt)).Scan(&sec.CreatedAt); err != nil {
+			if err := insertSecret(ctx, tx, c.IssuerName, c.ID, sec); err != nil {
 				return err
 			}
-			stored.Secrets = append(stored.Secrets, sec)
 		}
-		return nil
+		var err error
+		stored, err = getClient(ctx, tx, c.IssuerName, c.ID)
+		return err
 	})
 	if err != nil {
 		return store.Client{}, fmt.Errorf("create client %q of issuer %q: %w", c.ID, c.IssuerName, mapError(err))
@@ -203,11 +288,26 @@ returning created_at`
 	return stored, nil
 }
 
+func insertSecret(ctx context.Context, q querier, issuerName, clientID string, sec store.Secret) error {
+	_, err := q.Exec(ctx, `
+insert into client_secrets (issuer_name, client_id, secret_id, digest, hint, expires_at)
+values ($1, $2, $3, $4, $5, $6)`, issuerName, clientID, sec.ID, sec.Digest, sec.Hint, nullTime(sec.ExpiresAt))
+	return err
+}
+
 // GetClient returns a client with all of its secrets, expired ones included.
 func (s *Store) GetClient(ctx context.Context, issuerName, clientID string) (store.Client, error) {
+	c, err := getClient(ctx, s.pool, issuerName, clientID)
+	if err != nil {
+		return store.Client{}, fmt.Errorf("get client %q of issuer %q: %w", clientID, issuerName, mapError(err))
+	}
+	return c, nil
+}
+
+func getClient(ctx context.Context, q querier, issuerName, clientID string) (store.Client, error) {
 	// One round trip: the secrets travel as arrays beside the client row.
-	const q = `
-select c.name, c.scopes, c.audience, c.token_lifetime_seconds, c.enabled, c.created_at, c.updated_at,
+	const query = `
+select ` + clientColumns + `,
        coalesce(array_agg(s.secret_id order by s.created_at, s.secret_id) filter (where s.secret_id is not null), '{}'),
        coalesce(array_agg(s.digest order by s.created_at, s.secret_id) filter (where s.secret_id is not null), '{}'),
        coalesce(array_agg(s.hint order by s.created_at, s.secret_id) filter (where s.secret_id is not null), '{}'),
@@ -217,16 +317,15 @@ from clients c
 left join client_secrets s on s.issuer_name = c.issuer_name and s.client_id = c.client_id
 where c.issuer_name = $1 and c.client_id = $2
 group by c.issuer_name, c.client_id`
-	c := store.Client{IssuerName: issuerName, ID: clientID}
+	var c store.Client
 	var lifetimeSeconds int64
 	var ids, hints []string
 	var digests [][]byte
 	var created []time.Time
 	var expires []*time.Time
-	err := s.pool.QueryRow(ctx, q, issuerName, clientID).Scan(&c.Name, &c.Scopes, &c.Audience, &lifetimeSeconds,
-		&c.Enabled, &c.CreatedAt, &c.UpdatedAt, &ids, &digests, &hints, &created, &expires)
-	if err != nil {
-		return store.Client{}, fmt.Errorf("get client %q of issuer %q: %w", clientID, issuerName, mapError(err))
+	targets := append(clientScanTargets(&c, &lifetimeSeconds), &ids, &digests, &hints, &created, &expires)
+	if err := q.QueryRow(ctx, query, issuerName, clientID).Scan(targets...); err != nil {
+		return store.Client{}, err
 	}
 	c.TokenLifetime = time.Duration(lifetimeSeconds) * time.Second
 	for i := range ids {
@@ -237,6 +336,118 @@ group by c.issuer_name, c.client_id`
 		c.Secrets = append(c.Secrets, sec)
 	}
 	return c, nil
+}
+
+// ListClients returns an issuer's clients ordered by id.
+func (s *Store) ListClients(ctx context.Context, issuerName string, q store.ClientQuery) ([]store.Client, error) {
+	rows, err := s.pool.Query(ctx, `
+select `+clientColumns+` from clients c
+where c.issuer_name = $1 and c.client_id > $2
+  and ($3 = '' or strpos(lower(c.name), lower($3)) > 0)
+  and ($4::boolean is null or c.enabled = $4)
+order by c.client_id
+limit $5`, issuerName, q.After, q.Name, q.Enabled, pageLimit(q.Page))
+	if err != nil {
+		return nil, fmt.Errorf("list clients of issuer %q: %w", issuerName, err)
+	}
+	clients, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Client, error) {
+		var c store.Client
+		var lifetimeSeconds int64
+		err := row.Scan(clientScanTargets(&c, &lifetimeSeconds)...)
+		c.TokenLifetime = time.Duration(lifetimeSeconds) * time.Second
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list clients of issuer %q: %w", issuerName, err)
+	}
+	return clients, nil
+}
+
+// lockClient takes the client's row lock for the rest of the transaction.
+func lockClient(ctx context.Context, tx pgx.Tx, issuerName, clientID string) error {
+	var one int
+	return tx.QueryRow(ctx, `select 1 from clients where issuer_name = $1 and client_id = $2 for update`,
+		issuerName, clientID).Scan(&one)
+}
+
+// UpdateClient changes a client's mutable fields atomically.
+func (s *Store) UpdateClient(ctx context.Context, issuerName, clientID string, update func(*store.Client) error) (store.Client, error) {
+	var stored store.Client
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockClient(ctx, tx, issuerName, clientID); err != nil {
+			return err
+		}
+		c, err := getClient(ctx, tx, issuerName, clientID)
+		if err != nil {
+			return err
+		}
+		if err := update(&c); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+update clients set name = $3, scopes = $4, roles = $5, audience = $6, token_lifetime_seconds = $7, enabled = $8,
+    updated_at = now()
+where issuer_name = $1 and client_id = $2`, issuerName, clientID, c.Name, nonNil(c.Scopes), nonNil(c.Roles), c.Audience,
+			int64(c.TokenLifetime/time.Second), c.Enabled); err != nil {
+			return err
+		}
+		stored, err = getClient(ctx, tx, issuerName, clientID)
+		return err
+	})
+	if err != nil {
+		return store.Client{}, fmt.Errorf("update client %q of issuer %q: %w", clientID, issuerName, mapError(err))
+	}
+	return stored, nil
+}
+
+// DeleteClient deletes a client and its secrets.
+func (s *Store) DeleteClient(ctx context.Context, issuerName, clientID string) error {
+	tag, err := s.pool.Exec(ctx, `delete from clients where issuer_name = $1 and client_id = $2`, issuerName, clientID)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete client %q of issuer %q: %w", clientID, issuerName, mapError(err))
+	}
+	return nil
+}
+
+// AddClientSecret adds a secret and bounds the others' validity.
+func (s *Store) AddClientSecret(ctx context.Context, issuerName, clientID string, sec store.Secret, retireOthersAt time.Time) (store.Client, error) {
+	var stored store.Client
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockClient(ctx, tx, issuerName, clientID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+update client_secrets set expires_at = least(coalesce(expires_at, $3), $3)
+where issuer_name = $1 and client_id = $2 and $3::timestamptz is not null`, issuerName, clientID, nullTime(retireOthersAt)); err != nil {
+			return err
+		}
+		if err := insertSecret(ctx, tx, issuerName, clientID, sec); err != nil {
+			return err
+		}
+		var err error
+		stored, err = getClient(ctx, tx, issuerName, clientID)
+		return err
+	})
+	if err != nil {
+		return store.Client{}, fmt.Errorf("add secret to client %q of issuer %q: %w", clientID, issuerName, mapError(err))
+	}
+	return stored, nil
+}
+
+// DeleteClientSecret revokes one secret.
+func (s *Store) DeleteClientSecret(ctx context.Context, issuerName, clientID, secretID string) error {
+	tag, err := s.pool.Exec(ctx, `delete from client_secrets where issuer_name = $1 and client_id = $2 and secret_id = $3`,
+		issuerName, clientID, secretID)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete secret %q of client %q: %w", secretID, clientID, mapError(err))
+	}
+	return nil
 }
 
 // CreateSigningKey stores a sealed signing key.
@@ -271,6 +482,95 @@ from signing_keys where issuer_name = $1 order by created_at, kid`
 		return nil, fmt.Errorf("list signing keys of issuer %q: %w", issuerName, err)
 	}
 	return keys, nil
+}
+
+// AppendAudit records an audit entry.
+func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
+	if _, err := s.pool.Exec(ctx, `
+insert into audit_log (actor, action, resource, outcome, status, detail) values ($1, $2, $3, $4, $5, $6)`,
+		e.Actor, e.Action, e.Resource, e.Outcome, e.Status, e.Detail); err != nil {
+		return fmt.Errorf("append audit entry: %w", err)
+	}
+	return nil
+}
+
+// ListAudit returns audit entries newest first.
+func (s *Store) ListAudit(ctx context.Context, page store.Page) ([]store.AuditEntry, error) {
+	var before *int64
+	if page.After != "" {
+		id, err := strconv.ParseInt(page.After, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("list audit entries: cursor %q is not an entry id", page.After)
+		}
+		before = &id
+	}
+	rows, err := s.pool.Query(ctx, `
+select id, at, actor, action, resource, outcome, status, detail from audit_log
+where $1::bigint is null or id < $1
+order by id desc limit $2`, before, pageLimit(page))
+	if err != nil {
+		return nil, fmt.Errorf("list audit entries: %w", err)
+	}
+	entries, err := pgx.CollectRows(rows, pgx.RowToStructByPos[store.AuditEntry])
+	if err != nil {
+		return nil, fmt.Errorf("list audit entries: %w", err)
+	}
+	return entries, nil
+}
+
+// changesChannel is the NOTIFY channel the schema's triggers write to.
+const changesChannel = "authz_changes"
+
+// Watch listens on a connection of its own and reconnects after a failure;
+// each (re)connection is announced as ChangeAll, since notifications sent
+// while no one listened are lost.
+func (s *Store) Watch(ctx context.Context, fn func(store.Change)) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := s.listen(ctx, fn)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.Warn("change notifications interrupted; reconnecting", "err", err, "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (s *Store) listen(ctx context.Context, fn func(store.Change)) error {
+	pooled, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A listening connection must never go back to the pool, so it leaves
+	// the pool for good and is closed when listening ends.
+	conn := pooled.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "listen "+changesChannel); err != nil {
+		return err
+	}
+	s.log.Info("listening for changes")
+	fn(store.Change{Kind: store.ChangeAll})
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		var payload struct {
+			Kind   string `json:"kind"`
+			Issuer string `json:"issuer"`
+			Client string `json:"client"`
+		}
+		if json.Unmarshal([]byte(n.Payload), &payload) != nil {
+			fn(store.Change{Kind: store.ChangeAll})
+			continue
+		}
+		fn(store.Change{Kind: store.ChangeKind(payload.Kind), Issuer: payload.Issuer, ClientID: payload.Client})
+	}
 }
 
 // nonNil keeps PostgreSQL's not-null array columns happy with Go's nil slice.

@@ -18,7 +18,7 @@ func openMigrated(t *testing.T) *postgres.Store {
 	if err := postgres.Migrate(ctx, url); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	s, err := postgres.Open(ctx, url)
+	s, err := postgres.Open(ctx, url, nil)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -48,7 +48,7 @@ func TestMigrateTwiceConcurrentlyIsSafe(t *testing.T) {
 }
 
 func TestOpenDoesNotEchoThePassword(t *testing.T) {
-	_, err := postgres.Open(context.Background(), "postgres://user:hunter2-secret@127.0.0.1:1/db?sslmode=disable&connect_timeout=bogus")
+	_, err := postgres.Open(context.Background(), "postgres://user:hunter2-secret@127.0.0.1:1/db?sslmode=disable&connect_timeout=bogus", nil)
 	if err == nil {
 		t.Fatal("Open with a malformed URL succeeded")
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -34,6 +35,20 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SecondActiveKeyIsRefused", testSecondActiveKeyIsRefused},
 		{"SigningKeyRefusesUnknownIssuer", testSigningKeyRefusesUnknownIssuer},
 		{"StoredRecordsDoNotAliasCallerSlices", testStoredRecordsDoNotAliasCallerSlices},
+		{"PutIssuerWithSameContentIsUnchanged", testPutIssuerWithSameContentIsUnchanged},
+		{"ConditionalPutIssuerChecksRevision", testConditionalPutIssuerChecksRevision},
+		{"ListIssuersPages", testListIssuersPages},
+		{"DeleteIssuerRefusesWhileClientsExist", testDeleteIssuerRefusesWhileClientsExist},
+		{"DeleteIssuerCascadesToClientsAndKeys", testDeleteIssuerCascadesToClientsAndKeys},
+		{"ConditionalDeleteIssuerChecksRevision", testConditionalDeleteIssuerChecksRevision},
+		{"ListClientsFiltersAndPages", testListClientsFiltersAndPages},
+		{"UpdateClientChangesMutableFields", testUpdateClientChangesMutableFields},
+		{"UpdateClientErrorChangesNothing", testUpdateClientErrorChangesNothing},
+		{"DeleteClientRemovesIt", testDeleteClientRemovesIt},
+		{"AddClientSecretBoundsOtherSecrets", testAddClientSecretBoundsOtherSecrets},
+		{"DeleteClientSecretRevokesOne", testDeleteClientSecretRevokesOne},
+		{"AuditListsNewestFirstAndPages", testAuditListsNewestFirstAndPages},
+		{"WatchReportsEveryKindOfChange", testWatchReportsEveryKindOfChange},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,7 +77,7 @@ func digest(s string) []byte {
 
 func mustPutIssuer(t *testing.T, s store.Store, iss store.Issuer) store.Issuer {
 	t.Helper()
-	stored, _, err := s.PutIssuer(context.Background(), iss)
+	stored, _, err := s.PutIssuer(context.Background(), iss, 0)
 	if err != nil {
 		t.Fatalf("PutIssuer(%q): %v", iss.Name, err)
 	}
@@ -71,24 +86,25 @@ func mustPutIssuer(t *testing.T, s store.Store, iss store.Issuer) store.Issuer {
 
 func testPutIssuerCreatesThenReplaces(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	first, created, err := s.PutIssuer(ctx, sampleIssuer("payments"))
+	first, result, err := s.PutIssuer(ctx, sampleIssuer("payments"), 0)
 	if err != nil {
 		t.Fatalf("PutIssuer: %v", err)
 	}
-	if !created || first.Revision != 1 || first.CreatedAt.IsZero() {
-		t.Fatalf("first put: created=%v revision=%d createdAt=%v; want true, 1, set", created, first.Revision, first.CreatedAt)
+	if result != store.Created || first.Revision != 1 || first.CreatedAt.IsZero() {
+		t.Fatalf("first put: result=%v revision=%d createdAt=%v; want Created, 1, set", result, first.Revision, first.CreatedAt)
 	}
 
 	changed := sampleIssuer("payments")
 	changed.Description = "renamed"
 	changed.AvailableScopes = []string{"read"}
 	changed.TokenLifetime = time.Hour
-	second, created, err := s.PutIssuer(ctx, changed)
+	changed.ClientRoles = []string{"auditor"}
+	second, result, err := s.PutIssuer(ctx, changed, 0)
 	if err != nil {
 		t.Fatalf("PutIssuer replace: %v", err)
 	}
-	if created || second.Revision != 2 || !second.CreatedAt.Equal(first.CreatedAt) {
-		t.Fatalf("replace: created=%v revision=%d createdAt=%v; want false, 2, %v", created, second.Revision, second.CreatedAt, first.CreatedAt)
+	if result != store.Updated || second.Revision != 2 || !second.CreatedAt.Equal(first.CreatedAt) {
+		t.Fatalf("replace: result=%v revision=%d createdAt=%v; want Updated, 2, %v", result, second.Revision, second.CreatedAt, first.CreatedAt)
 	}
 
 	got, err := s.GetIssuer(ctx, "payments")
@@ -98,7 +114,7 @@ func testPutIssuerCreatesThenReplaces(t *testing.T, s store.Store) {
 	if got.Description != "renamed" || !slices.Equal(got.AvailableScopes, []string{"read"}) ||
 		got.TokenLifetime != time.Hour || got.Audience != changed.Audience ||
 		got.SigningAlgorithm != "RS256" || !slices.Equal(got.ClientAuthenticators, []string{"client-secret"}) ||
-		got.Revision != 2 {
+		!slices.Equal(got.ClientRoles, []string{"auditor"}) || got.Revision != 2 {
 		t.Fatalf("GetIssuer = %+v, want the replaced issuer", got)
 	}
 }
@@ -114,7 +130,7 @@ func testListIssuersIsOrderedByName(t *testing.T, s store.Store) {
 	for _, n := range []string{"zeta", "alpha", "mid"} {
 		mustPutIssuer(t, s, sampleIssuer(n))
 	}
-	got, err := s.ListIssuers(context.Background())
+	got, err := s.ListIssuers(context.Background(), store.Page{})
 	if err != nil {
 		t.Fatalf("ListIssuers: %v", err)
 	}
@@ -133,6 +149,7 @@ func sampleClient(issuer, id string) store.Client {
 		ID:            id,
 		Name:          "billing batch",
 		Scopes:        []string{"read"},
+		Roles:         []string{"viewer"},
 		Audience:      "https://api.example.test",
 		TokenLifetime: 2 * time.Minute,
 		Enabled:       true,
@@ -158,7 +175,7 @@ func testClientRoundTripsWithSecrets(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatalf("GetClient: %v", err)
 	}
-	if got.Name != want.Name || !slices.Equal(got.Scopes, want.Scopes) || got.Audience != want.Audience ||
+	if got.Name != want.Name || !slices.Equal(got.Scopes, want.Scopes) || !slices.Equal(got.Roles, want.Roles) || got.Audience != want.Audience ||
 		got.TokenLifetime != want.TokenLifetime || got.Enabled != want.Enabled || !got.CreatedAt.Equal(created.CreatedAt) {
 		t.Fatalf("GetClient = %+v, want %+v", got, want)
 	}
@@ -309,4 +326,385 @@ func testStoredRecordsDoNotAliasCallerSlices(t *testing.T, s store.Store) {
 	if again.AvailableScopes[0] != "read" {
 		t.Fatalf("returned slice aliases the store: %v", again.AvailableScopes)
 	}
+}
+
+func testPutIssuerWithSameContentIsUnchanged(t *testing.T, s store.Store) {
+	first := mustPutIssuer(t, s, sampleIssuer("payments"))
+	again, result, err := s.PutIssuer(context.Background(), sampleIssuer("payments"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if result != store.Unchanged || again.Revision != first.Revision || !again.UpdatedAt.Equal(first.UpdatedAt) {
+		t.Fatalf("identical put: result=%v revision=%d; want Unchanged at revision %d", result, again.Revision, first.Revision)
+	}
+}
+
+func testConditionalPutIssuerChecksRevision(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if _, _, err := s.PutIssuer(ctx, sampleIssuer("payments"), 3); !errors.Is(err, store.ErrPrecondition) {
+		t.Fatalf("conditional create of a missing issuer: %v, want ErrPrecondition", err)
+	}
+	if _, err := s.GetIssuer(ctx, "payments"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("refused conditional create stored the issuer: %v", err)
+	}
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	stale := sampleIssuer("payments")
+	stale.Description = "stale writer"
+	if _, _, err := s.PutIssuer(ctx, stale, 7); !errors.Is(err, store.ErrPrecondition) {
+		t.Fatalf("put at a stale revision: %v, want ErrPrecondition", err)
+	}
+	fresh := sampleIssuer("payments")
+	fresh.Description = "fresh writer"
+	got, result, err := s.PutIssuer(ctx, fresh, 1)
+	if err != nil || result != store.Updated || got.Revision != 2 {
+		t.Fatalf("put at the current revision: %v %v %d", err, result, got.Revision)
+	}
+	if got, _ := s.GetIssuer(ctx, "payments"); got.Description != "fresh writer" {
+		t.Fatalf("description = %q, want the fresh writer's", got.Description)
+	}
+}
+
+func testListIssuersPages(t *testing.T, s store.Store) {
+	for _, n := range []string{"e-5", "a-1", "c-3", "b-2", "d-4"} {
+		mustPutIssuer(t, s, sampleIssuer(n))
+	}
+	var names []string
+	after := ""
+	for range 10 {
+		got, err := s.ListIssuers(context.Background(), store.Page{After: after, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > 2 {
+			t.Fatalf("page of %d, limit 2", len(got))
+		}
+		if len(got) == 0 {
+			break
+		}
+		for _, iss := range got {
+			names = append(names, iss.Name)
+		}
+		after = got[len(got)-1].Name
+	}
+	if !slices.Equal(names, []string{"a-1", "b-2", "c-3", "d-4", "e-5"}) {
+		t.Fatalf("paged names = %v", names)
+	}
+}
+
+func testDeleteIssuerRefusesWhileClientsExist(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	if _, err := s.CreateClient(ctx, sampleClient("payments", "c-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteIssuer(ctx, "payments", false, 0); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("delete with clients: %v, want ErrConflict", err)
+	}
+	if _, err := s.GetClient(ctx, "payments", "c-1"); err != nil {
+		t.Fatalf("refused delete lost the client: %v", err)
+	}
+	if err := s.DeleteIssuer(ctx, "nowhere", false, 0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete unknown issuer: %v, want ErrNotFound", err)
+	}
+}
+
+func testDeleteIssuerCascadesToClientsAndKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	mustPutIssuer(t, s, sampleIssuer("other"))
+	for _, c := range []store.Client{sampleClient("payments", "c-1"), sampleClient("other", "c-1")} {
+		if _, err := s.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateSigningKey(ctx, sampleKey("payments", "k1", store.KeyActive)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteIssuer(ctx, "payments", true, 0); err != nil {
+		t.Fatalf("cascade delete: %v", err)
+	}
+	if _, err := s.GetIssuer(ctx, "payments"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("issuer survived: %v", err)
+	}
+	if _, err := s.GetClient(ctx, "payments", "c-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("client survived: %v", err)
+	}
+	if keys, _ := s.ListSigningKeys(ctx, "payments"); len(keys) != 0 {
+		t.Fatalf("%d keys survived", len(keys))
+	}
+	if _, err := s.GetClient(ctx, "other", "c-1"); err != nil {
+		t.Fatalf("another issuer's client went too: %v", err)
+	}
+	// The name is free again, and a new issuer under it starts afresh.
+	if again := mustPutIssuer(t, s, sampleIssuer("payments")); again.Revision != 1 {
+		t.Fatalf("recreated issuer at revision %d", again.Revision)
+	}
+}
+
+func testConditionalDeleteIssuerChecksRevision(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	if err := s.DeleteIssuer(ctx, "payments", false, 2); !errors.Is(err, store.ErrPrecondition) {
+		t.Fatalf("delete at a stale revision: %v, want ErrPrecondition", err)
+	}
+	if err := s.DeleteIssuer(ctx, "payments", false, 1); err != nil {
+		t.Fatalf("delete at the current revision: %v", err)
+	}
+}
+
+func testListClientsFiltersAndPages(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	mustPutIssuer(t, s, sampleIssuer("other"))
+	for i, name := range []string{"Billing Batch", "billing nightly", "Reports", "Billing Old"} {
+		c := sampleClient("payments", fmt.Sprintf("c-%d", i))
+		c.Name = name
+		c.Enabled = name != "Billing Old"
+		if _, err := s.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateClient(ctx, sampleClient("other", "c-9")); err != nil {
+		t.Fatal(err)
+	}
+	enabled, disabled := true, false
+	tests := []struct {
+		name  string
+		query store.ClientQuery
+		want  []string
+	}{
+		{"all", store.ClientQuery{}, []string{"c-0", "c-1", "c-2", "c-3"}},
+		{"name contains, any case", store.ClientQuery{Name: "BILLING"}, []string{"c-0", "c-1", "c-3"}},
+		{"enabled only", store.ClientQuery{Enabled: &enabled}, []string{"c-0", "c-1", "c-2"}},
+		{"disabled billing", store.ClientQuery{Name: "billing", Enabled: &disabled}, []string{"c-3"}},
+		{"second page", store.ClientQuery{Page: store.Page{After: "c-1", Limit: 2}}, []string{"c-2", "c-3"}},
+		{"no match", store.ClientQuery{Name: "nobody"}, nil},
+	}
+	for _, tc := range tests {
+		got, err := s.ListClients(ctx, "payments", tc.query)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var ids []string
+		for _, c := range got {
+			ids = append(ids, c.ID)
+			if len(c.Secrets) != 0 {
+				t.Fatalf("%s: listing carries secrets", tc.name)
+			}
+		}
+		if !slices.Equal(ids, tc.want) {
+			t.Errorf("%s: ids = %v, want %v", tc.name, ids, tc.want)
+		}
+	}
+}
+
+func testUpdateClientChangesMutableFields(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	created, err := s.CreateClient(ctx, sampleClient("payments", "c-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	updated, err := s.UpdateClient(ctx, "payments", "c-1", func(c *store.Client) error {
+		c.Name = "renamed"
+		c.Scopes = []string{"read", "write"}
+		c.Roles = []string{"admin"}
+		c.Audience = "https://other.example.test"
+		c.TokenLifetime = 10 * time.Minute
+		c.Enabled = false
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateClient: %v", err)
+	}
+	got, err := s.GetClient(ctx, "payments", "c-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []store.Client{updated, got} {
+		if c.Name != "renamed" || !slices.Equal(c.Scopes, []string{"read", "write"}) || !slices.Equal(c.Roles, []string{"admin"}) ||
+			c.Audience != "https://other.example.test" || c.TokenLifetime != 10*time.Minute || c.Enabled ||
+			len(c.Secrets) != 2 || !c.CreatedAt.Equal(created.CreatedAt) {
+			t.Fatalf("after update: %+v", c)
+		}
+	}
+	if _, err := s.UpdateClient(ctx, "payments", "nobody", func(*store.Client) error { return nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("update unknown client: %v, want ErrNotFound", err)
+	}
+}
+
+func testUpdateClientErrorChangesNothing(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	if _, err := s.CreateClient(ctx, sampleClient("payments", "c-1")); err != nil {
+		t.Fatal(err)
+	}
+	refuse := errors.New("refused by caller")
+	_, err := s.UpdateClient(ctx, "payments", "c-1", func(c *store.Client) error {
+		c.Name = "half-done"
+		return refuse
+	})
+	if !errors.Is(err, refuse) {
+		t.Fatalf("UpdateClient error = %v, want the caller's", err)
+	}
+	if got, _ := s.GetClient(ctx, "payments", "c-1"); got.Name != "billing batch" {
+		t.Fatalf("aborted update was written: name %q", got.Name)
+	}
+}
+
+func testDeleteClientRemovesIt(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	if _, err := s.CreateClient(ctx, sampleClient("payments", "c-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteClient(ctx, "payments", "c-1"); err != nil {
+		t.Fatalf("DeleteClient: %v", err)
+	}
+	if _, err := s.GetClient(ctx, "payments", "c-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted client readable: %v", err)
+	}
+	if err := s.DeleteClient(ctx, "payments", "c-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	}
+}
+
+func testAddClientSecretBoundsOtherSecrets(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	c := sampleClient("payments", "c-1")
+	soon := time.Now().Add(time.Minute).UTC().Truncate(time.Second)
+	c.Secrets[1].ExpiresAt = soon // s1 never expires; s2 expires in a minute
+	if _, err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	grace := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	updated, err := s.AddClientSecret(ctx, "payments", "c-1", store.Secret{ID: "s3", Digest: digest("three"), Hint: "…ree"}, grace)
+	if err != nil {
+		t.Fatalf("AddClientSecret: %v", err)
+	}
+	got, _ := s.GetClient(ctx, "payments", "c-1")
+	for _, cl := range []store.Client{updated, got} {
+		byID := map[string]store.Secret{}
+		for _, sec := range cl.Secrets {
+			byID[sec.ID] = sec
+		}
+		if len(byID) != 3 || !byID["s1"].ExpiresAt.Equal(grace) || !byID["s2"].ExpiresAt.Equal(soon) ||
+			!byID["s3"].ExpiresAt.IsZero() || !bytes.Equal(byID["s3"].Digest, digest("three")) {
+			t.Fatalf("secrets after rotation: %+v", cl.Secrets)
+		}
+	}
+	// A zero time adds a secret and leaves the others alone.
+	added, err := s.AddClientSecret(ctx, "payments", "c-1", store.Secret{ID: "s4", Digest: digest("four"), Hint: "…our"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range added.Secrets {
+		want := map[string]time.Time{"s1": grace, "s2": soon, "s3": {}, "s4": {}}[sec.ID]
+		if !sec.ExpiresAt.Equal(want) {
+			t.Errorf("after a plain add, secret %s expires %v, want %v", sec.ID, sec.ExpiresAt, want)
+		}
+	}
+	if _, err := s.AddClientSecret(ctx, "payments", "nobody", store.Secret{ID: "x", Digest: digest("x")}, grace); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("secret for unknown client: %v, want ErrNotFound", err)
+	}
+}
+
+func testDeleteClientSecretRevokesOne(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	if _, err := s.CreateClient(ctx, sampleClient("payments", "c-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteClientSecret(ctx, "payments", "c-1", "s1"); err != nil {
+		t.Fatalf("DeleteClientSecret: %v", err)
+	}
+	got, _ := s.GetClient(ctx, "payments", "c-1")
+	if len(got.Secrets) != 1 || got.Secrets[0].ID != "s2" {
+		t.Fatalf("secrets after revoking s1: %+v", got.Secrets)
+	}
+	if err := s.DeleteClientSecret(ctx, "payments", "c-1", "s1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second revoke: %v, want ErrNotFound", err)
+	}
+}
+
+func testAuditListsNewestFirstAndPages(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := range 5 {
+		if err := s.AppendAudit(ctx, store.AuditEntry{
+			Actor: "c-admin", Action: "issuer.put", Resource: fmt.Sprintf("issuers/i-%d", i), Outcome: "success", Status: 200,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := s.ListAudit(ctx, store.Page{Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 3 || first[0].Resource != "issuers/i-4" || first[2].Resource != "issuers/i-2" ||
+		first[0].At.IsZero() || first[0].Actor != "c-admin" || first[0].Status != 200 || first[0].ID <= first[1].ID {
+		t.Fatalf("first page = %+v", first)
+	}
+	rest, err := s.ListAudit(ctx, store.Page{After: fmt.Sprint(first[2].ID), Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest) != 2 || rest[0].Resource != "issuers/i-1" || rest[1].Resource != "issuers/i-0" {
+		t.Fatalf("second page = %+v", rest)
+	}
+}
+
+func testWatchReportsEveryKindOfChange(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	changes := make(chan store.Change, 100)
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(ctx, func(c store.Change) { changes <- c }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch returned %v after cancel", err)
+		}
+	}()
+	expect := func(what string, want store.Change) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case c := <-changes:
+				if c == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %s change %+v within 10s", what, want)
+			}
+		}
+	}
+	expect("initial", store.Change{Kind: store.ChangeAll})
+
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	expect("issuer", store.Change{Kind: store.ChangeIssuer, Issuer: "payments"})
+	if _, err := s.CreateClient(ctx, sampleClient("payments", "c-1")); err != nil {
+		t.Fatal(err)
+	}
+	expect("client create", store.Change{Kind: store.ChangeClient, Issuer: "payments", ClientID: "c-1"})
+	if _, err := s.UpdateClient(ctx, "payments", "c-1", func(c *store.Client) error { c.Enabled = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	expect("client disable", store.Change{Kind: store.ChangeClient, Issuer: "payments", ClientID: "c-1"})
+	if err := s.DeleteClientSecret(ctx, "payments", "c-1", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	expect("secret revoke", store.Change{Kind: store.ChangeClient, Issuer: "payments", ClientID: "c-1"})
+	if err := s.CreateSigningKey(ctx, sampleKey("payments", "k1", store.KeyActive)); err != nil {
+		t.Fatal(err)
+	}
+	expect("key", store.Change{Kind: store.ChangeKey, Issuer: "payments"})
+	if err := s.DeleteClient(ctx, "payments", "c-1"); err != nil {
+		t.Fatal(err)
+	}
+	expect("client delete", store.Change{Kind: store.ChangeClient, Issuer: "payments", ClientID: "c-1"})
+	if err := s.DeleteIssuer(ctx, "payments", false, 0); err != nil {
+		t.Fatal(err)
+	}
+	expect("issuer delete", store.Change{Kind: store.ChangeIssuer, Issuer: "payments"})
 }

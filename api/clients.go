@@ -1,0 +1,367 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/authz-dev/authz/issuer"
+	"github.com/authz-dev/authz/store"
+)
+
+// clientIDPattern keeps caller-chosen ids to URL-safe unreserved characters,
+// safe in paths, Basic credentials and JWT claims.
+var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~-]{2,127}$`)
+
+// maxClientNameLength keeps display names to what a table can show.
+const maxClientNameLength = 200
+
+// maxSecretGrace bounds how long a rotated-out secret may live on.
+const maxSecretGrace = 30 * 24 * time.Hour
+
+// newClientID makes an unguessable client id: 80 random bits in lowercase
+// base32.
+func newClientID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return "c-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+type clientResponse struct {
+	ClientID      string   `json:"client_id"`
+	Issuer        string   `json:"issuer"`
+	Name          string   `json:"name"`
+	Scopes        []string `json:"scopes"`
+	Roles         []string `json:"roles"`
+	Audience      string   `json:"audience"`
+	TokenLifetime int64    `json:"tokenLifetime"`
+	Enabled       bool     `json:"enabled"`
+	TokenEndpoint string   `json:"token_endpoint"`
+	CreatedAt     string   `json:"createdAt"`
+	UpdatedAt     string   `json:"updatedAt"`
+}
+
+// createdClientResponse is the only answer that carries the secret.
+type createdClientResponse struct {
+	clientResponse
+	ClientSecret string `json:"client_secret"`
+}
+
+func (s *Server) clientResponse(c store.Client) clientResponse {
+	return clientResponse{
+		ClientID:      c.ID,
+		Issuer:        s.public.IssuerURL(c.IssuerName),
+		Name:          c.Name,
+		Scopes:        c.Scopes,
+		Roles:         c.Roles,
+		Audience:      c.Audience,
+		TokenLifetime: int64(c.TokenLifetime / time.Second),
+		Enabled:       c.Enabled,
+		TokenEndpoint: s.public.TokenURL(c.IssuerName),
+		CreatedAt:     c.CreatedAt.UTC().Format(time.RFC3339),
+		UpdatedAt:     c.UpdatedAt.UTC().Format(time.RFC3339),
+	}
+}
+
+// notOffered lists the values the issuer does not offer.
+func notOffered(values, offered []string) []string {
+	var out []string
+	for _, v := range values {
+		if !slices.Contains(offered, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// validateClient checks a client's settings against its issuer.
+func validateClient(c store.Client, iss store.Issuer) []FieldError {
+	var errs []FieldError
+	if strings.TrimSpace(c.Name) == "" || len(c.Name) > maxClientNameLength {
+		errs = append(errs, FieldError{Field: "name", Reason: fmt.Sprintf("is required and at most %d bytes", maxClientNameLength)})
+	}
+	errs = append(errs, validateTokens("scopes", c.Scopes, "scope")...)
+	errs = append(errs, validateTokens("roles", c.Roles, "role")...)
+	if bad := notOffered(c.Scopes, iss.AvailableScopes); len(bad) > 0 {
+		errs = append(errs, FieldError{Field: "scopes", Reason: fmt.Sprintf("not in issuer %q's availableScopes: %s", iss.Name, strings.Join(bad, ", "))})
+	}
+	if bad := notOffered(c.Roles, iss.ClientRoles); len(bad) > 0 {
+		errs = append(errs, FieldError{Field: "roles", Reason: fmt.Sprintf("not in issuer %q's clientRoles: %s", iss.Name, strings.Join(bad, ", "))})
+	}
+	if c.Audience == "" {
+		errs = append(errs, FieldError{Field: "audience", Reason: "must not be empty"})
+	}
+	return errs
+}
+
+type createClientRequest struct {
+	ClientID      string   `json:"clientId"`
+	Name          string   `json:"name"`
+	Scopes        []string `json:"scopes"`
+	Roles         []string `json:"roles"`
+	Audience      string   `json:"audience"`
+	TokenLifetime *int64   `json:"tokenLifetime"`
+	Enabled       *bool    `json:"enabled"`
+}
+
+func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
+	var req createClientRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	iss, ok := s.loadIssuer(w, r)
+	if !ok {
+		return
+	}
+	c := store.Client{
+		IssuerName: iss.Name,
+		ID:         req.ClientID,
+		Name:       req.Name,
+		Scopes:     nonNil(req.Scopes),
+		Roles:      nonNil(req.Roles),
+		Audience:   req.Audience,
+		Enabled:    req.Enabled == nil || *req.Enabled,
+	}
+	var errs []FieldError
+	if c.ID == "" {
+		c.ID = newClientID()
+	} else if !clientIDPattern.MatchString(c.ID) {
+		errs = append(errs, FieldError{Field: "clientId", Reason: "must be 3 to 128 letters, digits and . _ ~ -, starting with a letter or digit"})
+	}
+	if c.Audience == "" {
+		c.Audience = iss.Audience
+	}
+	var lifetimeErrs []FieldError
+	c.TokenLifetime, lifetimeErrs = validateLifetime(req.TokenLifetime)
+	errs = append(append(errs, lifetimeErrs...), validateClient(c, iss)...)
+	if len(errs) > 0 {
+		writeProblem(w, http.StatusUnprocessableEntity, "The client is invalid.", errs...)
+		return
+	}
+	secret, sec := issuer.NewClientSecret(time.Time{})
+	c.Secrets = []store.Secret{sec}
+	stored, err := s.store.CreateClient(r.Context(), c)
+	if errors.Is(err, store.ErrConflict) {
+		writeProblem(w, http.StatusConflict, fmt.Sprintf("Client %q already exists under issuer %q.", c.ID, iss.Name),
+			FieldError{Field: "clientId", Reason: "is taken"})
+		return
+	}
+	if err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Issuer %q", iss.Name), err)
+		return
+	}
+	w.Header().Set("Location", r.URL.Path+"/"+stored.ID)
+	writeJSON(w, http.StatusCreated, createdClientResponse{clientResponse: s.clientResponse(stored), ClientSecret: secret})
+}
+
+func (s *Server) getClient(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	c, err := s.store.GetClient(r.Context(), vars["name"], vars["clientId"])
+	if err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", vars["clientId"], vars["name"]), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.clientResponse(c))
+}
+
+func (s *Server) listClients(w http.ResponseWriter, r *http.Request) {
+	p, ok := readPage(w, r)
+	if !ok {
+		return
+	}
+	iss, ok := s.loadIssuer(w, r)
+	if !ok {
+		return
+	}
+	q := store.ClientQuery{Page: p.plusOne(), Name: r.URL.Query().Get("name")}
+	switch v := r.URL.Query().Get("enabled"); v {
+	case "":
+	case "true", "false":
+		enabled := v == "true"
+		q.Enabled = &enabled
+	default:
+		writeProblem(w, http.StatusBadRequest, "The enabled filter is not valid.", FieldError{Field: "enabled", Reason: "must be true or false"})
+		return
+	}
+	clients, err := s.store.ListClients(r.Context(), iss.Name, q)
+	if err != nil {
+		s.writeStoreError(w, fmt.Sprintf("The clients of issuer %q", iss.Name), err)
+		return
+	}
+	clients, next := cut(p, clients, func(c store.Client) string { return c.ID })
+	items := make([]clientResponse, 0, len(clients))
+	for _, c := range clients {
+		items = append(items, s.clientResponse(c))
+	}
+	writeJSON(w, http.StatusOK, listResponse[clientResponse]{Items: items, NextCursor: next})
+}
+
+// patchClientRequest changes only the fields present. tokenLifetime 0
+// removes the client's own lifetime, so the issuer's applies again.
+type patchClientRequest struct {
+	Name          *string   `json:"name"`
+	Scopes        *[]string `json:"scopes"`
+	Roles         *[]string `json:"roles"`
+	Audience      *string   `json:"audience"`
+	TokenLifetime *int64    `json:"tokenLifetime"`
+	Enabled       *bool     `json:"enabled"`
+}
+
+// errInvalidPatch carries field errors out of the store's update callback.
+type errInvalidPatch []FieldError
+
+func (e errInvalidPatch) Error() string { return "invalid client patch" }
+
+func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
+	var req patchClientRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	iss, ok := s.loadIssuer(w, r)
+	if !ok {
+		return
+	}
+	id := mux.Vars(r)["clientId"]
+	updated, err := s.store.UpdateClient(r.Context(), iss.Name, id, func(c *store.Client) error {
+		var errs []FieldError
+		if req.Name != nil {
+			c.Name = *req.Name
+		}
+		if req.Scopes != nil {
+			c.Scopes = nonNil(*req.Scopes)
+		}
+		if req.Roles != nil {
+			c.Roles = nonNil(*req.Roles)
+		}
+		if req.Audience != nil {
+			c.Audience = *req.Audience
+		}
+		if req.TokenLifetime != nil {
+			if *req.TokenLifetime == 0 {
+				c.TokenLifetime = 0
+			} else {
+				var lifetimeErrs []FieldError
+				c.TokenLifetime, lifetimeErrs = validateLifetime(req.TokenLifetime)
+				errs = append(errs, lifetimeErrs...)
+			}
+		}
+		if req.Enabled != nil {
+			c.Enabled = *req.Enabled
+		}
+		if errs = append(errs, validateClient(*c, iss)...); len(errs) > 0 {
+			return errInvalidPatch(errs)
+		}
+		return nil
+	})
+	var invalid errInvalidPatch
+	if errors.As(err, &invalid) {
+		writeProblem(w, http.StatusUnprocessableEntity, "The change would make the client invalid.", invalid...)
+		return
+	}
+	if err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", id, iss.Name), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.clientResponse(updated))
+}
+
+func (s *Server) deleteClient(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	if err := s.store.DeleteClient(r.Context(), vars["name"], vars["clientId"]); err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", vars["clientId"], vars["name"]), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type secretResponse struct {
+	ID        string `json:"id"`
+	Hint      string `json:"hint"`
+	CreatedAt string `json:"createdAt"`
+	ExpiresAt string `json:"expiresAt,omitempty"`
+	Expired   bool   `json:"expired"`
+}
+
+type createdSecretResponse struct {
+	secretResponse
+	ClientSecret string `json:"client_secret"`
+}
+
+func (s *Server) secretResponse(sec store.Secret) secretResponse {
+	out := secretResponse{ID: sec.ID, Hint: sec.Hint, CreatedAt: sec.CreatedAt.UTC().Format(time.RFC3339), Expired: !sec.ValidAt(s.now())}
+	if !sec.ExpiresAt.IsZero() {
+		out.ExpiresAt = sec.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return out
+}
+
+func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	c, err := s.store.GetClient(r.Context(), vars["name"], vars["clientId"])
+	if err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", vars["clientId"], vars["name"]), err)
+		return
+	}
+	items := make([]secretResponse, 0, len(c.Secrets))
+	for _, sec := range c.Secrets {
+		items = append(items, s.secretResponse(sec))
+	}
+	writeJSON(w, http.StatusOK, listResponse[secretResponse]{Items: items})
+}
+
+type createSecretRequest struct {
+	// GraceSeconds, when present, is how long the client's other secrets
+	// stay valid; 0 revokes them now. Absent, they are left as they are.
+	GraceSeconds *int64 `json:"graceSeconds"`
+}
+
+func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
+	var req createSecretRequest
+	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
+		return
+	}
+	vars := mux.Vars(r)
+	var retireOthersAt time.Time
+	if req.GraceSeconds != nil {
+		grace := time.Duration(*req.GraceSeconds) * time.Second
+		if grace < 0 || grace > maxSecretGrace {
+			writeProblem(w, http.StatusUnprocessableEntity, "The grace period is invalid.",
+				FieldError{Field: "graceSeconds", Reason: fmt.Sprintf("must be from 0 to %d seconds", int(maxSecretGrace/time.Second))})
+			return
+		}
+		retireOthersAt = s.now().Add(grace)
+	}
+	secret, sec := issuer.NewClientSecret(time.Time{})
+	c, err := s.store.AddClientSecret(r.Context(), vars["name"], vars["clientId"], sec, retireOthersAt)
+	if err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", vars["clientId"], vars["name"]), err)
+		return
+	}
+	i := slices.IndexFunc(c.Secrets, func(x store.Secret) bool { return x.ID == sec.ID })
+	w.Header().Set("Location", r.URL.Path+"/"+sec.ID)
+	writeJSON(w, http.StatusCreated, createdSecretResponse{secretResponse: s.secretResponse(c.Secrets[i]), ClientSecret: secret})
+}
+
+func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	if err := s.store.DeleteClientSecret(r.Context(), vars["name"], vars["clientId"], vars["secretId"]); err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Secret %q of client %q", vars["secretId"], vars["clientId"]), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

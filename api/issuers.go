@@ -1,0 +1,290 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/authz-dev/authz/keys"
+	"github.com/authz-dev/authz/store"
+)
+
+// Limits on token lifetimes: long enough for a batch job, short enough that
+// a leaked token soon dies.
+const (
+	minTokenLifetime     = time.Minute
+	maxTokenLifetime     = 24 * time.Hour
+	defaultTokenLifetime = 5 * time.Minute
+)
+
+var issuerNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{2,62}$`)
+
+// scopeTokenPattern is RFC 6749 §3.3's scope-token; roles follow the same
+// rule so they can travel in the same places.
+var scopeTokenPattern = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]{1,128}$`)
+
+// clientAuthenticatorClientSecret is the authenticator this version serves:
+// client_secret_basic and client_secret_post.
+const clientAuthenticatorClientSecret = "client-secret"
+
+// authenticatorList accepts the portal's single clientAuthenticator string
+// as well as a list.
+type authenticatorList []string
+
+func (l *authenticatorList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*l = []string{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("clientAuthenticator must be a string or a list of strings")
+	}
+	*l = many
+	return nil
+}
+
+type issuerRequest struct {
+	Description         string            `json:"description"`
+	AvailableScopes     []string          `json:"availableScopes"`
+	ClientRoles         []string          `json:"clientRoles"`
+	Audience            string            `json:"audience"`
+	TokenLifetime       *int64            `json:"tokenLifetime"`
+	SigningAlgorithm    string            `json:"signingAlgorithm"`
+	ClientAuthenticator authenticatorList `json:"clientAuthenticator"`
+}
+
+type issuerResponse struct {
+	Name                string   `json:"name"`
+	Description         string   `json:"description"`
+	Flow                string   `json:"flow"`
+	AvailableScopes     []string `json:"availableScopes"`
+	ClientRoles         []string `json:"clientRoles"`
+	Audience            string   `json:"audience"`
+	TokenLifetime       int64    `json:"tokenLifetime"`
+	SigningAlgorithm    string   `json:"signingAlgorithm"`
+	ClientAuthenticator []string `json:"clientAuthenticator"`
+	Revision            int64    `json:"revision"`
+	Issuer              string   `json:"issuer"`
+	TokenEndpoint       string   `json:"token_endpoint"`
+	JWKSURI             string   `json:"jwks_uri"`
+	CreatedAt           string   `json:"createdAt"`
+	UpdatedAt           string   `json:"updatedAt"`
+}
+
+func (s *Server) issuerResponse(iss store.Issuer) issuerResponse {
+	return issuerResponse{
+		Name:                iss.Name,
+		Description:         iss.Description,
+		Flow:                "client-credentials",
+		AvailableScopes:     iss.AvailableScopes,
+		ClientRoles:         iss.ClientRoles,
+		Audience:            iss.Audience,
+		TokenLifetime:       int64(iss.TokenLifetime / time.Second),
+		SigningAlgorithm:    iss.SigningAlgorithm,
+		ClientAuthenticator: iss.ClientAuthenticators,
+		Revision:            iss.Revision,
+		Issuer:              s.public.IssuerURL(iss.Name),
+		TokenEndpoint:       s.public.TokenURL(iss.Name),
+		JWKSURI:             s.public.JWKSURL(iss.Name),
+		CreatedAt:           iss.CreatedAt.UTC().Format(time.RFC3339),
+		UpdatedAt:           iss.UpdatedAt.UTC().Format(time.RFC3339),
+	}
+}
+
+func issuerETag(iss store.Issuer) string { return `"` + strconv.FormatInt(iss.Revision, 10) + `"` }
+
+// ifMatchRevision reads If-Match: 0 when absent, the revision of a quoted
+// ETag, and -1 for anything that can match no revision.
+func ifMatchRevision(r *http.Request) int64 {
+	v := strings.TrimSpace(r.Header.Get("If-Match"))
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(v, "W/"), `"`), 10, 64)
+	if err != nil || n < 1 {
+		return -1
+	}
+	return n
+}
+
+func validateTokens(field string, values []string, what string) []FieldError {
+	var errs []FieldError
+	seen := map[string]bool{}
+	for i, v := range values {
+		switch {
+		case !scopeTokenPattern.MatchString(v):
+			errs = append(errs, FieldError{Field: fmt.Sprintf("%s[%d]", field, i), Reason: fmt.Sprintf("%q is not a valid %s: 1 to 128 printable characters, no spaces, quotes or backslashes", v, what)})
+		case seen[v]:
+			errs = append(errs, FieldError{Field: fmt.Sprintf("%s[%d]", field, i), Reason: fmt.Sprintf("%q is listed twice", v)})
+		}
+		seen[v] = true
+	}
+	return errs
+}
+
+func validateLifetime(seconds *int64) (time.Duration, []FieldError) {
+	if seconds == nil {
+		return 0, nil
+	}
+	d := time.Duration(*seconds) * time.Second
+	if d < minTokenLifetime || d > maxTokenLifetime {
+		return 0, []FieldError{{Field: "tokenLifetime", Reason: fmt.Sprintf("must be from %d to %d seconds",
+			int(minTokenLifetime/time.Second), int(maxTokenLifetime/time.Second))}}
+	}
+	return d, nil
+}
+
+func (r issuerRequest) toIssuer(name string) (store.Issuer, []FieldError) {
+	var errs []FieldError
+	if !issuerNamePattern.MatchString(name) {
+		errs = append(errs, FieldError{Field: "name", Reason: "must be 3 to 63 characters of lowercase letters, digits and '-', starting with a letter"})
+	}
+	errs = append(errs, validateTokens("availableScopes", r.AvailableScopes, "scope")...)
+	errs = append(errs, validateTokens("clientRoles", r.ClientRoles, "role")...)
+	if r.Audience == "" {
+		errs = append(errs, FieldError{Field: "audience", Reason: "is required: RFC 9068 tokens always carry aud"})
+	}
+	lifetime, lifetimeErrs := validateLifetime(r.TokenLifetime)
+	errs = append(errs, lifetimeErrs...)
+	if r.TokenLifetime == nil {
+		lifetime = defaultTokenLifetime
+	}
+	alg := r.SigningAlgorithm
+	if alg == "" {
+		alg = keys.RS256
+	}
+	if alg != keys.RS256 {
+		errs = append(errs, FieldError{Field: "signingAlgorithm", Reason: "must be RS256"})
+	}
+	authenticators := []string(r.ClientAuthenticator)
+	if len(authenticators) == 0 {
+		authenticators = []string{clientAuthenticatorClientSecret}
+	}
+	for i, a := range authenticators {
+		if a != clientAuthenticatorClientSecret {
+			errs = append(errs, FieldError{Field: fmt.Sprintf("clientAuthenticator[%d]", i), Reason: fmt.Sprintf("%q is not supported; use %q", a, clientAuthenticatorClientSecret)})
+		}
+	}
+	return store.Issuer{
+		Name:                 name,
+		Description:          r.Description,
+		AvailableScopes:      r.AvailableScopes,
+		ClientRoles:          r.ClientRoles,
+		Audience:             r.Audience,
+		TokenLifetime:        lifetime,
+		SigningAlgorithm:     alg,
+		ClientAuthenticators: slices.Compact(slices.Sorted(slices.Values(authenticators))),
+	}, errs
+}
+
+// refuseSystemIssuer guards the reserved issuer: `authz bootstrap` owns it,
+// and changing or deleting it could lock every operator out.
+func refuseSystemIssuer(w http.ResponseWriter, name string) bool {
+	if name != SystemIssuer {
+		return false
+	}
+	writeProblem(w, http.StatusForbidden, fmt.Sprintf("Issuer %q is reserved for the admin API itself; `authz bootstrap` manages it.", SystemIssuer))
+	return true
+}
+
+func (s *Server) putIssuer(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["name"]
+	if refuseSystemIssuer(w, name) {
+		return
+	}
+	var req issuerRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	iss, errs := req.toIssuer(name)
+	if len(errs) > 0 {
+		writeProblem(w, http.StatusUnprocessableEntity, "The issuer is invalid.", errs...)
+		return
+	}
+	stored, result, err := s.store.PutIssuer(r.Context(), iss, ifMatchRevision(r))
+	if err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Issuer %q", name), err)
+		return
+	}
+	if err := s.keys.EnsureActive(r.Context(), stored.Name, stored.SigningAlgorithm); err != nil {
+		s.writeStoreError(w, fmt.Sprintf("The signing key of issuer %q", name), err)
+		return
+	}
+	status := http.StatusOK
+	if result == store.Created {
+		status = http.StatusCreated
+		w.Header().Set("Location", r.URL.Path)
+	}
+	w.Header().Set("ETag", issuerETag(stored))
+	writeJSON(w, status, s.issuerResponse(stored))
+}
+
+func (s *Server) getIssuer(w http.ResponseWriter, r *http.Request) {
+	iss, ok := s.loadIssuer(w, r)
+	if !ok {
+		return
+	}
+	w.Header().Set("ETag", issuerETag(iss))
+	writeJSON(w, http.StatusOK, s.issuerResponse(iss))
+}
+
+func (s *Server) listIssuers(w http.ResponseWriter, r *http.Request) {
+	p, ok := readPage(w, r)
+	if !ok {
+		return
+	}
+	issuers, err := s.store.ListIssuers(r.Context(), p.plusOne())
+	if err != nil {
+		s.writeStoreError(w, "The issuer list", err)
+		return
+	}
+	issuers, next := cut(p, issuers, func(i store.Issuer) string { return i.Name })
+	items := make([]issuerResponse, 0, len(issuers))
+	for _, iss := range issuers {
+		items = append(items, s.issuerResponse(iss))
+	}
+	writeJSON(w, http.StatusOK, listResponse[issuerResponse]{Items: items, NextCursor: next})
+}
+
+func (s *Server) deleteIssuer(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["name"]
+	if refuseSystemIssuer(w, name) {
+		return
+	}
+	cascade := r.URL.Query().Get("cascade")
+	if cascade != "" && cascade != "true" && cascade != "false" {
+		writeProblem(w, http.StatusBadRequest, "The cascade parameter is not valid.", FieldError{Field: "cascade", Reason: "must be true or false"})
+		return
+	}
+	err := s.store.DeleteIssuer(r.Context(), name, cascade == "true", ifMatchRevision(r))
+	if errors.Is(err, store.ErrConflict) {
+		writeProblem(w, http.StatusConflict, fmt.Sprintf("Issuer %q still has clients; delete them first or pass ?cascade=true.", name))
+		return
+	}
+	if err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Issuer %q", name), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// loadIssuer reads the issuer named in the path, answering 404 itself.
+func (s *Server) loadIssuer(w http.ResponseWriter, r *http.Request) (store.Issuer, bool) {
+	name := mux.Vars(r)["name"]
+	iss, err := s.store.GetIssuer(r.Context(), name)
+	if err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Issuer %q", name), err)
+		return store.Issuer{}, false
+	}
+	return iss, true
+}
