@@ -56,7 +56,7 @@ type Config struct {
 	// issuer is first used before this node heard of its keys, as when
 	// another node created the issuer a moment ago.
 	LoadKeys func(ctx context.Context, issuerName string) error
-	Logger          *slog.Logger
+	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
