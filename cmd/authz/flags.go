@@ -60,3 +60,31 @@ func (s *settings) Parse(args []string) error {
 	}
 	return errors.Join(s.envErrs...)
 }
+
+// ParseWithName parses flags around at most one positional argument,
+// wherever it stands (`get NAME -o json`, `get -o json NAME`).
+func (s *settings) ParseWithName(args []string) (string, error) {
+	var names []string
+	for {
+		if err := s.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return "", err
+			}
+			return "", errUsage
+		}
+		args = s.fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		names, args = append(names, args[0]), args[1:]
+	}
+	if len(names) > 1 {
+		fmt.Fprintf(s.fs.Output(), "unexpected arguments: %v\n", names[1:])
+		return "", errUsage
+	}
+	name := ""
+	if len(names) == 1 {
+		name = names[0]
+	}
+	return name, errors.Join(s.envErrs...)
+}

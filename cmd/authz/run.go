@@ -21,12 +21,21 @@ Usage:
   authz bootstrap [flags]    create the system issuer and a first admin client; print its secret once
   authz healthcheck [flags]  exit 0 when a running server answers /healthz
 
+Administration, over the admin API:
+  authz login --client-id ID --client-secret S   store admin credentials for the commands below
+  authz apply -f FILE.yaml                      create or update CredentialIssuer and Client documents
+  authz issuers list | get NAME | delete NAME [--cascade]
+  authz clients create|list|get|disable|enable|delete|rotate-secret --issuer NAME [CLIENT_ID]
+  authz token --issuer NAME --client-id ID --client-secret S [--scope ...]   a consumer's token request
+
+Admin commands print a table; -o json prints JSON for scripts.
+
 Run 'authz <command> -h' for the flags of a command. Every flag can also be
 set through the environment variable shown in its help.
 `
 
 // run executes one command and returns the process exit code.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -39,6 +48,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runMigrate(ctx, args[1:], getenv, stderr)
 	case "bootstrap":
 		err = runBootstrap(ctx, args[1:], getenv, stdout, stderr)
+	case "login":
+		err = runLogin(ctx, args[1:], getenv, stdout, stderr)
+	case "apply":
+		err = runApply(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "issuers":
+		err = runIssuers(ctx, args[1:], getenv, stdout, stderr)
+	case "clients":
+		err = runClients(ctx, args[1:], getenv, stdout, stderr)
+	case "token":
+		err = runToken(ctx, args[1:], getenv, stdout, stderr)
 	case "healthcheck":
 		err = runHealthcheck(ctx, args[1:], getenv, stderr)
 	case "help", "-h", "--help":

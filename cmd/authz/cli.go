@@ -1,0 +1,387 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// output prints a command's result as a table or as JSON for scripts.
+type output struct {
+	w      io.Writer
+	format string
+}
+
+func (o output) json(v any) error {
+	enc := json.NewEncoder(o.w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table prints rows under a header; the JSON form is v.
+func (o output) table(v any, header []string, rows [][]string) error {
+	if o.format == "json" {
+		return o.json(v)
+	}
+	tw := tabwriter.NewWriter(o.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// cliCommand parses a command's flags, including the shared -o.
+func cliCommand(name string, getenv func(string) string, stderr io.Writer) (*settings, *string) {
+	set := newSettings(name, getenv, stderr)
+	format := set.String("o", "AUTHZ_OUTPUT", "table", "output format: table or json")
+	return set, format
+}
+
+func checkFormat(format string) error {
+	if format != "table" && format != "json" {
+		return fmt.Errorf("-o must be table or json, not %q", format)
+	}
+	return nil
+}
+
+// apiIssuer and apiClient are the admin API's representations.
+type apiIssuer struct {
+	Name                string   `json:"name"`
+	Description         string   `json:"description"`
+	AvailableScopes     []string `json:"availableScopes"`
+	ClientRoles         []string `json:"clientRoles"`
+	Audience            string   `json:"audience"`
+	TokenLifetime       int64    `json:"tokenLifetime"`
+	SigningAlgorithm    string   `json:"signingAlgorithm"`
+	ClientAuthenticator []string `json:"clientAuthenticator"`
+	Revision            int64    `json:"revision"`
+	Issuer              string   `json:"issuer"`
+	TokenEndpoint       string   `json:"token_endpoint"`
+}
+
+type apiClient struct {
+	ClientID      string   `json:"client_id"`
+	Name          string   `json:"name"`
+	Scopes        []string `json:"scopes"`
+	Roles         []string `json:"roles"`
+	Audience      string   `json:"audience"`
+	TokenLifetime int64    `json:"tokenLifetime"`
+	Enabled       bool     `json:"enabled"`
+	TokenEndpoint string   `json:"token_endpoint"`
+	ClientSecret  string   `json:"client_secret,omitempty"`
+}
+
+func issuerRows(issuers ...apiIssuer) [][]string {
+	var rows [][]string
+	for _, i := range issuers {
+		rows = append(rows, []string{i.Name, i.Audience, strings.Join(i.AvailableScopes, ","),
+			(time.Duration(i.TokenLifetime) * time.Second).String(), i.Issuer})
+	}
+	return rows
+}
+
+var issuerHeader = []string{"NAME", "AUDIENCE", "SCOPES", "LIFETIME", "ISSUER URL"}
+
+func clientRows(clients ...apiClient) [][]string {
+	var rows [][]string
+	for _, c := range clients {
+		state := "enabled"
+		if !c.Enabled {
+			state = "disabled"
+		}
+		rows = append(rows, []string{c.ClientID, c.Name, state, strings.Join(c.Scopes, ","), strings.Join(c.Roles, ",")})
+	}
+	return rows
+}
+
+var clientHeader = []string{"CLIENT ID", "NAME", "STATE", "SCOPES", "ROLES"}
+
+// listAll follows nextCursor until the listing ends.
+func listAll[T any](ctx context.Context, s *adminSession, path string) ([]T, error) {
+	var all []T
+	cursor := ""
+	for {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		p := path + sep + "limit=500"
+		if cursor != "" {
+			p += "&cursor=" + url.QueryEscape(cursor)
+		}
+		var page struct {
+			Items      []T    `json:"items"`
+			NextCursor string `json:"nextCursor"`
+		}
+		if err := s.call(ctx, http.MethodGet, p, nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Items...)
+		if page.NextCursor == "" {
+			return all, nil
+		}
+		cursor = page.NextCursor
+	}
+}
+
+func runLogin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	set := newSettings("login", getenv, stderr)
+	adminURL := set.String("admin-url", "AUTHZ_ADMIN_URL", "http://127.0.0.1:8081", "the admin API's base URL")
+	tokenURL := set.String("token-url", "AUTHZ_TOKEN_URL", "http://localhost:8080/issuers/system/token", "the system issuer's token endpoint")
+	clientID := set.String("client-id", "AUTHZ_CLIENT_ID", "", "admin client id (from `authz bootstrap`)")
+	clientSecret := set.String("client-secret", "AUTHZ_CLIENT_SECRET", "", "admin client secret")
+	if err := set.Parse(args); err != nil {
+		return err
+	}
+	if *clientID == "" || *clientSecret == "" {
+		return errors.New("--client-id and --client-secret are required")
+	}
+	path, err := cliConfigPath(getenv)
+	if err != nil {
+		return err
+	}
+	s := &adminSession{path: path, hc: &http.Client{Timeout: 30 * time.Second}, cfg: cliConfig{
+		AdminURL: strings.TrimRight(*adminURL, "/"), TokenURL: *tokenURL, ClientID: *clientID, ClientSecret: *clientSecret,
+	}}
+	if _, err := s.token(ctx); err != nil {
+		return err
+	}
+	// Prove the token opens the admin API before calling it a login.
+	if err := s.call(ctx, http.MethodGet, "/issuers?limit=1", nil, nil); err != nil {
+		return fmt.Errorf("the admin API refused the token: %w", err)
+	}
+	fmt.Fprintf(stdout, "Logged in to %s as %s (credentials in %s).\n", s.cfg.AdminURL, *clientID, path)
+	return nil
+}
+
+func runIssuers(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: authz issuers list | get NAME | delete NAME [--cascade]")
+		return errUsage
+	}
+	verb := args[0]
+	set, format := cliCommand("issuers "+verb, getenv, stderr)
+	cascade := set.fs.Bool("cascade", false, "with delete: delete the issuer's clients too")
+	name, err := set.ParseWithName(args[1:])
+	if err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	s, err := openAdminSession(getenv)
+	if err != nil {
+		return err
+	}
+	out := output{w: stdout, format: *format}
+	switch verb {
+	case "list":
+		issuers, err := listAll[apiIssuer](ctx, s, "/issuers")
+		if err != nil {
+			return err
+		}
+		return out.table(issuers, issuerHeader, issuerRows(issuers...))
+	case "get":
+		if name == "" {
+			return errors.New("usage: authz issuers get NAME")
+		}
+		var iss apiIssuer
+		if err := s.call(ctx, http.MethodGet, "/issuers/"+url.PathEscape(name), nil, &iss); err != nil {
+			return err
+		}
+		return out.table(iss, issuerHeader, issuerRows(iss))
+	case "delete":
+		if name == "" {
+			return errors.New("usage: authz issuers delete NAME [--cascade]")
+		}
+		if err := s.call(ctx, http.MethodDelete, "/issuers/"+url.PathEscape(name)+"?cascade="+fmt.Sprint(*cascade), nil, nil); err != nil {
+			return err
+		}
+		return out.table(map[string]string{"deleted": name}, []string{"DELETED"}, [][]string{{name}})
+	default:
+		return fmt.Errorf("unknown issuers command %q: use list, get or delete", verb)
+	}
+}
+
+func runClients(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: authz clients create|list|get|disable|enable|delete|rotate-secret --issuer NAME [CLIENT_ID]")
+		return errUsage
+	}
+	verb := args[0]
+	set, format := cliCommand("clients "+verb, getenv, stderr)
+	issuerName := set.String("issuer", "AUTHZ_ISSUER", "", "the issuer the client belongs to (required)")
+	name := set.fs.String("name", "", "create: display name; list: keep names containing this")
+	clientID := set.fs.String("client-id", "", "create: choose the client id instead of generating one")
+	scopes := set.fs.String("scopes", "", "create: comma-separated scopes")
+	roles := set.fs.String("roles", "", "create: comma-separated roles")
+	audience := set.fs.String("audience", "", "create: audience (default: the issuer's)")
+	lifetime := set.fs.Duration("token-lifetime", 0, "create: token lifetime (default: the issuer's)")
+	enabled := set.fs.String("enabled", "", "list: true or false")
+	grace := set.fs.Duration("grace", 24*time.Hour, "rotate-secret: how long the old secrets stay valid (0 revokes them now)")
+	id, err := set.ParseWithName(args[1:])
+	if err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	if *issuerName == "" {
+		return errors.New("--issuer is required")
+	}
+	s, err := openAdminSession(getenv)
+	if err != nil {
+		return err
+	}
+	out := output{w: stdout, format: *format}
+	base := "/issuers/" + url.PathEscape(*issuerName) + "/clients"
+	needID := func() error {
+		if id == "" {
+			return fmt.Errorf("usage: authz clients %s --issuer NAME CLIENT_ID", verb)
+		}
+		return nil
+	}
+	switch verb {
+	case "create":
+		body := map[string]any{"name": *name, "scopes": splitList(*scopes), "roles": splitList(*roles)}
+		if *clientID != "" {
+			body["clientId"] = *clientID
+		}
+		if *audience != "" {
+			body["audience"] = *audience
+		}
+		if *lifetime > 0 {
+			body["tokenLifetime"] = int64(*lifetime / time.Second)
+		}
+		var c apiClient
+		if err := s.call(ctx, http.MethodPost, base, body, &c); err != nil {
+			return err
+		}
+		return printCreatedClient(out, c)
+	case "list":
+		q := url.Values{}
+		if *name != "" {
+			q.Set("name", *name)
+		}
+		if *enabled != "" {
+			q.Set("enabled", *enabled)
+		}
+		path := base
+		if len(q) > 0 {
+			path += "?" + q.Encode()
+		}
+		clients, err := listAll[apiClient](ctx, s, path)
+		if err != nil {
+			return err
+		}
+		return out.table(clients, clientHeader, clientRows(clients...))
+	case "get":
+		if err := needID(); err != nil {
+			return err
+		}
+		var c apiClient
+		if err := s.call(ctx, http.MethodGet, base+"/"+url.PathEscape(id), nil, &c); err != nil {
+			return err
+		}
+		return out.table(c, clientHeader, clientRows(c))
+	case "enable", "disable":
+		if err := needID(); err != nil {
+			return err
+		}
+		var c apiClient
+		if err := s.call(ctx, http.MethodPatch, base+"/"+url.PathEscape(id), map[string]bool{"enabled": verb == "enable"}, &c); err != nil {
+			return err
+		}
+		return out.table(c, clientHeader, clientRows(c))
+	case "delete":
+		if err := needID(); err != nil {
+			return err
+		}
+		if err := s.call(ctx, http.MethodDelete, base+"/"+url.PathEscape(id), nil, nil); err != nil {
+			return err
+		}
+		return out.table(map[string]string{"deleted": id}, []string{"DELETED"}, [][]string{{id}})
+	case "rotate-secret":
+		if err := needID(); err != nil {
+			return err
+		}
+		var sec struct {
+			ID           string `json:"id"`
+			ClientSecret string `json:"client_secret"`
+		}
+		if err := s.call(ctx, http.MethodPost, base+"/"+url.PathEscape(id)+"/secrets",
+			map[string]int64{"graceSeconds": int64(*grace / time.Second)}, &sec); err != nil {
+			return err
+		}
+		if out.format == "json" {
+			return out.json(map[string]string{"client_id": id, "secret_id": sec.ID, "client_secret": sec.ClientSecret})
+		}
+		fmt.Fprintf(out.w, "New secret for %s (shown only now; old secrets stay valid for %s):\n  client_secret: %s\n", id, *grace, sec.ClientSecret)
+		return nil
+	default:
+		return fmt.Errorf("unknown clients command %q", verb)
+	}
+}
+
+func printCreatedClient(out output, c apiClient) error {
+	if out.format == "json" {
+		return out.json(c)
+	}
+	fmt.Fprintf(out.w, "Created client %s. Its secret is shown only now:\n  client_id:     %s\n  client_secret: %s\n  token URL:     %s\n",
+		c.Name, c.ClientID, c.ClientSecret, c.TokenEndpoint)
+	return nil
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func runToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	set, format := cliCommand("token", getenv, stderr)
+	issuerName := set.String("issuer", "AUTHZ_ISSUER", "", "issuer name (required unless --token-url)")
+	publicURL := set.String("public-url", "AUTHZ_PUBLIC_URL", "http://localhost:8080", "the server's public base URL")
+	tokenURL := set.fs.String("token-url", "", "the token endpoint, instead of --issuer and --public-url")
+	clientID := set.String("client-id", "AUTHZ_CLIENT_ID", "", "client id (required)")
+	clientSecret := set.String("client-secret", "AUTHZ_CLIENT_SECRET", "", "client secret (required)")
+	scope := set.fs.String("scope", "", "space- or comma-separated scopes to request")
+	if err := set.Parse(args); err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	if *tokenURL == "" {
+		if *issuerName == "" {
+			return errors.New("--issuer (or --token-url) is required")
+		}
+		*tokenURL = strings.TrimRight(*publicURL, "/") + "/issuers/" + url.PathEscape(*issuerName) + "/token"
+	}
+	if *clientID == "" || *clientSecret == "" {
+		return errors.New("--client-id and --client-secret are required")
+	}
+	tok, raw, err := requestToken(ctx, &http.Client{Timeout: 30 * time.Second}, *tokenURL, *clientID, *clientSecret,
+		strings.Join(strings.FieldsFunc(*scope, func(r rune) bool { return r == ',' || r == ' ' }), " "))
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		_, err := stdout.Write(append(raw, '\n'))
+		return err
+	}
+	return output{w: stdout}.table(tok, []string{"TOKEN TYPE", "EXPIRES IN", "SCOPE", "ACCESS TOKEN"},
+		[][]string{{tok.TokenType, (time.Duration(tok.ExpiresIn) * time.Second).String(), tok.Scope, tok.AccessToken}})
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cli runs authz commands as an operator would, with its own config file.
+type cli struct {
+	t   *testing.T
+	env []string
+}
+
+func newCLI(t *testing.T) *cli {
+	return &cli{t: t, env: []string{"AUTHZ_CONFIG=" + filepath.Join(t.TempDir(), "config.json")}}
+}
+
+// run runs a command that must succeed and returns its output.
+func (c *cli) run(args ...string) string {
+	c.t.Helper()
+	code, out := runAuthz(c.t, c.env, args...)
+	if code != 0 {
+		c.t.Fatalf("authz %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+// fail runs a command that must fail and returns its output.
+func (c *cli) fail(args ...string) string {
+	c.t.Helper()
+	code, out := runAuthz(c.t, c.env, args...)
+	if code == 0 {
+		c.t.Fatalf("authz %s succeeded, want failure:\n%s", strings.Join(args, " "), out)
+	}
+	return out
+}
+
+func (c *cli) json(into any, args ...string) {
+	c.t.Helper()
+	out := c.run(append(args, "-o", "json")...)
+	if err := json.Unmarshal([]byte(out), into); err != nil {
+		c.t.Fatalf("authz %s -o json printed no JSON: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func (c *cli) login(p *process) {
+	c.t.Helper()
+	c.run("login", "--admin-url", p.adminURL, "--token-url", p.publicURL+"/issuers/system/token",
+		"--client-id", p.admin.clientID, "--client-secret", p.admin.clientSecret)
+}
+
+// tokenStatus tries the client-credentials grant and returns the status.
+func tokenStatus(t *testing.T, p *process, issuerName, id, secret string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, p.publicURL+"/issuers/"+issuerName+"/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitForStatus polls until the token request answers want, for at most
+// limit, and returns how long that took.
+func waitForStatus(t *testing.T, p *process, issuerName, id, secret string, want int, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		if tokenStatus(t, p, issuerName, id, secret) == want {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("token request for %s did not answer %d within %v", id, want, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const lifecycleYAML = `
+kind: CredentialIssuer
+name: payments
+description: Payments API
+flow: client-credentials
+availableScopes: [read, write]
+clientRoles: [viewer, editor]
+audience: https://api.example.test
+tokenLifetime: 300
+clientAuthenticator: client-secret
+---
+kind: Client
+issuer: payments
+clientId: billing-batch
+name: Billing batch
+scopes: [read]
+roles: [viewer]
+`
+
+func TestAdminLifecycleThroughTheCLI(t *testing.T) {
+	t.Parallel()
+	_, _, env := postgresEnv(t)
+	p := startPostgresServer(t, env)
+	c := newCLI(t)
+	c.login(p)
+
+	file := filepath.Join(t.TempDir(), "resources.yaml")
+	if err := os.WriteFile(file, []byte(lifecycleYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var applied []applyResult
+	c.json(&applied, "apply", "-f", file)
+	if len(applied) != 2 || applied[0].Result != "created" || applied[1].Result != "created" || applied[1].ClientSecret == "" {
+		t.Fatalf("first apply = %+v", applied)
+	}
+	yamlSecret := applied[1].ClientSecret
+	var reapplied []applyResult
+	c.json(&reapplied, "apply", "-f", file)
+	if len(reapplied) != 2 || reapplied[0].Result != "unchanged" || reapplied[1].Result != "unchanged" || reapplied[1].ClientSecret != "" {
+		t.Fatalf("second apply = %+v, want both unchanged and no secret", reapplied)
+	}
+	changed := strings.Replace(lifecycleYAML, "scopes: [read]", "scopes: [read, write]", 1)
+	if err := os.WriteFile(file, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.run("apply", "-f", file); !strings.Contains(out, "CredentialIssuer/payments unchanged") ||
+		!strings.Contains(out, "Client/payments/Billing batch updated") {
+		t.Fatalf("third apply printed:\n%s", out)
+	}
+	if tokenStatus(t, p, "payments", "billing-batch", yamlSecret) != http.StatusOK {
+		t.Fatal("the applied client gets no token")
+	}
+
+	var created apiClient
+	c.json(&created, "clients", "create", "--issuer", "payments", "--name", "Reports", "--scopes", "read", "--roles", "viewer")
+	if created.ClientID == "" || created.ClientSecret == "" {
+		t.Fatalf("created = %+v", created)
+	}
+	var tok tokenResponse
+	c.json(&tok, "token", "--issuer", "payments", "--public-url", p.publicURL,
+		"--client-id", created.ClientID, "--client-secret", created.ClientSecret, "--scope", "read")
+	verifyAsGateway(t, p.publicURL+"/issuers/payments", tok.AccessToken, created.ClientID, "read")
+
+	// Rotation with a grace period: both secrets work during it, only the
+	// new one after it.
+	var rotated struct {
+		ClientSecret string `json:"client_secret"`
+	}
+	c.json(&rotated, "clients", "rotate-secret", "--issuer", "payments", created.ClientID, "--grace", "3s")
+	graceEnds := time.Now().Add(3 * time.Second)
+	if tokenStatus(t, p, "payments", created.ClientID, created.ClientSecret) != http.StatusOK ||
+		tokenStatus(t, p, "payments", created.ClientID, rotated.ClientSecret) != http.StatusOK {
+		t.Fatal("during the grace period both secrets must work")
+	}
+	time.Sleep(time.Until(graceEnds) + 100*time.Millisecond)
+	if tokenStatus(t, p, "payments", created.ClientID, created.ClientSecret) != http.StatusUnauthorized {
+		t.Fatal("the old secret still works after the grace period")
+	}
+	if tokenStatus(t, p, "payments", created.ClientID, rotated.ClientSecret) != http.StatusOK {
+		t.Fatal("the new secret stopped working")
+	}
+
+	c.run("clients", "disable", "--issuer", "payments", created.ClientID)
+	waitForStatus(t, p, "payments", created.ClientID, rotated.ClientSecret, http.StatusUnauthorized, time.Second)
+	var listed []apiClient
+	c.json(&listed, "clients", "list", "--issuer", "payments", "--enabled", "false")
+	if len(listed) != 1 || listed[0].ClientID != created.ClientID {
+		t.Fatalf("disabled clients = %+v", listed)
+	}
+	c.run("clients", "enable", "--issuer", "payments", created.ClientID)
+	waitForStatus(t, p, "payments", created.ClientID, rotated.ClientSecret, http.StatusOK, time.Second)
+
+	c.run("clients", "delete", "--issuer", "payments", created.ClientID)
+	if out := c.fail("clients", "get", "--issuer", "payments", created.ClientID); !strings.Contains(out, "404") {
+		t.Fatalf("get after delete printed:\n%s", out)
+	}
+	waitForStatus(t, p, "payments", created.ClientID, rotated.ClientSecret, http.StatusUnauthorized, time.Second)
+
+	if out := c.fail("issuers", "delete", "payments"); !strings.Contains(out, "409") || !strings.Contains(out, "cascade") {
+		t.Fatalf("delete with clients printed:\n%s", out)
+	}
+	c.run("issuers", "delete", "payments", "--cascade")
+	var issuers []apiIssuer
+	c.json(&issuers, "issuers", "list")
+	if len(issuers) != 1 || issuers[0].Name != "system" {
+		t.Fatalf("issuers after delete = %+v", issuers)
+	}
+	if out := c.run("issuers", "list"); !strings.Contains(out, "NAME") || !strings.Contains(out, "system") {
+		t.Fatalf("table output:\n%s", out)
+	}
+}
+
+func TestApplyRefusesInvalidYAMLAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	_, _, env := postgresEnv(t)
+	p := startPostgresServer(t, env)
+	c := newCLI(t)
+	c.login(p)
+	tests := []struct{ name, yaml, want string }{
+		{"not YAML", "kind: [unclosed", "document 1"},
+		{"unknown field", "kind: CredentialIssuer\nname: x1x\naudience: a\ncolour: red\n", "colour"},
+		{"unknown kind", "kind: Gateway\nname: x\n", "kind must be"},
+		{"client without issuer", "kind: Client\nname: x\n", "needs issuer"},
+		{"bad second document", "kind: CredentialIssuer\nname: good-one\naudience: a\n---\nkind: Client\nissuer: good-one\nname: x\nsecret: s\n", "document 2"},
+		{"empty file", "", "no resources"},
+	}
+	for _, tc := range tests {
+		file := filepath.Join(t.TempDir(), "bad.yaml")
+		if err := os.WriteFile(file, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out := c.fail("apply", "-f", file); !strings.Contains(out, tc.want) || !strings.Contains(out, "nothing was applied") {
+			t.Errorf("%s: output lacks %q:\n%s", tc.name, tc.want, out)
+		}
+	}
+	var issuers []apiIssuer
+	c.json(&issuers, "issuers", "list")
+	if len(issuers) != 1 {
+		t.Fatalf("invalid files created issuers: %+v", issuers)
+	}
+}
+
+func TestClientDisabledOnOneNodeIsRefusedByAnotherWithinASecond(t *testing.T) {
+	t.Parallel()
+	_, _, env := postgresEnv(t)
+	a := startPostgresServer(t, env)
+	b := startServer(t, env)
+	b.admin = a.admin
+	a.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "https://api.example.test"}, http.StatusCreated)
+	client := a.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "shared"}, http.StatusCreated)
+	id, secret := client["client_id"].(string), client["client_secret"].(string)
+	// Node B learns of the new client and caches it.
+	waitForStatus(t, b, "payments", id, secret, http.StatusOK, 5*time.Second)
+
+	a.adminJSON(t, http.MethodPatch, "/admin/v1/issuers/payments/clients/"+id, map[string]any{"enabled": false}, http.StatusOK)
+	took := waitForStatus(t, b, "payments", id, secret, http.StatusUnauthorized, time.Second)
+	t.Logf("node B refused the client disabled on node A after %v", took)
+}
