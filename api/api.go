@@ -20,6 +20,7 @@ type Store interface {
 	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
 	ListIssuers(ctx context.Context, page store.Page) ([]store.Issuer, error)
 	DeleteIssuer(ctx context.Context, name string, cascade bool, ifRevision int64) error
+	ListSigningKeys(ctx context.Context, issuerName string) ([]store.SigningKey, error)
 	CreateClient(ctx context.Context, c store.Client) (store.Client, error)
 	GetClient(ctx context.Context, issuerName, clientID string) (store.Client, error)
 	ListClients(ctx context.Context, issuerName string, q store.ClientQuery) ([]store.Client, error)
@@ -31,9 +32,11 @@ type Store interface {
 	ListAudit(ctx context.Context, page store.Page) ([]store.AuditEntry, error)
 }
 
-// KeyManager gives issuers their signing keys.
+// KeyManager moves issuers' signing keys through their lifecycle.
 type KeyManager interface {
-	EnsureActive(ctx context.Context, issuerName, alg string) error
+	Reconcile(ctx context.Context, issuerName string) (bool, error)
+	RotateNow(ctx context.Context, issuerName string) error
+	Revoke(ctx context.Context, issuerName, kid string) error
 }
 
 // Public is what the admin API needs from the public side: issuer URLs and
@@ -75,6 +78,9 @@ func (s *Server) routes() []route {
 		{http.MethodPut, "/issuers/{name}", "issuer.put", s.putIssuer, true},
 		{http.MethodGet, "/issuers/{name}", "issuer.get", s.getIssuer, false},
 		{http.MethodDelete, "/issuers/{name}", "issuer.delete", s.deleteIssuer, true},
+		{http.MethodGet, "/issuers/{name}/keys", "key.list", s.listKeys, false},
+		{http.MethodPost, "/issuers/{name}/keys/rotate", "key.rotate", s.rotateKeys, true},
+		{http.MethodPost, "/issuers/{name}/keys/{kid}/revoke", "key.revoke", s.revokeKey, true},
 		{http.MethodGet, "/issuers/{name}/clients", "client.list", s.listClients, false},
 		{http.MethodPost, "/issuers/{name}/clients", "client.create", s.createClient, true},
 		{http.MethodGet, "/issuers/{name}/clients/{clientId}", "client.get", s.getClient, false},

@@ -42,7 +42,7 @@ func newFixture(t *testing.T) *fixture {
 	_, _ = rand.Read(kek)
 	sealer, _ := keys.NewSealer(kek)
 	ring := keys.NewKeyring()
-	km := keys.NewManager(st, sealer, ring)
+	km := keys.NewManager(st, sealer, ring, keys.DefaultSchedule(5*time.Minute), nil)
 
 	f := &fixture{store: st}
 	var publicHandler http.Handler
@@ -393,6 +393,9 @@ func TestEveryAdminRouteRequiresAnAdminToken(t *testing.T) {
 		{method: "POST", path: "/issuers/payments/clients/c-1/secrets", body: `{}`},
 		{method: "DELETE", path: "/issuers/payments/clients/c-1/secrets/s-1"},
 		{method: "GET", path: "/audit"},
+		{method: "GET", path: "/issuers/payments/keys"},
+		{method: "POST", path: "/issuers/payments/keys/rotate"},
+		{method: "POST", path: "/issuers/payments/keys/k-1/revoke"},
 	}
 	before := snapshot(t, f.store)
 	for _, rt := range routes {
@@ -501,6 +504,11 @@ func TestMalformedInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"duplicate scope", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","availableScopes":["r","r"]}`}, 422, "availableScopes[1]"},
 		{"bad role", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","clientRoles":["a\"b"]}`}, 422, "clientRoles[0]"},
 		{"unsupported algorithm", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","signingAlgorithm":"HS256"}`}, 422, "signingAlgorithm"},
+		{"algorithm none", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","signingAlgorithm":"none"}`}, 422, "signingAlgorithm"},
+		{"negative rotation period", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","keyRotationPeriod":-1}`}, 422, "keyRotationPeriod"},
+		{"retire shorter than tokens", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","tokenLifetime":600,"keyRetirePeriod":60}`}, 422, "keyRetirePeriod"},
+		{"revoke unknown key", call{method: "POST", path: "/issuers/payments/keys/nope/revoke"}, 404, ""},
+		{"rotate unknown issuer", call{method: "POST", path: "/issuers/nowhere/keys/rotate"}, 404, ""},
 		{"unsupported authenticator", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","clientAuthenticator":"magic"}`}, 422, "clientAuthenticator[0]"},
 		{"replace with bad input", call{method: "PUT", path: "/issuers/payments", body: `{"audience":""}`}, 422, "audience"},
 		{"bad If-Match", call{method: "PUT", path: "/issuers/payments", body: validIssuer, header: map[string]string{"If-Match": "yesterday"}}, 412, ""},
@@ -581,4 +589,57 @@ func snapshot(t *testing.T, st *memory.Store) storeSnapshot {
 		}
 	}
 	return snap
+}
+
+func TestKeysRotateAndRevokeThroughTheAPI(t *testing.T) {
+	f := newFixture(t)
+	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+	_, list := f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments/keys"})
+	items := list["items"].([]any)
+	if len(items) != 1 || items[0].(map[string]any)["state"] != "active" {
+		t.Fatalf("keys = %v", items)
+	}
+	raw, _ := json.Marshal(list)
+	if strings.Contains(string(raw), `"d"`) || strings.Contains(string(raw), "sealed") {
+		t.Fatal("the key list shows private material")
+	}
+	first := items[0].(map[string]any)["kid"].(string)
+	_, rotated := f.must(t, http.StatusOK, call{method: "POST", path: "/issuers/payments/keys/rotate"})
+	if items := rotated["items"].([]any); len(items) != 2 || items[1].(map[string]any)["state"] != "pending" ||
+		items[1].(map[string]any)["activateAt"] == nil {
+		t.Fatalf("after rotate: %v", rotated)
+	}
+	_, revoked := f.must(t, http.StatusOK, call{method: "POST", path: "/issuers/payments/keys/" + first + "/revoke"})
+	states := map[string]string{}
+	for _, it := range revoked["items"].([]any) {
+		k := it.(map[string]any)
+		states[k["kid"].(string)] = k["state"].(string)
+	}
+	if states[first] != "revoked" || len(states) != 2 {
+		t.Fatalf("after revoke: %v", states)
+	}
+	for kid, st := range states {
+		if kid != first && st != "active" {
+			t.Fatalf("the pending key did not take over: %v", states)
+		}
+	}
+}
+
+func TestSwitchingAwayFromRS256Warns(t *testing.T) {
+	f := newFixture(t)
+	_, created := f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+	if created["warnings"] != nil {
+		t.Fatalf("an RS256 issuer got warnings: %v", created["warnings"])
+	}
+	_, switched := f.must(t, http.StatusOK, call{method: "PUT", path: "/issuers/payments",
+		body: strings.Replace(validIssuer, `"audience"`, `"signingAlgorithm":"ES256","audience"`, 1)})
+	warnings, _ := switched["warnings"].([]any)
+	if len(warnings) != 2 || !strings.Contains(warnings[0].(string), "jwt-keycloak") {
+		t.Fatalf("warnings = %v", switched["warnings"])
+	}
+	_, list := f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments/keys"})
+	items := list["items"].([]any)
+	if len(items) != 2 || items[1].(map[string]any)["algorithm"] != "ES256" || items[1].(map[string]any)["state"] != "pending" {
+		t.Fatalf("keys after the switch = %v", items)
+	}
 }

@@ -85,7 +85,7 @@ func Bootstrap(ctx context.Context, st Store, km KeyManager) (BootstrapResult, e
 	if err != nil {
 		return BootstrapResult{}, fmt.Errorf("create the system issuer: %w", err)
 	}
-	if err := km.EnsureActive(ctx, iss.Name, iss.SigningAlgorithm); err != nil {
+	if _, err := km.Reconcile(ctx, iss.Name); err != nil {
 		return BootstrapResult{}, fmt.Errorf("create the system issuer's key: %w", err)
 	}
 	existing, err := st.ListClients(ctx, SystemIssuer, store.ClientQuery{Page: store.Page{Limit: 1}})

@@ -61,6 +61,9 @@ type issuerRequest struct {
 	TokenLifetime       *int64            `json:"tokenLifetime"`
 	SigningAlgorithm    string            `json:"signingAlgorithm"`
 	ClientAuthenticator authenticatorList `json:"clientAuthenticator"`
+	KeyRotationPeriod   int64             `json:"keyRotationPeriod"`
+	KeyPublishLead      int64             `json:"keyPublishLead"`
+	KeyRetirePeriod     int64             `json:"keyRetirePeriod"`
 }
 
 type issuerResponse struct {
@@ -73,12 +76,17 @@ type issuerResponse struct {
 	TokenLifetime       int64    `json:"tokenLifetime"`
 	SigningAlgorithm    string   `json:"signingAlgorithm"`
 	ClientAuthenticator []string `json:"clientAuthenticator"`
+	KeyRotationPeriod   int64    `json:"keyRotationPeriod"`
+	KeyPublishLead      int64    `json:"keyPublishLead"`
+	KeyRetirePeriod     int64    `json:"keyRetirePeriod"`
 	Revision            int64    `json:"revision"`
 	Issuer              string   `json:"issuer"`
 	TokenEndpoint       string   `json:"token_endpoint"`
 	JWKSURI             string   `json:"jwks_uri"`
 	CreatedAt           string   `json:"createdAt"`
 	UpdatedAt           string   `json:"updatedAt"`
+	// Warnings tell the operator what a change will do to gateways.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (s *Server) issuerResponse(iss store.Issuer) issuerResponse {
@@ -92,6 +100,9 @@ func (s *Server) issuerResponse(iss store.Issuer) issuerResponse {
 		TokenLifetime:       int64(iss.TokenLifetime / time.Second),
 		SigningAlgorithm:    iss.SigningAlgorithm,
 		ClientAuthenticator: iss.ClientAuthenticators,
+		KeyRotationPeriod:   int64(iss.KeyRotationPeriod / time.Second),
+		KeyPublishLead:      int64(iss.KeyPublishLead / time.Second),
+		KeyRetirePeriod:     int64(iss.KeyRetirePeriod / time.Second),
 		Revision:            iss.Revision,
 		Issuer:              s.public.IssuerURL(iss.Name),
 		TokenEndpoint:       s.public.TokenURL(iss.Name),
@@ -163,9 +174,10 @@ func (r issuerRequest) toIssuer(name string) (store.Issuer, []FieldError) {
 	if alg == "" {
 		alg = keys.RS256
 	}
-	if alg != keys.RS256 {
-		errs = append(errs, FieldError{Field: "signingAlgorithm", Reason: "must be RS256"})
+	if !keys.SupportedAlgorithm(alg) {
+		errs = append(errs, FieldError{Field: "signingAlgorithm", Reason: "must be one of " + strings.Join(keys.Algorithms(), ", ")})
 	}
+	errs = append(errs, validateSchedule(r, lifetime)...)
 	authenticators := []string(r.ClientAuthenticator)
 	if len(authenticators) == 0 {
 		authenticators = []string{clientAuthenticatorClientSecret}
@@ -184,7 +196,52 @@ func (r issuerRequest) toIssuer(name string) (store.Issuer, []FieldError) {
 		TokenLifetime:        lifetime,
 		SigningAlgorithm:     alg,
 		ClientAuthenticators: slices.Compact(slices.Sorted(slices.Values(authenticators))),
+		KeyRotationPeriod:    time.Duration(r.KeyRotationPeriod) * time.Second,
+		KeyPublishLead:       time.Duration(r.KeyPublishLead) * time.Second,
+		KeyRetirePeriod:      time.Duration(r.KeyRetirePeriod) * time.Second,
 	}, errs
+}
+
+// Bounds of the key schedule, in seconds; 0 means the server's default.
+const (
+	maxRotationPeriod = 366 * 24 * 3600
+	maxPublishLead    = 7 * 24 * 3600
+	maxRetirePeriod   = 30 * 24 * 3600
+)
+
+func validateSchedule(r issuerRequest, lifetime time.Duration) []FieldError {
+	var errs []FieldError
+	check := func(field string, v, maxSeconds int64) {
+		if v < 0 || v > maxSeconds {
+			errs = append(errs, FieldError{Field: field, Reason: fmt.Sprintf("must be from 1 to %d seconds, or 0 for the default", maxSeconds)})
+		}
+	}
+	check("keyRotationPeriod", r.KeyRotationPeriod, maxRotationPeriod)
+	check("keyPublishLead", r.KeyPublishLead, maxPublishLead)
+	check("keyRetirePeriod", r.KeyRetirePeriod, maxRetirePeriod)
+	if r.KeyRetirePeriod > 0 && time.Duration(r.KeyRetirePeriod)*time.Second < lifetime {
+		errs = append(errs, FieldError{Field: "keyRetirePeriod", Reason: "must be at least tokenLifetime, or tokens would outlive the key that signed them"})
+	}
+	return errs
+}
+
+// algorithmWarnings says what a change of signing algorithm does to
+// gateways in the field.
+func algorithmWarnings(before *store.Issuer, after store.Issuer) []string {
+	isRSA := func(alg string) bool { return alg == keys.RS256 || alg == keys.PS256 }
+	var w []string
+	if after.SigningAlgorithm != keys.RS256 && (before == nil || before.SigningAlgorithm == keys.RS256) {
+		w = append(w, fmt.Sprintf("signingAlgorithm %s: gateways that accept only RS256, or that read every JWKS key as RSA "+
+			"(such as Kong's jwt-keycloak plugin), will reject this issuer's tokens once its new key signs.", after.SigningAlgorithm))
+	}
+	if before != nil && before.SigningAlgorithm != after.SigningAlgorithm {
+		w = append(w, fmt.Sprintf("The change from %s to %s is a key rotation: the new key is published now and signs after the publication lead.",
+			before.SigningAlgorithm, after.SigningAlgorithm))
+		if isRSA(after.SigningAlgorithm) && !isRSA(before.SigningAlgorithm) {
+			w = append(w, "Once the RSA key signs, the JWKS carries RSA keys only: tokens signed earlier with the old key stop verifying.")
+		}
+	}
+	return w
 }
 
 // refuseSystemIssuer guards the reserved issuer: `authz bootstrap` owns it,
@@ -211,12 +268,16 @@ func (s *Server) putIssuer(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusUnprocessableEntity, "The issuer is invalid.", errs...)
 		return
 	}
+	var before *store.Issuer
+	if prev, err := s.store.GetIssuer(r.Context(), name); err == nil {
+		before = &prev
+	}
 	stored, result, err := s.store.PutIssuer(r.Context(), iss, ifMatchRevision(r))
 	if err != nil {
 		s.writeStoreError(w, fmt.Sprintf("Issuer %q", name), err)
 		return
 	}
-	if err := s.keys.EnsureActive(r.Context(), stored.Name, stored.SigningAlgorithm); err != nil {
+	if _, err := s.keys.Reconcile(r.Context(), stored.Name); err != nil {
 		s.writeStoreError(w, fmt.Sprintf("The signing key of issuer %q", name), err)
 		return
 	}
@@ -226,7 +287,9 @@ func (s *Server) putIssuer(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", r.URL.Path)
 	}
 	w.Header().Set("ETag", issuerETag(stored))
-	writeJSON(w, status, s.issuerResponse(stored))
+	resp := s.issuerResponse(stored)
+	resp.Warnings = algorithmWarnings(before, stored)
+	writeJSON(w, status, resp)
 }
 
 func (s *Server) getIssuer(w http.ResponseWriter, r *http.Request) {

@@ -81,7 +81,7 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "No such issuer.")
 		return
 	}
-	serveDocument(w, r, jwks.Body, jwks.ETag, s.cfg.JWKSMaxAge)
+	serveDocument(w, r, jwks.Body, jwks.ETag, jwks.MaxAge)
 }
 
 // serveDocument answers GET and HEAD with a precomputed body, honouring

@@ -41,9 +41,8 @@ type Config struct {
 	// PublicURL is the externally visible base URL, without a trailing
 	// slash; issuer URLs are PublicURL + "/issuers/" + name.
 	PublicURL string
-	// JWKSMaxAge and MetadataMaxAge set the Cache-Control max-age of those
-	// documents.
-	JWKSMaxAge     time.Duration
+	// MetadataMaxAge sets the Cache-Control max-age of discovery documents.
+	// The JWKS's comes from each issuer's key schedule.
 	MetadataMaxAge time.Duration
 	// MaxRequestBytes bounds a token request body.
 	MaxRequestBytes int64

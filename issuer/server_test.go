@@ -53,7 +53,8 @@ func newFixture(t *testing.T) *fixture {
 	_, _ = rand.Read(kek)
 	sealer, _ := keys.NewSealer(kek)
 	ring := keys.NewKeyring()
-	if err := keys.NewManager(st, sealer, ring).EnsureActive(ctx, "payments", keys.RS256); err != nil {
+	km := keys.NewManager(st, sealer, ring, keys.Schedule{RotationPeriod: time.Hour, PublishLead: 11 * time.Minute, RetirePeriod: time.Hour}, nil)
+	if _, err := km.Reconcile(ctx, "payments"); err != nil {
 		t.Fatal(err)
 	}
 	secret, sec := issuer.NewClientSecret(time.Time{})
@@ -77,7 +78,7 @@ func newFixture(t *testing.T) *fixture {
 	var handler http.Handler
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(f.srv.Close)
-	f.issuer = issuer.New(issuer.Config{PublicURL: f.srv.URL + "/", JWKSMaxAge: time.Minute, MetadataMaxAge: 2 * time.Minute}, st, ring)
+	f.issuer = issuer.New(issuer.Config{PublicURL: f.srv.URL + "/", MetadataMaxAge: 2 * time.Minute}, st, ring)
 	handler = f.issuer.Handler()
 	watchCtx, stop := context.WithCancel(ctx)
 	watching := make(chan struct{})
@@ -303,7 +304,8 @@ func TestPublicDocumentsAreCacheableWithETags(t *testing.T) {
 		path   string
 		maxAge string
 	}{
-		{"/issuers/payments/jwks.json", "public, max-age=60"},
+		// An 11-minute publication lead makes a 5-minute cache lifetime.
+		{"/issuers/payments/jwks.json", "public, max-age=300"},
 		{"/issuers/payments/.well-known/openid-configuration", "public, max-age=120"},
 		{"/issuers/payments/.well-known/oauth-authorization-server", "public, max-age=120"},
 		{"/.well-known/oauth-authorization-server/issuers/payments", "public, max-age=120"},

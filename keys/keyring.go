@@ -5,8 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -33,7 +33,10 @@ func (k *ActiveKey) SignCompact(payload []byte) (string, error) {
 type JWKS struct {
 	Body []byte
 	ETag string
-	keys map[string]jose.JSONWebKey
+	// MaxAge is how long verifiers may cache the set, derived from the
+	// issuer's publication lead.
+	MaxAge time.Duration
+	keys   map[string]jose.JSONWebKey
 }
 
 // PublicKey returns the published key with the given kid.
@@ -112,7 +115,7 @@ func newActiveKey(priv jose.JSONWebKey, typ string) (*ActiveKey, error) {
 
 // newJWKS renders the published set. The ETag is a digest of the body, so
 // every node that publishes the same keys hands out the same ETag.
-func newJWKS(published []jose.JSONWebKey) (*JWKS, error) {
+func newJWKS(published []jose.JSONWebKey, maxAge time.Duration) (*JWKS, error) {
 	if published == nil {
 		published = []jose.JSONWebKey{}
 	}
@@ -126,8 +129,9 @@ func newJWKS(published []jose.JSONWebKey) (*JWKS, error) {
 		byKid[k.KeyID] = k
 	}
 	return &JWKS{
-		Body: body,
-		ETag: `"` + strings.TrimRight(base64.RawURLEncoding.EncodeToString(sum[:16]), "=") + `"`,
-		keys: byKid,
+		Body:   body,
+		ETag:   `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`,
+		MaxAge: maxAge,
+		keys:   byKid,
 	}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -37,6 +38,9 @@ func TestNewSealerRejectsKEKOfWrongLength(t *testing.T) {
 	for _, n := range []int{0, 16, 31, 33, 64} {
 		if _, err := NewSealer(make([]byte, n)); err == nil {
 			t.Errorf("NewSealer accepted a %d-byte KEK", n)
+		}
+		if _, err := NewSealer(make([]byte, KEKSize), make([]byte, n)); err == nil {
+			t.Errorf("NewSealer accepted a %d-byte older KEK", n)
 		}
 	}
 }
@@ -93,28 +97,90 @@ func TestSealerNamesKEKByFingerprintNotContent(t *testing.T) {
 	}
 }
 
-func newIssuerStore(t *testing.T, names ...string) *memory.Store {
+func TestSealerSealsUnderTheFirstKEKAndOpensUnderAny(t *testing.T) {
+	oldKEK, newKEK := newKEK(t), newKEK(t)
+	old, _ := NewSealer(oldKEK)
+	sealedOld := old.Seal("payments", "k1", []byte("secret"))
+	both, err := NewSealer(newKEK, oldKEK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := both.Open(old.KEKID(), "payments", "k1", sealedOld); err != nil || string(got) != "secret" {
+		t.Fatalf("open under the older KEK: %q, %v", got, err)
+	}
+	if both.KEKID() == old.KEKID() || both.KEKIDs()[0] != both.KEKID() || len(both.KEKIDs()) != 2 {
+		t.Fatalf("KEK ids %v, primary %s", both.KEKIDs(), both.KEKID())
+	}
+}
+
+// testClock is a settable clock for the manager.
+type testClock struct{ t time.Time }
+
+func (c *testClock) now() time.Time          { return c.t }
+func (c *testClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+type harness struct {
+	st     *memory.Store
+	ring   *Keyring
+	sealer *Sealer
+	clock  *testClock
+	m      *Manager
+}
+
+var testSchedule = Schedule{RotationPeriod: time.Hour, PublishLead: 10 * time.Minute, RetirePeriod: 30 * time.Minute}
+
+func newHarness(t *testing.T, issuers map[string]string) *harness {
 	t.Helper()
-	st := memory.New()
-	for _, n := range names {
-		if _, _, err := st.PutIssuer(context.Background(), store.Issuer{Name: n}, 0); err != nil {
+	h := &harness{st: memory.New(), ring: NewKeyring(), sealer: newTestSealer(t), clock: &testClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	for name, alg := range issuers {
+		if _, _, err := h.st.PutIssuer(context.Background(), store.Issuer{Name: name, SigningAlgorithm: alg}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return st
+	h.m = NewManager(h.st, h.sealer, h.ring, testSchedule, h.clock.now)
+	return h
 }
 
-func TestEnsureActiveSignsWithEveryAlgorithm(t *testing.T) {
+func (h *harness) reconcile(t *testing.T, issuer string) {
+	t.Helper()
+	if _, err := h.m.Reconcile(context.Background(), issuer); err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+}
+
+// states summarizes an issuer's keys as "kidprefix:state" in creation order.
+func (h *harness) states(t *testing.T, issuer string) []store.SigningKey {
+	t.Helper()
+	keys, err := h.st.ListSigningKeys(context.Background(), issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+func published(t *testing.T, ring *Keyring, issuer string) map[string]bool {
+	t.Helper()
+	jwks, ok := ring.JWKS(issuer)
+	if !ok {
+		return nil
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(jwks.Body, &set); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, k := range set.Keys {
+		out[k.KeyID] = true
+	}
+	return out
+}
+
+func TestReconcileSignsWithEveryAlgorithm(t *testing.T) {
 	for _, alg := range Algorithms() {
 		t.Run(alg, func(t *testing.T) {
-			ctx := context.Background()
-			st := newIssuerStore(t, "payments")
-			ring := NewKeyring()
-			m := NewManager(st, newTestSealer(t), ring)
-			if err := m.EnsureActive(ctx, "payments", alg); err != nil {
-				t.Fatalf("EnsureActive: %v", err)
-			}
-			active, ok := ring.Active("payments")
+			h := newHarness(t, map[string]string{"payments": alg})
+			h.reconcile(t, "payments")
+			active, ok := h.ring.Active("payments")
 			if !ok || active.Algorithm != alg {
 				t.Fatalf("Active = %+v, %v; want an %s key", active, ok, alg)
 			}
@@ -126,17 +192,14 @@ func TestEnsureActiveSignsWithEveryAlgorithm(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseSigned: %v", err)
 			}
-			h := jws.Signatures[0].Header
-			if h.KeyID != active.ID || h.Algorithm != alg || h.ExtraHeaders["typ"] != AccessTokenType {
-				t.Fatalf("header kid=%q alg=%q typ=%v; want %q, %q, %q", h.KeyID, h.Algorithm, h.ExtraHeaders["typ"], active.ID, alg, AccessTokenType)
+			hdr := jws.Signatures[0].Header
+			if hdr.KeyID != active.ID || hdr.Algorithm != alg || hdr.ExtraHeaders["typ"] != AccessTokenType {
+				t.Fatalf("header kid=%q alg=%q typ=%v", hdr.KeyID, hdr.Algorithm, hdr.ExtraHeaders["typ"])
 			}
-			jwks, ok := ring.JWKS("payments")
-			if !ok {
-				t.Fatal("no JWKS loaded")
-			}
-			pub, ok := jwks.PublicKey(h.KeyID)
+			jwks, _ := h.ring.JWKS("payments")
+			pub, ok := jwks.PublicKey(hdr.KeyID)
 			if !ok || !pub.IsPublic() {
-				t.Fatalf("published key %q missing or not public", h.KeyID)
+				t.Fatalf("published key %q missing or not public", hdr.KeyID)
 			}
 			if _, err := jws.Verify(pub); err != nil {
 				t.Fatalf("token does not verify against the published key: %v", err)
@@ -145,24 +208,18 @@ func TestEnsureActiveSignsWithEveryAlgorithm(t *testing.T) {
 	}
 }
 
-func TestEnsureActiveIsIdempotentAndStoresOnlySealedKeys(t *testing.T) {
-	ctx := context.Background()
-	st := newIssuerStore(t, "payments")
-	sealer := newTestSealer(t)
-	ring := NewKeyring()
-	m := NewManager(st, sealer, ring)
+func TestReconcileIsIdempotentAndStoresOnlySealedKeys(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": RS256})
 	for range 3 {
-		if err := m.EnsureActive(ctx, "payments", RS256); err != nil {
-			t.Fatalf("EnsureActive: %v", err)
-		}
+		h.reconcile(t, "payments")
 	}
-	stored, err := st.ListSigningKeys(ctx, "payments")
-	if err != nil || len(stored) != 1 {
-		t.Fatalf("stored keys = %d, %v; want exactly 1", len(stored), err)
+	stored := h.states(t, "payments")
+	if len(stored) != 1 {
+		t.Fatalf("stored keys = %d, want exactly 1", len(stored))
 	}
 	k := stored[0]
-	if k.State != store.KeyActive || k.KEKID != sealer.KEKID() {
-		t.Fatalf("stored key = state %s kek %s; want active under %s", k.State, k.KEKID, sealer.KEKID())
+	if k.State != store.KeyActive || k.KEKID != h.sealer.KEKID() || !k.ActivatedAt.Equal(h.clock.t) {
+		t.Fatalf("stored key = %+v", k)
 	}
 	var pub map[string]any
 	if err := json.Unmarshal(k.PublicJWK, &pub); err != nil {
@@ -173,100 +230,338 @@ func TestEnsureActiveIsIdempotentAndStoresOnlySealedKeys(t *testing.T) {
 			t.Fatalf("stored public JWK carries private member %q", private)
 		}
 	}
-	jwks, _ := ring.JWKS("payments")
-	var set struct {
-		Keys []map[string]any `json:"keys"`
-	}
-	if err := json.Unmarshal(jwks.Body, &set); err != nil {
-		t.Fatal(err)
-	}
-	if len(set.Keys) != 1 || set.Keys[0]["kty"] != "RSA" || set.Keys[0]["d"] != nil || set.Keys[0]["kid"] != k.ID {
-		t.Fatalf("JWKS = %s; want the one public RSA key", jwks.Body)
+	jwks, _ := h.ring.JWKS("payments")
+	if bytes.Contains(jwks.Body, []byte(`"d"`)) || !published(t, h.ring, "payments")[k.ID] {
+		t.Fatalf("JWKS = %s", jwks.Body)
 	}
 }
 
-func TestLoadUnderAnotherKEKFailsClearly(t *testing.T) {
+func TestPlanRotationCoversEveryTransitionAndBoundary(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := testSchedule // period 1h, lead 10m, retire 30m
+	active := store.SigningKey{ID: "a", Algorithm: RS256, State: store.KeyActive, ActivatedAt: t0}
+	pending := store.SigningKey{ID: "p", Algorithm: RS256, State: store.KeyPending, CreatedAt: t0.Add(50 * time.Minute), ActivateAt: t0.Add(time.Hour)}
+	retired := store.SigningKey{ID: "r", Algorithm: RS256, State: store.KeyRetired, DeleteAt: t0.Add(20 * time.Minute)}
+	revoked := store.SigningKey{ID: "x", Algorithm: RS256, State: store.KeyRevoked, DeleteAt: t0.Add(20 * time.Minute)}
+	tests := []struct {
+		name string
+		now  time.Time
+		alg  string
+		keys []store.SigningKey
+		want plan
+	}{
+		{"first key signs at once", t0, RS256, nil, plan{create: store.KeyActive, createAlg: RS256}},
+		{"young active key: nothing", t0.Add(49*time.Minute + 59*time.Second), RS256, []store.SigningKey{active}, plan{}},
+		{"successor published a lead before the period ends", t0.Add(50 * time.Minute), RS256, []store.SigningKey{active},
+			plan{create: store.KeyPending, createAlg: RS256, activateAt: t0.Add(time.Hour)}},
+		{"pending key waits out its lead", t0.Add(59*time.Minute + 59*time.Second), RS256, []store.SigningKey{active, pending}, plan{}},
+		{"pending key signs when the lead is over", t0.Add(time.Hour), RS256, []store.SigningKey{active, pending},
+			plan{promote: "p", retire: "a", deleteAfter: t0.Add(90 * time.Minute)}},
+		{"retired key stays before its time", t0.Add(20*time.Minute - time.Second), RS256, []store.SigningKey{active, retired}, plan{}},
+		{"retired key goes at its time", t0.Add(20 * time.Minute), RS256, []store.SigningKey{active, retired}, plan{remove: []string{"r"}}},
+		{"revoked key record goes at its time", t0.Add(20 * time.Minute), RS256, []store.SigningKey{active, revoked}, plan{remove: []string{"x"}}},
+		{"algorithm change is a rotation", t0.Add(time.Minute), ES256, []store.SigningKey{active},
+			plan{create: store.KeyPending, createAlg: ES256, activateAt: t0.Add(11 * time.Minute)}},
+		{"pending key of a dropped algorithm is replaced", t0.Add(55 * time.Minute), ES256, []store.SigningKey{active, pending},
+			plan{remove: []string{"p"}, create: store.KeyPending, createAlg: ES256, activateAt: t0.Add(65 * time.Minute)}},
+		{"no active key: pending key signs at once", t0.Add(51 * time.Minute), RS256, []store.SigningKey{pending}, plan{promote: "p"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := planRotation(tc.now, s, tc.alg, tc.keys)
+			if got.create != tc.want.create || got.createAlg != tc.want.createAlg || !got.activateAt.Equal(tc.want.activateAt) ||
+				got.promote != tc.want.promote || got.retire != tc.want.retire || !got.deleteAfter.Equal(tc.want.deleteAfter) ||
+				strings.Join(got.remove, ",") != strings.Join(tc.want.remove, ",") {
+				t.Fatalf("plan = %+v\nwant   %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRotationWalksTheWholeScheduleAndPublishesBeforeUse drives the manager
+// with a fake clock through two rotations, checking at every minute that
+// the signing key has been published for at least the lead and that retired
+// keys stay published for the retire period.
+func TestRotationWalksTheWholeScheduleAndPublishesBeforeUse(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": RS256})
+	firstSeen := map[string]time.Time{}
+	lastSigned := map[string]time.Time{}
+	start := h.clock.t
+	signers := map[string]bool{}
+	for h.clock.t.Before(start.Add(3 * time.Hour)) {
+		h.reconcile(t, "payments")
+		pub := published(t, h.ring, "payments")
+		for kid := range pub {
+			if _, ok := firstSeen[kid]; !ok {
+				firstSeen[kid] = h.clock.t
+			}
+		}
+		active, _ := h.ring.Active("payments")
+		if !pub[active.ID] {
+			t.Fatalf("at %v the signing key %s is not published", h.clock.t.Sub(start), active.ID)
+		}
+		signers[active.ID] = true
+		if len(signers) > 1 && h.clock.t.Sub(firstSeen[active.ID]) < testSchedule.PublishLead {
+			t.Fatalf("at %v key %s signs %v after publication, less than the lead", h.clock.t.Sub(start), active.ID, h.clock.t.Sub(firstSeen[active.ID]))
+		}
+		for kid, last := range lastSigned {
+			if kid != active.ID && !pub[kid] && h.clock.t.Sub(last) < testSchedule.RetirePeriod {
+				t.Fatalf("at %v key %s left the JWKS %v after it last signed", h.clock.t.Sub(start), kid, h.clock.t.Sub(last))
+			}
+		}
+		lastSigned[active.ID] = h.clock.t
+		if n := len(h.states(t, "payments")); n > 3 {
+			t.Fatalf("%d keys stored; retired keys are not being deleted", n)
+		}
+		h.clock.advance(time.Minute)
+	}
+	if len(signers) != 3 {
+		t.Fatalf("%d keys signed over 3 periods, want 3", len(signers))
+	}
+}
+
+func TestRotateNowPublishesFirstAndSignsAfterTheLead(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": RS256})
 	ctx := context.Background()
-	st := newIssuerStore(t, "payments")
-	if err := NewManager(st, newTestSealer(t), NewKeyring()).EnsureActive(ctx, "payments", RS256); err != nil {
+	h.reconcile(t, "payments")
+	first, _ := h.ring.Active("payments")
+	if err := h.m.RotateNow(ctx, "payments"); err != nil {
 		t.Fatal(err)
 	}
-	err := NewManager(st, newTestSealer(t), NewKeyring()).Load(ctx, "payments")
+	if err := h.m.RotateNow(ctx, "payments"); err != nil { // a second call adds nothing
+		t.Fatal(err)
+	}
+	keys := h.states(t, "payments")
+	if len(keys) != 2 || keys[1].State != store.KeyPending || !published(t, h.ring, "payments")[keys[1].ID] {
+		t.Fatalf("after RotateNow: %+v", keys)
+	}
+	h.clock.advance(testSchedule.PublishLead - time.Second)
+	h.reconcile(t, "payments")
+	if a, _ := h.ring.Active("payments"); a.ID != first.ID {
+		t.Fatal("the new key signs before its lead is over")
+	}
+	h.clock.advance(time.Second)
+	h.reconcile(t, "payments")
+	if a, _ := h.ring.Active("payments"); a.ID != keys[1].ID {
+		t.Fatal("the new key does not sign after its lead")
+	}
+	if !published(t, h.ring, "payments")[first.ID] {
+		t.Fatal("the retired key left the JWKS at once")
+	}
+}
+
+func TestRevokeWithdrawsTheKeyAndAFreshKeySigns(t *testing.T) {
+	tests := []struct {
+		name        string
+		withPending bool
+	}{{"no successor yet", false}, {"successor pending", true}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, map[string]string{"payments": ES256})
+			ctx := context.Background()
+			h.reconcile(t, "payments")
+			compromised, _ := h.ring.Active("payments")
+			if tc.withPending {
+				if err := h.m.RotateNow(ctx, "payments"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := h.m.Revoke(ctx, "payments", compromised.ID); err != nil {
+				t.Fatalf("Revoke: %v", err)
+			}
+			next, ok := h.ring.Active("payments")
+			if !ok || next.ID == compromised.ID {
+				t.Fatal("no fresh key signs after the revoke")
+			}
+			pub := published(t, h.ring, "payments")
+			if pub[compromised.ID] || !pub[next.ID] {
+				t.Fatalf("JWKS after revoke: %v", pub)
+			}
+			if err := h.m.Revoke(ctx, "payments", compromised.ID); err != nil {
+				t.Fatalf("second revoke: %v", err)
+			}
+			if err := h.m.Revoke(ctx, "payments", "no-such-kid"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("revoke unknown kid: %v", err)
+			}
+		})
+	}
+}
+
+func TestRSAIssuerPublishesOnlyRSAKeysOnceAnRSAKeySigns(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": ES256})
+	ctx := context.Background()
+	h.reconcile(t, "payments")
+	ecKey, _ := h.ring.Active("payments")
+	iss, _ := h.st.GetIssuer(ctx, "payments")
+	iss.SigningAlgorithm = RS256
+	if _, _, err := h.st.PutIssuer(ctx, iss, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.reconcile(t, "payments")
+	keys := h.states(t, "payments")
+	rsaKey := keys[len(keys)-1]
+	if pub := published(t, h.ring, "payments"); !pub[ecKey.ID] || !pub[rsaKey.ID] {
+		t.Fatalf("while the EC key signs both must be published: %v", pub)
+	}
+	h.clock.advance(testSchedule.PublishLead)
+	h.reconcile(t, "payments")
+	if a, _ := h.ring.Active("payments"); a.ID != rsaKey.ID || a.Algorithm != RS256 {
+		t.Fatalf("active = %+v, want the RSA key", a)
+	}
+	if pub := published(t, h.ring, "payments"); pub[ecKey.ID] || !pub[rsaKey.ID] {
+		t.Fatalf("an RS256 issuer publishes a non-RSA key: %v", pub)
+	}
+}
+
+func TestRekeyResealsUnderTheNewKEKAndIsSafeToRepeat(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": RS256, "billing": EdDSA})
+	ctx := context.Background()
+	h.reconcile(t, "payments")
+	h.reconcile(t, "billing")
+	oldKEK := h.sealer
+	newKEKBytes := newKEK(t)
+	both, _ := NewSealer(newKEKBytes, kekBytesOf(t, h))
+	m := NewManager(h.st, both, NewKeyring(), testSchedule, h.clock.now)
+	n, err := m.Rekey(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("Rekey = %d, %v; want 2", n, err)
+	}
+	if n, err := m.Rekey(ctx); err != nil || n != 0 {
+		t.Fatalf("second Rekey = %d, %v; want 0", n, err)
+	}
+	onlyNew, _ := NewSealer(newKEKBytes)
+	if err := NewManager(h.st, onlyNew, NewKeyring(), testSchedule, h.clock.now).SyncAll(ctx); err != nil {
+		t.Fatalf("the new KEK alone cannot open the re-sealed keys: %v", err)
+	}
+	if err := NewManager(h.st, oldKEK, NewKeyring(), testSchedule, h.clock.now).SyncAll(ctx); !errors.Is(err, ErrWrongKEK) {
+		t.Fatalf("the old KEK alone: %v, want ErrWrongKEK", err)
+	}
+}
+
+// kekBytesOf recovers the harness's KEK by building the harness with a
+// known one instead; kept as a helper so the test reads in order.
+func kekBytesOf(t *testing.T, h *harness) []byte {
+	t.Helper()
+	kek := newKEK(t)
+	s, _ := NewSealer(kek)
+	// Re-seal the stored keys under this known KEK, the way an operator's
+	// old KEK would have sealed them.
+	ctx := context.Background()
+	issuers, _ := h.st.ListIssuers(ctx, store.Page{})
+	for _, iss := range issuers {
+		_, err := h.st.UpdateSigningKeys(ctx, iss.Name, func(keys []store.SigningKey) ([]store.SigningKey, error) {
+			for i, k := range keys {
+				plain, err := h.sealer.Open(k.KEKID, k.IssuerName, k.ID, k.SealedPrivateKey)
+				if err != nil {
+					return nil, err
+				}
+				keys[i].SealedPrivateKey, keys[i].KEKID = s.Seal(k.IssuerName, k.ID, plain), s.KEKID()
+			}
+			return keys, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.sealer = s
+	return kek
+}
+
+func TestLoadUnderAnotherKEKFailsClearly(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": RS256})
+	h.reconcile(t, "payments")
+	err := NewManager(h.st, newTestSealer(t), NewKeyring(), testSchedule, nil).Load(context.Background(), "payments")
 	if !errors.Is(err, ErrWrongKEK) {
 		t.Fatalf("Load under a different KEK error = %v, want ErrWrongKEK", err)
 	}
 }
 
-func TestJWKSETagFollowsContent(t *testing.T) {
-	ctx := context.Background()
-	st := newIssuerStore(t, "a", "b")
-	ring := NewKeyring()
-	m := NewManager(st, newTestSealer(t), ring)
-	for _, n := range []string{"a", "b"} {
-		if err := m.EnsureActive(ctx, n, ES256); err != nil {
-			t.Fatal(err)
+func TestJWKSMaxAgeFollowsThePublicationLead(t *testing.T) {
+	tests := []struct {
+		lead, want time.Duration
+	}{
+		{11 * time.Minute, 5 * time.Minute},
+		{DefaultSchedule(5 * time.Minute).PublishLead, 5 * time.Minute},
+		{12 * time.Second, 4 * time.Second},
+		{time.Second, 0},
+	}
+	for _, tc := range tests {
+		s := Schedule{PublishLead: tc.lead}
+		if got := s.JWKSMaxAge(); got != tc.want {
+			t.Errorf("lead %v: max-age %v, want %v", tc.lead, got, tc.want)
 		}
-	}
-	a1, _ := ring.JWKS("a")
-	if err := m.Load(ctx, "a"); err != nil {
-		t.Fatal(err)
-	}
-	a2, _ := ring.JWKS("a")
-	b, _ := ring.JWKS("b")
-	if a1.ETag != a2.ETag {
-		t.Errorf("reloading the same keys changed the ETag: %s → %s", a1.ETag, a2.ETag)
-	}
-	if a1.ETag == b.ETag {
-		t.Errorf("different key sets share ETag %s", a1.ETag)
-	}
-}
-
-func TestUnknownAlgorithmIsRefused(t *testing.T) {
-	st := newIssuerStore(t, "payments")
-	err := NewManager(st, newTestSealer(t), NewKeyring()).EnsureActive(context.Background(), "payments", "HS256")
-	if err == nil {
-		t.Fatal("EnsureActive accepted HS256")
+		if 2*s.JWKSMaxAge() >= tc.lead {
+			t.Errorf("lead %v: two cache lifetimes (%v) do not fit in the lead", tc.lead, 2*s.JWKSMaxAge())
+		}
 	}
 }
 
 func TestSyncForgetsDeletedIssuersAndLoadsNewKeys(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": RS256, "billing": RS256})
 	ctx := context.Background()
-	st := newIssuerStore(t, "payments", "billing")
-	ring := NewKeyring()
-	sealer := newTestSealer(t)
-	m := NewManager(st, sealer, ring)
-	if err := m.EnsureActive(ctx, "payments", RS256); err != nil {
-		t.Fatal(err)
-	}
+	h.reconcile(t, "payments")
 	// Another node gives billing its key; this node learns of it by Sync.
-	if err := NewManager(st, sealer, NewKeyring()).EnsureActive(ctx, "billing", RS256); err != nil {
+	other := NewManager(h.st, h.sealer, NewKeyring(), testSchedule, h.clock.now)
+	if _, err := other.Reconcile(ctx, "billing"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ring.Active("billing"); ok {
+	if _, ok := h.ring.Active("billing"); ok {
 		t.Fatal("billing's key is loaded before any sync")
 	}
-	if err := m.Sync(ctx, "billing"); err != nil {
+	if err := h.m.Sync(ctx, "billing"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ring.Active("billing"); !ok {
+	if _, ok := h.ring.Active("billing"); !ok {
 		t.Fatal("Sync did not load billing's new key")
 	}
-	if err := st.DeleteIssuer(ctx, "payments", true, 0); err != nil {
+	if err := h.st.DeleteIssuer(ctx, "payments", true, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Sync(ctx, "payments"); err != nil {
+	if err := h.m.Sync(ctx, "payments"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ring.JWKS("payments"); ok {
+	if _, ok := h.ring.JWKS("payments"); ok {
 		t.Fatal("a deleted issuer still publishes keys")
 	}
-	if err := st.DeleteIssuer(ctx, "billing", true, 0); err != nil {
+	if err := h.st.DeleteIssuer(ctx, "billing", true, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.SyncAll(ctx); err != nil {
+	if err := h.m.SyncAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ring.JWKS("billing"); ok {
+	if _, ok := h.ring.JWKS("billing"); ok {
 		t.Fatal("SyncAll kept a deleted issuer's keys")
+	}
+}
+
+func TestRotatorRotatesOnlyWhileItHoldsTheLock(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": RS256})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	unlock, _, ok, _ := h.st.TryLock(ctx, rotationLock)
+	if !ok {
+		t.Fatal("could not take the lock first")
+	}
+	done := make(chan struct{})
+	go func() {
+		NewRotator(h.m, h.st, 5*time.Millisecond, nil).Run(ctx)
+		close(done)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if keys := h.states(t, "payments"); len(keys) != 0 {
+		t.Fatal("the rotator worked without the lock")
+	}
+	unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.states(t, "payments")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the rotator did not take the free lock and create a key")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if _, _, ok, _ := h.st.TryLock(context.Background(), rotationLock); !ok {
+		t.Fatal("the rotator kept the lock after it stopped")
 	}
 }

@@ -3,10 +3,13 @@ package keys
 import (
 	"context"
 	"crypto"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -21,48 +24,202 @@ const AccessTokenType = "at+jwt"
 type KeyStore interface {
 	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
 	ListIssuers(ctx context.Context, page store.Page) ([]store.Issuer, error)
-	CreateSigningKey(ctx context.Context, k store.SigningKey) error
 	ListSigningKeys(ctx context.Context, issuerName string) ([]store.SigningKey, error)
+	UpdateSigningKeys(ctx context.Context, issuerName string, update func([]store.SigningKey) ([]store.SigningKey, error)) ([]store.SigningKey, error)
 }
 
-// Manager creates issuers' signing keys and loads them into the keyring.
+// Manager moves issuers' keys through their lifecycle and loads them into
+// the keyring.
 type Manager struct {
-	store  KeyStore
-	sealer *Sealer
-	ring   *Keyring
+	store    KeyStore
+	sealer   *Sealer
+	ring     *Keyring
+	defaults Schedule
+	now      func() time.Time
 }
 
-// NewManager returns a Manager that stores keys in st, sealed by sealer, and
-// loads them into ring.
-func NewManager(st KeyStore, sealer *Sealer, ring *Keyring) *Manager {
-	return &Manager{store: st, sealer: sealer, ring: ring}
+// NewManager returns a Manager that stores keys in st, sealed by sealer,
+// loads them into ring, and schedules them by defaults where an issuer has
+// no schedule of its own. now may be nil for the wall clock.
+func NewManager(st KeyStore, sealer *Sealer, ring *Keyring, defaults Schedule, now func() time.Time) *Manager {
+	if now == nil {
+		now = time.Now
+	}
+	return &Manager{store: st, sealer: sealer, ring: ring, defaults: defaults, now: now}
 }
 
-// EnsureActive gives an issuer an active key of algorithm alg when it has
-// none, then loads the issuer's keys into the keyring. A new issuer has
-// never published a key, so no gateway can hold a stale set: its first key
-// may sign at once.
-func (m *Manager) EnsureActive(ctx context.Context, issuerName, alg string) error {
-	stored, err := m.store.ListSigningKeys(ctx, issuerName)
+// ScheduleFor is an issuer's effective key schedule.
+func (m *Manager) ScheduleFor(iss store.Issuer) Schedule { return m.defaults.For(iss) }
+
+// errNothingDue aborts a key update that, on a second look inside the
+// transaction, has nothing to do.
+var errNothingDue = errors.New("nothing due")
+
+// Reconcile makes every transition an issuer's keys are due for (first key,
+// publication of a successor, promotion, deletion), loads the result, and
+// reports whether anything changed. It writes only when something is due,
+// so it is cheap to call on every tick.
+func (m *Manager) Reconcile(ctx context.Context, issuerName string) (bool, error) {
+	iss, err := m.store.GetIssuer(ctx, issuerName)
+	if err != nil {
+		return false, err
+	}
+	sched := m.ScheduleFor(iss)
+	current, err := m.store.ListSigningKeys(ctx, issuerName)
+	if err != nil {
+		return false, err
+	}
+	if planRotation(m.now(), sched, iss.SigningAlgorithm, current).empty() {
+		if _, loaded := m.ring.JWKS(issuerName); loaded {
+			return false, nil
+		}
+		return false, m.load(iss, current)
+	}
+	keys, err := m.store.UpdateSigningKeys(ctx, issuerName, func(keys []store.SigningKey) ([]store.SigningKey, error) {
+		p := planRotation(m.now(), sched, iss.SigningAlgorithm, keys)
+		if p.empty() {
+			return nil, errNothingDue
+		}
+		return m.apply(issuerName, p, keys)
+	})
+	if errors.Is(err, errNothingDue) {
+		return false, m.Load(ctx, issuerName)
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, m.load(iss, keys)
+}
+
+// apply turns a plan into the issuer's next key set.
+func (m *Manager) apply(issuerName string, p plan, keys []store.SigningKey) ([]store.SigningKey, error) {
+	now := m.now()
+	next := slices.DeleteFunc(keys, func(k store.SigningKey) bool { return slices.Contains(p.remove, k.ID) })
+	for i := range next {
+		switch next[i].ID {
+		case p.retire:
+			next[i].State, next[i].RetiredAt, next[i].DeleteAt = store.KeyRetired, now, p.deleteAfter
+		case p.promote:
+			next[i].State, next[i].ActivatedAt = store.KeyActive, now
+		}
+	}
+	if p.create != "" {
+		k, err := m.newSealedKey(issuerName, p.createAlg, p.create)
+		if err != nil {
+			return nil, err
+		}
+		if p.create == store.KeyActive {
+			k.ActivatedAt = now
+		} else {
+			k.ActivateAt = p.activateAt
+		}
+		next = append(next, k)
+	}
+	return next, nil
+}
+
+// RotateNow starts a rotation: a new key is published at once and signs
+// after the publication lead. With a successor already pending it does
+// nothing.
+func (m *Manager) RotateNow(ctx context.Context, issuerName string) error {
+	iss, err := m.store.GetIssuer(ctx, issuerName)
 	if err != nil {
 		return err
 	}
-	hasActive := false
-	for _, k := range stored {
-		hasActive = hasActive || k.State == store.KeyActive
-	}
-	if !hasActive {
-		k, err := m.newSealedKey(issuerName, alg, store.KeyActive)
-		if err != nil {
-			return err
+	sched := m.ScheduleFor(iss)
+	keys, err := m.store.UpdateSigningKeys(ctx, issuerName, func(keys []store.SigningKey) ([]store.SigningKey, error) {
+		for _, k := range keys {
+			if k.State == store.KeyPending && k.Algorithm == iss.SigningAlgorithm {
+				return nil, errNothingDue
+			}
 		}
-		// Another node may have created the key a moment ago; its key is as
-		// good as ours.
-		if err := m.store.CreateSigningKey(ctx, k); err != nil && !errors.Is(err, store.ErrConflict) {
-			return err
+		p := planRotation(m.now(), sched, iss.SigningAlgorithm, keys)
+		if p.create == "" && p.promote == "" {
+			p.create, p.createAlg, p.activateAt = store.KeyPending, iss.SigningAlgorithm, m.now().Add(sched.PublishLead)
 		}
+		return m.apply(issuerName, p, keys)
+	})
+	if errors.Is(err, errNothingDue) {
+		return m.Load(ctx, issuerName)
 	}
-	return m.Load(ctx, issuerName)
+	if err != nil {
+		return err
+	}
+	return m.load(iss, keys)
+}
+
+// Revoke withdraws a compromised key at once: it leaves the JWKS, never
+// signs again, and if it was signing, a successor signs immediately (the
+// pending key if there is one, else a fresh key). Emergencies cannot wait
+// for the publication lead.
+func (m *Manager) Revoke(ctx context.Context, issuerName, kid string) error {
+	iss, err := m.store.GetIssuer(ctx, issuerName)
+	if err != nil {
+		return err
+	}
+	sched := m.ScheduleFor(iss)
+	keys, err := m.store.UpdateSigningKeys(ctx, issuerName, func(keys []store.SigningKey) ([]store.SigningKey, error) {
+		i := slices.IndexFunc(keys, func(k store.SigningKey) bool { return k.ID == kid })
+		if i < 0 {
+			return nil, fmt.Errorf("key %s of issuer %q: %w", kid, issuerName, store.ErrNotFound)
+		}
+		if keys[i].State == store.KeyRevoked {
+			return nil, errNothingDue
+		}
+		now := m.now()
+		wasActive := keys[i].State == store.KeyActive
+		keys[i].State, keys[i].RetiredAt, keys[i].DeleteAt = store.KeyRevoked, now, now.Add(sched.RetirePeriod)
+		if !wasActive {
+			return keys, nil
+		}
+		// With the active key gone, the state machine promotes the pending
+		// key or creates an active one.
+		return m.apply(issuerName, planRotation(now, sched, iss.SigningAlgorithm, keys), keys)
+	})
+	if errors.Is(err, errNothingDue) {
+		return m.Load(ctx, issuerName)
+	}
+	if err != nil {
+		return err
+	}
+	return m.load(iss, keys)
+}
+
+// Rekey re-seals every stored private key under the primary KEK, one issuer
+// per transaction. Keys already under it are left alone, so it is safe to
+// run again after an interruption. It returns how many keys it re-sealed.
+func (m *Manager) Rekey(ctx context.Context) (int, error) {
+	issuers, err := m.store.ListIssuers(ctx, store.Page{})
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, iss := range issuers {
+		n := 0
+		_, err := m.store.UpdateSigningKeys(ctx, iss.Name, func(keys []store.SigningKey) ([]store.SigningKey, error) {
+			n = 0
+			for i, k := range keys {
+				if k.KEKID == m.sealer.KEKID() {
+					continue
+				}
+				plain, err := m.sealer.Open(k.KEKID, k.IssuerName, k.ID, k.SealedPrivateKey)
+				if err != nil {
+					return nil, err
+				}
+				keys[i].SealedPrivateKey, keys[i].KEKID = m.sealer.Seal(k.IssuerName, k.ID, plain), m.sealer.KEKID()
+				n++
+			}
+			if n == 0 {
+				return nil, errNothingDue
+			}
+			return keys, nil
+		})
+		if err != nil && !errors.Is(err, errNothingDue) {
+			return total, fmt.Errorf("re-seal keys of issuer %q: %w", iss.Name, err)
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // Sync brings an issuer's keyring entry in line with the store after a
@@ -99,18 +256,25 @@ func (m *Manager) SyncAll(ctx context.Context) error {
 // Load reads an issuer's keys from the store, opens them, and replaces the
 // issuer's entry in the keyring.
 func (m *Manager) Load(ctx context.Context, issuerName string) error {
+	iss, err := m.store.GetIssuer(ctx, issuerName)
+	if err != nil {
+		return err
+	}
 	stored, err := m.store.ListSigningKeys(ctx, issuerName)
 	if err != nil {
 		return err
 	}
+	return m.load(iss, stored)
+}
+
+// load builds the keyring entry: the active key signs; pending, active and
+// retired keys are published. While an RSA key signs, only RSA keys are
+// published, because the gateway plugin in the field converts every key in
+// the set as RSA and one other key breaks verification for all tokens.
+func (m *Manager) load(iss store.Issuer, stored []store.SigningKey) error {
 	var next issuerKeys
-	published := make([]jose.JSONWebKey, 0, len(stored))
+	activeIsRSA := false
 	for _, sk := range stored {
-		var pub jose.JSONWebKey
-		if err := pub.UnmarshalJSON(sk.PublicJWK); err != nil {
-			return fmt.Errorf("parse public key %s of issuer %q: %w", sk.ID, issuerName, err)
-		}
-		published = append(published, pub)
 		if sk.State != store.KeyActive {
 			continue
 		}
@@ -121,11 +285,27 @@ func (m *Manager) Load(ctx context.Context, issuerName string) error {
 		if next.active, err = newActiveKey(priv, AccessTokenType); err != nil {
 			return err
 		}
+		_, activeIsRSA = priv.Key.(*rsa.PrivateKey)
 	}
-	if next.jwks, err = newJWKS(published); err != nil {
+	published := make([]jose.JSONWebKey, 0, len(stored))
+	for _, sk := range stored {
+		if sk.State == store.KeyRevoked {
+			continue
+		}
+		var pub jose.JSONWebKey
+		if err := pub.UnmarshalJSON(sk.PublicJWK); err != nil {
+			return fmt.Errorf("parse public key %s of issuer %q: %w", sk.ID, iss.Name, err)
+		}
+		if _, isRSA := pub.Key.(*rsa.PublicKey); activeIsRSA && !isRSA {
+			continue
+		}
+		published = append(published, pub)
+	}
+	var err error
+	if next.jwks, err = newJWKS(published, m.ScheduleFor(iss).JWKSMaxAge()); err != nil {
 		return err
 	}
-	m.ring.set(issuerName, next)
+	m.ring.set(iss.Name, next)
 	return nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -20,21 +22,33 @@ const KEKSize = chacha20poly1305.KeySize
 // Sealer encrypts private keys at rest with XChaCha20-Poly1305. The sealed
 // bytes are bound to the key's issuer and id as associated data, so a sealed
 // key copied into another row fails to open.
+//
+// A Sealer may know several key-encryption keys: it seals under the first
+// and opens under whichever sealed a key, so KEKs can be rotated.
 type Sealer struct {
-	kekID string
-	aead  cipher.AEAD
+	kekID string // the primary KEK's id
+	aeads map[string]cipher.AEAD
 }
 
-// NewSealer returns a Sealer for a 32-byte key-encryption key.
-func NewSealer(kek []byte) (*Sealer, error) {
-	if len(kek) != KEKSize {
-		return nil, fmt.Errorf("key-encryption key must be %d bytes, got %d", KEKSize, len(kek))
+// NewSealer returns a Sealer that seals under the first of the 32-byte
+// key-encryption keys and opens under any of them.
+func NewSealer(primary []byte, older ...[]byte) (*Sealer, error) {
+	s := &Sealer{aeads: map[string]cipher.AEAD{}}
+	for i, kek := range append([][]byte{primary}, older...) {
+		if len(kek) != KEKSize {
+			return nil, fmt.Errorf("key-encryption key %d must be %d bytes, got %d", i+1, KEKSize, len(kek))
+		}
+		aead, err := chacha20poly1305.NewX(kek)
+		if err != nil {
+			return nil, fmt.Errorf("create AEAD: %w", err)
+		}
+		id := kekFingerprint(kek)
+		if i == 0 {
+			s.kekID = id
+		}
+		s.aeads[id] = aead
 	}
-	aead, err := chacha20poly1305.NewX(kek)
-	if err != nil {
-		return nil, fmt.Errorf("create AEAD: %w", err)
-	}
-	return &Sealer{kekID: kekFingerprint(kek), aead: aead}, nil
+	return s, nil
 }
 
 // kekFingerprint names a KEK without revealing it, so that a key sealed under
@@ -47,6 +61,19 @@ func kekFingerprint(kek []byte) string {
 // KEKID names the key-encryption key this Sealer seals under.
 func (s *Sealer) KEKID() string { return s.kekID }
 
+// KEKIDs names every key-encryption key this Sealer can open with, the
+// primary first.
+func (s *Sealer) KEKIDs() []string {
+	ids := []string{s.kekID}
+	for id := range s.aeads {
+		if id != s.kekID {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids[1:])
+	return ids
+}
+
 func associatedData(issuerName, kid string) []byte {
 	return []byte("authz signing key\x00" + issuerName + "\x00" + kid)
 }
@@ -54,9 +81,10 @@ func associatedData(issuerName, kid string) []byte {
 // Seal encrypts plaintext for the key kid of issuerName. The result is the
 // random nonce followed by the ciphertext.
 func (s *Sealer) Seal(issuerName, kid string, plaintext []byte) []byte {
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())
+	aead := s.aeads[s.kekID]
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
 	_, _ = rand.Read(nonce) // crypto/rand.Read never fails on supported platforms.
-	return s.aead.Seal(nonce, nonce, plaintext, associatedData(issuerName, kid))
+	return aead.Seal(nonce, nonce, plaintext, associatedData(issuerName, kid))
 }
 
 // ErrWrongKEK reports a key sealed under a key-encryption key that is not
@@ -65,14 +93,15 @@ var ErrWrongKEK = errors.New("sealed under a key-encryption key that is not conf
 
 // Open decrypts a key sealed by Seal for the same issuer and kid.
 func (s *Sealer) Open(kekID, issuerName, kid string, sealed []byte) ([]byte, error) {
-	if kekID != s.kekID {
-		return nil, fmt.Errorf("open key %s: %w (sealed under %s, configured %s)", kid, ErrWrongKEK, kekID, s.kekID)
+	aead, ok := s.aeads[kekID]
+	if !ok {
+		return nil, fmt.Errorf("open key %s: %w (sealed under %s; configured: %s)", kid, ErrWrongKEK, kekID, strings.Join(s.KEKIDs(), ", "))
 	}
-	n := s.aead.NonceSize()
-	if len(sealed) < n+s.aead.Overhead() {
+	n := aead.NonceSize()
+	if len(sealed) < n+aead.Overhead() {
 		return nil, fmt.Errorf("open key %s: sealed data too short", kid)
 	}
-	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], associatedData(issuerName, kid))
+	plain, err := aead.Open(nil, sealed[:n], sealed[n:], associatedData(issuerName, kid))
 	if err != nil {
 		return nil, fmt.Errorf("open key %s: authentication failed: the sealed key was altered or belongs to another key", kid)
 	}

@@ -32,6 +32,10 @@ type Issuer struct {
 	TokenLifetime        time.Duration
 	SigningAlgorithm     string
 	ClientAuthenticators []string
+	// The key schedule; zero values mean the server's defaults.
+	KeyRotationPeriod time.Duration
+	KeyPublishLead    time.Duration
+	KeyRetirePeriod   time.Duration
 	// Revision grows by one on every write; it backs ETags and lets caches
 	// notice a replaced issuer.
 	Revision  int64
@@ -75,11 +79,14 @@ func (s Secret) ValidAt(now time.Time) bool {
 // KeyState is the lifecycle stage of a signing key.
 type KeyState string
 
-// Signing key states, in lifecycle order.
+// Signing key states, in lifecycle order. Pending, active and retired keys
+// are published; only the active key signs. A revoked key is neither
+// published nor used; it is kept for the record until DeleteAt.
 const (
 	KeyPending KeyState = "pending"
 	KeyActive  KeyState = "active"
 	KeyRetired KeyState = "retired"
+	KeyRevoked KeyState = "revoked"
 )
 
 // SigningKey is an issuer's token-signing key. The private half is only ever
@@ -95,7 +102,14 @@ type SigningKey struct {
 	// key-encryption key that sealed it.
 	SealedPrivateKey []byte
 	KEKID            string
-	CreatedAt        time.Time
+	// CreatedAt is when the key was first published.
+	CreatedAt time.Time
+	// ActivateAt is when a pending key may start to sign.
+	ActivateAt  time.Time
+	ActivatedAt time.Time
+	RetiredAt   time.Time
+	// DeleteAt is when a retired or revoked key is removed.
+	DeleteAt time.Time
 }
 
 // PutResult says what PutIssuer did.
@@ -189,12 +203,20 @@ type Store interface {
 	AddClientSecret(ctx context.Context, issuerName, clientID string, s Secret, retireOthersAt time.Time) (Client, error)
 	DeleteClientSecret(ctx context.Context, issuerName, clientID, secretID string) error
 
-	// CreateSigningKey stores a key. It returns ErrNotFound when the issuer
-	// does not exist and ErrConflict when the id is taken or the key would
-	// be a second active key of its issuer.
-	CreateSigningKey(ctx context.Context, k SigningKey) error
 	// ListSigningKeys returns an issuer's keys, oldest first.
 	ListSigningKeys(ctx context.Context, issuerName string) ([]SigningKey, error)
+	// UpdateSigningKeys hands update the issuer's keys and stores the set it
+	// returns: keys left out are deleted, new ids are inserted (CreatedAt is
+	// set by the store), others are updated. Writers of one issuer's keys
+	// are serialized across nodes. An error from update aborts the write.
+	// It returns ErrNotFound when the issuer does not exist and ErrConflict
+	// when the result holds two active keys or a kid another issuer uses.
+	UpdateSigningKeys(ctx context.Context, issuerName string, update func([]SigningKey) ([]SigningKey, error)) ([]SigningKey, error)
+
+	// TryLock takes a named cluster-wide lock without waiting. It reports
+	// false when another holder has it. The lock is held until unlock is
+	// called or the holder's connection is lost; lost reports the latter.
+	TryLock(ctx context.Context, name string) (unlock func(), lost <-chan struct{}, ok bool, err error)
 
 	// AppendAudit records an entry; ID and At are assigned by the store.
 	AppendAudit(ctx context.Context, e AuditEntry) error

@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/authz-dev/authz/api"
+	"github.com/authz-dev/authz/keys"
 )
 
 func runBootstrap(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	set := newSettings("bootstrap", getenv, stderr)
 	databaseURL := set.String("database-url", "AUTHZ_DATABASE_URL", "", "PostgreSQL URL (required)")
-	kek := set.String("kek", "AUTHZ_KEK", "", "key-encryption key: base64 of 32 bytes, or the path of a file holding it (required)")
+	kek := set.String("kek", "AUTHZ_KEK", "", kekHelp+" (required)")
 	publicURL := set.String("public-url", "AUTHZ_PUBLIC_URL", "http://localhost:8080", "the server's public base URL, to print the token URL")
 	if err := set.Parse(args); err != nil {
 		return err
@@ -21,7 +23,7 @@ func runBootstrap(ctx context.Context, args []string, getenv func(string) string
 	if *databaseURL == "" || *kek == "" {
 		return errors.New("--database-url and --kek (or AUTHZ_DATABASE_URL and AUTHZ_KEK) are required")
 	}
-	be, err := openBackend(ctx, *databaseURL, *kek, newLogger(stderr, "text"))
+	be, err := openBackend(ctx, *databaseURL, *kek, keys.DefaultSchedule(5*time.Minute), newLogger(stderr, "text"))
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/authz-dev/authz/issuer"
 	"github.com/authz-dev/authz/keys"
@@ -13,8 +14,23 @@ import (
 // followChanges applies every node's writes to this node: caches drop what
 // changed at once, and keys are reloaded off the notification path, with
 // bursts of changes to one issuer coalesced into one reload.
-func followChanges(ctx context.Context, st store.Store, public *issuer.Server, km *keys.Manager, log *slog.Logger) {
+//
+// Every poll interval all keys are reloaded too, as a safety net for a
+// notification lost in a way the listener could not notice.
+func followChanges(ctx context.Context, st store.Store, public *issuer.Server, km *keys.Manager, poll time.Duration, log *slog.Logger) {
 	q := newReloadQueue()
+	go func() {
+		tick := time.NewTicker(poll)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				q.addAll()
+			}
+		}
+	}()
 	go func() {
 		for {
 			names, all, ok := q.next(ctx)

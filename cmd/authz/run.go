@@ -26,7 +26,11 @@ Administration, over the admin API:
   authz apply -f FILE.yaml                      create or update CredentialIssuer and Client documents
   authz issuers list | get NAME | delete NAME [--cascade]
   authz clients create|list|get|disable|enable|delete|rotate-secret --issuer NAME [CLIENT_ID]
+  authz keys list|rotate --issuer NAME | revoke --issuer NAME KID
   authz token --issuer NAME --client-id ID --client-secret S [--scope ...]   a consumer's token request
+
+Key-encryption keys, on the database directly:
+  authz keys rekey --database-url URL --kek NEW,OLD   re-seal every private key under NEW
 
 Admin commands print a table; -o json prints JSON for scripts.
 
@@ -58,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = runClients(ctx, args[1:], getenv, stdout, stderr)
 	case "token":
 		err = runToken(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		err = runKeys(ctx, args[1:], getenv, stdout, stderr)
 	case "healthcheck":
 		err = runHealthcheck(ctx, args[1:], getenv, stderr)
 	case "help", "-h", "--help":

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/authz-dev/authz/api"
@@ -31,6 +32,8 @@ type serveConfig struct {
 	logFormat       string
 	jwksMaxAge      time.Duration
 	cacheTTL        time.Duration
+	keyCheck        time.Duration
+	keyPoll         time.Duration
 	shutdownTimeout time.Duration
 }
 
@@ -40,10 +43,12 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	adminAddr := set.String("admin-addr", "AUTHZ_ADMIN_ADDR", "127.0.0.1:8081", "admin API listener")
 	publicURL := set.String("public-url", "AUTHZ_PUBLIC_URL", "", "externally visible base URL used in issuer URLs (default: http://<public listener>)")
 	databaseURL := set.String("database-url", "AUTHZ_DATABASE_URL", "", "PostgreSQL URL; empty runs on an in-memory store for development")
-	kek := set.String("kek", "AUTHZ_KEK", "", "key-encryption key: base64 of 32 bytes, or the path of a file holding it (required with a database)")
+	kek := set.String("kek", "AUTHZ_KEK", "", kekHelp+" (required with a database)")
 	logFormat := set.String("log-format", "AUTHZ_LOG_FORMAT", "json", "log format: json or text")
-	jwksMaxAge := set.Duration("jwks-max-age", "AUTHZ_JWKS_MAX_AGE", 5*time.Minute, "Cache-Control max-age of JWKS and discovery documents")
+	jwksMaxAge := set.Duration("jwks-max-age", "AUTHZ_JWKS_MAX_AGE", 5*time.Minute, "Cache-Control max-age of discovery documents, and of JWKS for issuers with the default key schedule (whose publication lead is twice this plus a minute)")
 	cacheTTL := set.Duration("cache-ttl", "AUTHZ_CACHE_TTL", time.Minute, "longest time a cached issuer or client is trusted without a change notification")
+	keyCheck := set.Duration("key-check-interval", "AUTHZ_KEY_CHECK_INTERVAL", 10*time.Second, "how often the rotating node checks whether keys are due for a transition")
+	keyPoll := set.Duration("key-poll-interval", "AUTHZ_KEY_POLL_INTERVAL", 30*time.Second, "how often every node reloads all keys, in case a change notification was lost")
 	shutdownTimeout := set.Duration("shutdown-timeout", "AUTHZ_SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
 	if err := set.Parse(args); err != nil {
 		return serveConfig{}, err
@@ -57,6 +62,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		logFormat:       *logFormat,
 		jwksMaxAge:      *jwksMaxAge,
 		cacheTTL:        *cacheTTL,
+		keyCheck:        *keyCheck,
+		keyPoll:         *keyPoll,
 		shutdownTimeout: *shutdownTimeout,
 	}
 	if c.logFormat != "json" && c.logFormat != "text" {
@@ -78,13 +85,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if devMode {
 		log.Warn("DEVELOPMENT MODE: no database URL; issuers, clients and keys live in memory and vanish on exit")
 	}
-	be, err := openBackend(ctx, cfg.databaseURL, cfg.kek, log)
+	be, err := openBackend(ctx, cfg.databaseURL, cfg.kek, keys.DefaultSchedule(cfg.jwksMaxAge), log)
 	if err != nil {
 		return err
 	}
 	defer be.close()
-	if err := ensureAllKeys(ctx, be.store, be.keys); err != nil {
-		return err
+	// Every stored key must open now: a missing KEK is a start-up error,
+	// not a failure at the first token request.
+	if err := be.keys.SyncAll(ctx); err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
 	}
 
 	publicLn, err := net.Listen("tcp", cfg.publicAddr)
@@ -103,7 +112,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	public := issuer.New(issuer.Config{
 		PublicURL:      publicURL,
-		JWKSMaxAge:     cfg.jwksMaxAge,
 		MetadataMaxAge: cfg.jwksMaxAge,
 		Logger:         log,
 		CacheTTL:       cfg.cacheTTL,
@@ -111,9 +119,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}, be.store, be.ring)
 	admin := api.New(be.store, be.keys, public, log)
 
-	watchCtx, stopWatching := context.WithCancel(ctx)
-	defer stopWatching()
-	go followChanges(watchCtx, be.store, public, be.keys, log)
+	// Background work stops, and the rotation lock is released, before the
+	// store closes.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	defer func() {
+		stopBackground()
+		background.Wait()
+	}()
+	background.Go(func() { followChanges(bgCtx, be.store, public, be.keys, cfg.keyPoll, log) })
+	background.Go(func() { keys.NewRotator(be.keys, be.store, cfg.keyCheck, log).Run(bgCtx) })
 
 	var devAdmin api.BootstrapResult
 	if devMode {
@@ -162,18 +177,19 @@ type backend struct {
 	close func()
 }
 
-// openBackend opens PostgreSQL (migrating it) with the operator's KEK, or,
+// openBackend opens PostgreSQL (migrating it) with the operator's KEKs, or,
 // with no database URL, an in-memory store with a KEK made for this run.
-func openBackend(ctx context.Context, databaseURL, kekValue string, log *slog.Logger) (*backend, error) {
+func openBackend(ctx context.Context, databaseURL, kekValue string, schedule keys.Schedule, log *slog.Logger) (*backend, error) {
 	be := &backend{ring: keys.NewKeyring(), close: func() {}}
-	var kek []byte
+	var keks [][]byte
 	if databaseURL == "" {
 		be.store = memory.New()
-		kek = make([]byte, keys.KEKSize)
+		kek := make([]byte, keys.KEKSize)
 		_, _ = rand.Read(kek)
+		keks = [][]byte{kek}
 	} else {
 		var err error
-		if kek, err = loadKEK(kekValue); err != nil {
+		if keks, err = loadKEKs(kekValue); err != nil {
 			return nil, err
 		}
 		if err := postgres.Migrate(ctx, databaseURL); err != nil {
@@ -185,28 +201,13 @@ func openBackend(ctx context.Context, databaseURL, kekValue string, log *slog.Lo
 		}
 		be.store, be.close = pg, pg.Close
 	}
-	sealer, err := keys.NewSealer(kek)
+	sealer, err := keys.NewSealer(keks[0], keks[1:]...)
 	if err != nil {
 		be.close()
 		return nil, err
 	}
-	be.keys = keys.NewManager(be.store, sealer, be.ring)
+	be.keys = keys.NewManager(be.store, sealer, be.ring, schedule, nil)
 	return be, nil
-}
-
-// ensureAllKeys gives every issuer an active key and loads all keys into the
-// keyring before the listeners open, so the first request can sign.
-func ensureAllKeys(ctx context.Context, st store.Store, km *keys.Manager) error {
-	issuers, err := st.ListIssuers(ctx, store.Page{})
-	if err != nil {
-		return err
-	}
-	for _, iss := range issuers {
-		if err := km.EnsureActive(ctx, iss.Name, iss.SigningAlgorithm); err != nil {
-			return fmt.Errorf("load keys of issuer %q: %w", iss.Name, err)
-		}
-	}
-	return nil
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -234,23 +235,39 @@ func reachableAddr(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-// loadKEK reads the key-encryption key from base64 text or from a file
-// holding base64 text or the raw 32 bytes. Errors never repeat the value.
-func loadKEK(value string) ([]byte, error) {
-	if kek, ok := decodeKEK([]byte(value)); ok {
-		return kek, nil
+const kekHelp = "key-encryption keys, comma-separated, newest first: each base64 of 32 bytes, or the path of a file holding one per line. New keys are sealed under the first"
+
+// loadKEKs reads the key-encryption keys, newest first: each entry is base64
+// text or a file holding base64 lines or 32 raw bytes. Errors never repeat
+// a value.
+func loadKEKs(value string) ([][]byte, error) {
+	var keks [][]byte
+	for i, entry := range strings.Split(value, ",") {
+		entry = strings.TrimSpace(entry)
+		if kek, ok := decodeKEK([]byte(entry)); ok {
+			keks = append(keks, kek)
+			continue
+		}
+		content, err := os.ReadFile(entry)
+		if err != nil {
+			return nil, fmt.Errorf("--kek entry %d is neither base64 of 32 bytes nor a readable file", i+1)
+		}
+		if len(content) == keys.KEKSize {
+			keks = append(keks, content)
+			continue
+		}
+		for _, line := range strings.Fields(string(content)) {
+			kek, ok := decodeKEK([]byte(line))
+			if !ok {
+				return nil, fmt.Errorf("the --kek file of entry %d holds a line that is not base64 of 32 bytes", i+1)
+			}
+			keks = append(keks, kek)
+		}
 	}
-	content, err := os.ReadFile(value)
-	if err != nil {
-		return nil, errors.New("--kek is neither base64 of 32 bytes nor a readable file")
+	if len(keks) == 0 {
+		return nil, errors.New("--kek holds no key")
 	}
-	if kek, ok := decodeKEK(content); ok {
-		return kek, nil
-	}
-	if len(content) == keys.KEKSize {
-		return content, nil
-	}
-	return nil, errors.New("the --kek file holds neither base64 of 32 bytes nor 32 raw bytes")
+	return keks, nil
 }
 
 func decodeKEK(text []byte) ([]byte, bool) {

@@ -27,6 +27,7 @@ type Store struct {
 	audit    []store.AuditEntry
 	watchers map[int]chan store.Change
 	nextID   int
+	locks    map[string]bool
 }
 
 type clientKey struct{ issuer, id string }
@@ -43,6 +44,7 @@ func New() *Store {
 		clients:  map[clientKey]store.Client{},
 		keys:     map[string]store.SigningKey{},
 		watchers: map[int]chan store.Change{},
+		locks:    map[string]bool{},
 	}
 }
 
@@ -102,7 +104,8 @@ func checkRevision(name string, stored, want int64) error {
 func sameIssuerContent(a, b store.Issuer) bool {
 	return a.Description == b.Description && slices.Equal(a.AvailableScopes, b.AvailableScopes) &&
 		slices.Equal(a.ClientRoles, b.ClientRoles) && a.Audience == b.Audience && a.TokenLifetime == b.TokenLifetime &&
-		a.SigningAlgorithm == b.SigningAlgorithm && slices.Equal(a.ClientAuthenticators, b.ClientAuthenticators)
+		a.SigningAlgorithm == b.SigningAlgorithm && slices.Equal(a.ClientAuthenticators, b.ClientAuthenticators) &&
+		a.KeyRotationPeriod == b.KeyRotationPeriod && a.KeyPublishLead == b.KeyPublishLead && a.KeyRetirePeriod == b.KeyRetirePeriod
 }
 
 // PutIssuer creates or replaces an issuer.
@@ -342,34 +345,63 @@ func (s *Store) DeleteClientSecret(_ context.Context, issuerName, clientID, secr
 	return nil
 }
 
-// CreateSigningKey stores a sealed signing key.
-func (s *Store) CreateSigningKey(_ context.Context, k store.SigningKey) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.issuers[k.IssuerName]; !ok {
-		return fmt.Errorf("create signing key of issuer %q: %w", k.IssuerName, store.ErrNotFound)
-	}
-	if _, ok := s.keys[k.ID]; ok {
-		return fmt.Errorf("create signing key %q: %w", k.ID, store.ErrConflict)
-	}
-	if k.State == store.KeyActive {
-		for _, other := range s.keys {
-			if other.IssuerName == k.IssuerName && other.State == store.KeyActive {
-				return fmt.Errorf("create signing key %q: issuer %q already has an active key: %w", k.ID, k.IssuerName, store.ErrConflict)
-			}
-		}
-	}
-	k = copyKey(k)
-	k.CreatedAt = s.now()
-	s.keys[k.ID] = k
-	s.notify(store.Change{Kind: store.ChangeKey, Issuer: k.IssuerName})
-	return nil
-}
-
 // ListSigningKeys returns an issuer's keys, oldest first.
 func (s *Store) ListSigningKeys(_ context.Context, issuerName string) ([]store.SigningKey, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.keysOf(issuerName), nil
+}
+
+// UpdateSigningKeys rewrites an issuer's keys atomically.
+func (s *Store) UpdateSigningKeys(_ context.Context, issuerName string, update func([]store.SigningKey) ([]store.SigningKey, error)) ([]store.SigningKey, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.issuers[issuerName]; !ok {
+		return nil, fmt.Errorf("update signing keys of issuer %q: %w", issuerName, store.ErrNotFound)
+	}
+	current := s.keysOf(issuerName)
+	next, err := update(slices.Clone(current))
+	if err != nil {
+		return nil, err
+	}
+	active := 0
+	created := map[string]time.Time{}
+	for _, k := range current {
+		created[k.ID] = k.CreatedAt
+	}
+	for _, k := range next {
+		if k.State == store.KeyActive {
+			active++
+		}
+		if other, ok := s.keys[k.ID]; ok && other.IssuerName != issuerName {
+			return nil, fmt.Errorf("update signing keys: kid %q belongs to another issuer: %w", k.ID, store.ErrConflict)
+		}
+	}
+	if active > 1 {
+		return nil, fmt.Errorf("update signing keys: issuer %q would have %d active keys: %w", issuerName, active, store.ErrConflict)
+	}
+	for _, k := range current {
+		delete(s.keys, k.ID)
+	}
+	now := s.now()
+	for _, k := range next {
+		k = copyKey(k)
+		k.IssuerName = issuerName
+		k.CreatedAt = now
+		if at, ok := created[k.ID]; ok {
+			k.CreatedAt = at
+		}
+		for _, t := range []*time.Time{&k.ActivateAt, &k.ActivatedAt, &k.RetiredAt, &k.DeleteAt} {
+			*t = t.UTC().Truncate(time.Microsecond)
+		}
+		s.keys[k.ID] = k
+	}
+	s.notify(store.Change{Kind: store.ChangeKey, Issuer: issuerName})
+	return s.keysOf(issuerName), nil
+}
+
+// keysOf lists an issuer's keys, oldest first; the caller holds the lock.
+func (s *Store) keysOf(issuerName string) []store.SigningKey {
 	var out []store.SigningKey
 	for _, k := range s.keys {
 		if k.IssuerName == issuerName {
@@ -379,7 +411,27 @@ func (s *Store) ListSigningKeys(_ context.Context, issuerName string) ([]store.S
 	slices.SortFunc(out, func(a, b store.SigningKey) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
-	return out, nil
+	return out
+}
+
+// TryLock takes a named lock within this process, which is the whole
+// cluster of a memory store.
+func (s *Store) TryLock(_ context.Context, name string) (func(), <-chan struct{}, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.locks[name] {
+		return nil, nil, false, nil
+	}
+	s.locks[name] = true
+	var once sync.Once
+	unlock := func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.locks, name)
+			s.mu.Unlock()
+		})
+	}
+	return unlock, make(chan struct{}), true, nil
 }
 
 // AppendAudit records an audit entry.

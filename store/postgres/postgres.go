@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -123,17 +124,31 @@ type querier interface {
 }
 
 const issuerColumns = `name, description, available_scopes, client_roles, audience, token_lifetime_seconds,
-	signing_algorithm, client_authenticators, revision, created_at, updated_at`
+	signing_algorithm, client_authenticators, key_rotation_seconds, key_publish_lead_seconds, key_retire_seconds,
+	revision, created_at, updated_at`
 
 func scanIssuer(row pgx.Row) (store.Issuer, error) {
 	var iss store.Issuer
-	var lifetimeSeconds int64
-	if err := row.Scan(&iss.Name, &iss.Description, &iss.AvailableScopes, &iss.ClientRoles, &iss.Audience, &lifetimeSeconds,
-		&iss.SigningAlgorithm, &iss.ClientAuthenticators, &iss.Revision, &iss.CreatedAt, &iss.UpdatedAt); err != nil {
+	var lifetime, rotation, lead, retire int64
+	if err := row.Scan(&iss.Name, &iss.Description, &iss.AvailableScopes, &iss.ClientRoles, &iss.Audience, &lifetime,
+		&iss.SigningAlgorithm, &iss.ClientAuthenticators, &rotation, &lead, &retire,
+		&iss.Revision, &iss.CreatedAt, &iss.UpdatedAt); err != nil {
 		return store.Issuer{}, err
 	}
-	iss.TokenLifetime = time.Duration(lifetimeSeconds) * time.Second
+	iss.TokenLifetime = seconds(lifetime)
+	iss.KeyRotationPeriod, iss.KeyPublishLead, iss.KeyRetirePeriod = seconds(rotation), seconds(lead), seconds(retire)
 	return iss, nil
+}
+
+func seconds(n int64) time.Duration { return time.Duration(n) * time.Second }
+
+func toSeconds(d time.Duration) int64 { return int64(d / time.Second) }
+
+// issuerValues are the settable columns, in the order the writes use.
+func issuerValues(iss store.Issuer) []any {
+	return []any{iss.Name, iss.Description, nonNil(iss.AvailableScopes), nonNil(iss.ClientRoles), iss.Audience,
+		toSeconds(iss.TokenLifetime), iss.SigningAlgorithm, nonNil(iss.ClientAuthenticators),
+		toSeconds(iss.KeyRotationPeriod), toSeconds(iss.KeyPublishLead), toSeconds(iss.KeyRetirePeriod)}
 }
 
 // sameIssuerContent tells whether a replacement would change anything a
@@ -141,7 +156,8 @@ func scanIssuer(row pgx.Row) (store.Issuer, error) {
 func sameIssuerContent(a, b store.Issuer) bool {
 	return a.Description == b.Description && slices.Equal(a.AvailableScopes, b.AvailableScopes) &&
 		slices.Equal(a.ClientRoles, b.ClientRoles) && a.Audience == b.Audience && a.TokenLifetime == b.TokenLifetime &&
-		a.SigningAlgorithm == b.SigningAlgorithm && slices.Equal(a.ClientAuthenticators, b.ClientAuthenticators)
+		a.SigningAlgorithm == b.SigningAlgorithm && slices.Equal(a.ClientAuthenticators, b.ClientAuthenticators) &&
+		a.KeyRotationPeriod == b.KeyRotationPeriod && a.KeyPublishLead == b.KeyPublishLead && a.KeyRetirePeriod == b.KeyRetirePeriod
 }
 
 func checkRevision(name string, stored, want int64) error {
@@ -165,10 +181,9 @@ func (s *Store) PutIssuer(ctx context.Context, iss store.Issuer, ifRevision int6
 			result = store.Created
 			stored, err = scanIssuer(tx.QueryRow(ctx, `
 insert into issuers (name, description, available_scopes, client_roles, audience, token_lifetime_seconds,
-                     signing_algorithm, client_authenticators)
-values ($1, $2, $3, $4, $5, $6, $7, $8)
-returning `+issuerColumns, iss.Name, iss.Description, nonNil(iss.AvailableScopes), nonNil(iss.ClientRoles), iss.Audience,
-				int64(iss.TokenLifetime/time.Second), iss.SigningAlgorithm, nonNil(iss.ClientAuthenticators)))
+                     signing_algorithm, client_authenticators, key_rotation_seconds, key_publish_lead_seconds, key_retire_seconds)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+returning `+issuerColumns, issuerValues(iss)...))
 			return err
 		case err != nil:
 			return err
@@ -184,10 +199,10 @@ returning `+issuerColumns, iss.Name, iss.Description, nonNil(iss.AvailableScopes
 		stored, err = scanIssuer(tx.QueryRow(ctx, `
 update issuers set description = $2, available_scopes = $3, client_roles = $4, audience = $5,
     token_lifetime_seconds = $6, signing_algorithm = $7, client_authenticators = $8,
+    key_rotation_seconds = $9, key_publish_lead_seconds = $10, key_retire_seconds = $11,
     revision = revision + 1, updated_at = now()
 where name = $1
-returning `+issuerColumns, iss.Name, iss.Description, nonNil(iss.AvailableScopes), nonNil(iss.ClientRoles), iss.Audience,
-			int64(iss.TokenLifetime/time.Second), iss.SigningAlgorithm, nonNil(iss.ClientAuthenticators)))
+returning `+issuerColumns, issuerValues(iss)...))
 		return err
 	})
 	if err != nil {
@@ -450,38 +465,178 @@ func (s *Store) DeleteClientSecret(ctx context.Context, issuerName, clientID, se
 	return nil
 }
 
-// CreateSigningKey stores a sealed signing key.
-func (s *Store) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
-	const q = `
-insert into signing_keys (kid, issuer_name, algorithm, state, public_jwk, sealed_private_key, kek_id)
-values ($1, $2, $3, $4, $5, $6, $7)`
-	if _, err := s.pool.Exec(ctx, q, k.ID, k.IssuerName, k.Algorithm, string(k.State), k.PublicJWK,
-		k.SealedPrivateKey, k.KEKID); err != nil {
-		return fmt.Errorf("create signing key of issuer %q: %w", k.IssuerName, mapError(err))
+const keyColumns = `kid, issuer_name, algorithm, state, public_jwk, sealed_private_key, kek_id, created_at,
+	activate_at, activated_at, retired_at, delete_at`
+
+func listKeys(ctx context.Context, q querier, issuerName string) ([]store.SigningKey, error) {
+	rows, err := q.Query(ctx, `select `+keyColumns+` from signing_keys where issuer_name = $1 order by created_at, kid`, issuerName)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.SigningKey, error) {
+		var k store.SigningKey
+		var state string
+		var activateAt, activatedAt, retiredAt, deleteAt *time.Time
+		err := row.Scan(&k.ID, &k.IssuerName, &k.Algorithm, &state, &k.PublicJWK, &k.SealedPrivateKey, &k.KEKID, &k.CreatedAt,
+			&activateAt, &activatedAt, &retiredAt, &deleteAt)
+		k.State = store.KeyState(state)
+		k.ActivateAt, k.ActivatedAt, k.RetiredAt, k.DeleteAt = deref(activateAt), deref(activatedAt), deref(retiredAt), deref(deleteAt)
+		return k, err
+	})
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 // ListSigningKeys returns an issuer's keys, oldest first.
 func (s *Store) ListSigningKeys(ctx context.Context, issuerName string) ([]store.SigningKey, error) {
-	const q = `
-select kid, issuer_name, algorithm, state, public_jwk, sealed_private_key, kek_id, created_at
-from signing_keys where issuer_name = $1 order by created_at, kid`
-	rows, err := s.pool.Query(ctx, q, issuerName)
-	if err != nil {
-		return nil, fmt.Errorf("list signing keys of issuer %q: %w", issuerName, err)
-	}
-	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.SigningKey, error) {
-		var k store.SigningKey
-		var state string
-		err := row.Scan(&k.ID, &k.IssuerName, &k.Algorithm, &state, &k.PublicJWK, &k.SealedPrivateKey, &k.KEKID, &k.CreatedAt)
-		k.State = store.KeyState(state)
-		return k, err
-	})
+	keys, err := listKeys(ctx, s.pool, issuerName)
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys of issuer %q: %w", issuerName, err)
 	}
 	return keys, nil
+}
+
+// UpdateSigningKeys rewrites an issuer's keys under the issuer's row lock,
+// which serializes every writer of that issuer's keys on every node.
+func (s *Store) UpdateSigningKeys(ctx context.Context, issuerName string, update func([]store.SigningKey) ([]store.SigningKey, error)) ([]store.SigningKey, error) {
+	var stored []store.SigningKey
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var one int
+		if err := tx.QueryRow(ctx, `select 1 from issuers where name = $1 for update`, issuerName).Scan(&one); err != nil {
+			return err
+		}
+		current, err := listKeys(ctx, tx, issuerName)
+		if err != nil {
+			return err
+		}
+		next, err := update(slices.Clone(current))
+		if err != nil {
+			return err
+		}
+		if err := checkOneActive(issuerName, next); err != nil {
+			return err
+		}
+		keep := map[string]bool{}
+		for _, k := range next {
+			keep[k.ID] = true
+		}
+		existing := map[string]bool{}
+		for _, k := range current {
+			existing[k.ID] = true
+			if !keep[k.ID] {
+				if _, err := tx.Exec(ctx, `delete from signing_keys where kid = $1`, k.ID); err != nil {
+					return err
+				}
+			}
+		}
+		// Keys leaving the active state are written before the one entering
+		// it, so the one-active-key index never sees two.
+		slices.SortStableFunc(next, func(a, b store.SigningKey) int {
+			return boolOrder(a.State == store.KeyActive, b.State == store.KeyActive)
+		})
+		for _, k := range next {
+			if existing[k.ID] {
+				_, err = tx.Exec(ctx, `
+update signing_keys set algorithm = $2, state = $3, public_jwk = $4, sealed_private_key = $5, kek_id = $6,
+    activate_at = $7, activated_at = $8, retired_at = $9, delete_at = $10
+where kid = $1 and issuer_name = $11`, k.ID, k.Algorithm, string(k.State), k.PublicJWK, k.SealedPrivateKey, k.KEKID,
+					nullTime(k.ActivateAt), nullTime(k.ActivatedAt), nullTime(k.RetiredAt), nullTime(k.DeleteAt), issuerName)
+			} else {
+				_, err = tx.Exec(ctx, `
+insert into signing_keys (kid, issuer_name, algorithm, state, public_jwk, sealed_private_key, kek_id,
+    activate_at, activated_at, retired_at, delete_at)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, k.ID, issuerName, k.Algorithm, string(k.State), k.PublicJWK,
+					k.SealedPrivateKey, k.KEKID, nullTime(k.ActivateAt), nullTime(k.ActivatedAt), nullTime(k.RetiredAt), nullTime(k.DeleteAt))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		stored, err = listKeys(ctx, tx, issuerName)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update signing keys of issuer %q: %w", issuerName, mapError(err))
+	}
+	return stored, nil
+}
+
+func checkOneActive(issuerName string, keys []store.SigningKey) error {
+	active := 0
+	for _, k := range keys {
+		if k.State == store.KeyActive {
+			active++
+		}
+	}
+	if active > 1 {
+		return fmt.Errorf("issuer %q would have %d active keys: %w", issuerName, active, store.ErrConflict)
+	}
+	return nil
+}
+
+func boolOrder(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	default:
+		return -1
+	}
+}
+
+// TryLock takes a PostgreSQL session advisory lock on a connection of its
+// own; the lock lives exactly as long as that connection.
+func (s *Store) TryLock(ctx context.Context, name string) (func(), <-chan struct{}, bool, error) {
+	pooled, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("lock %q: %w", name, err)
+	}
+	conn := pooled.Hijack()
+	var ok bool
+	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtextextended($1, 0))`, "authz:"+name).Scan(&ok); err != nil || !ok {
+		conn.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("lock %q: %w", name, err)
+		}
+		return nil, nil, false, nil
+	}
+	lost := make(chan struct{})
+	stop := make(chan struct{})
+	var once sync.Once
+	go func() {
+		defer close(lost)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				pingCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				err := conn.Ping(pingCtx)
+				cancel()
+				if err != nil {
+					s.log.Warn("lost a cluster lock with its connection", "lock", name, "err", err)
+					return
+				}
+			}
+		}
+	}()
+	unlock := func() {
+		once.Do(func() {
+			close(stop)
+			<-lost
+			// Closing the session releases the lock.
+			conn.Close(context.Background())
+		})
+	}
+	return unlock, lost, true, nil
 }
 
 // AppendAudit records an audit entry.

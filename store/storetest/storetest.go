@@ -49,6 +49,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteClientSecretRevokesOne", testDeleteClientSecretRevokesOne},
 		{"AuditListsNewestFirstAndPages", testAuditListsNewestFirstAndPages},
 		{"WatchReportsEveryKindOfChange", testWatchReportsEveryKindOfChange},
+		{"IssuerKeepsItsKeySchedule", testIssuerKeepsItsKeySchedule},
+		{"KeyLifecycleRoundTrips", testKeyLifecycleRoundTrips},
+		{"UpdateSigningKeysErrorChangesNothing", testUpdateSigningKeysErrorChangesNothing},
+		{"ConcurrentKeyUpdatesAreSerialized", testConcurrentKeyUpdatesAreSerialized},
+		{"TryLockIsExclusive", testTryLockIsExclusive},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,6 +259,14 @@ func sampleKey(issuer, id string, state store.KeyState) store.SigningKey {
 	}
 }
 
+// addKey appends a key to its issuer's set.
+func addKey(s store.Store, k store.SigningKey) error {
+	_, err := s.UpdateSigningKeys(context.Background(), k.IssuerName, func(keys []store.SigningKey) ([]store.SigningKey, error) {
+		return append(keys, k), nil
+	})
+	return err
+}
+
 func testSigningKeysRoundTrip(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	mustPutIssuer(t, s, sampleIssuer("payments"))
@@ -263,7 +276,7 @@ func testSigningKeysRoundTrip(t *testing.T, s store.Store) {
 		sampleKey("payments", "k2", store.KeyPending),
 		sampleKey("other", "k3", store.KeyActive),
 	} {
-		if err := s.CreateSigningKey(ctx, k); err != nil {
+		if err := addKey(s, k); err != nil {
 			t.Fatalf("CreateSigningKey(%s): %v", k.ID, err)
 		}
 	}
@@ -283,18 +296,18 @@ func testSigningKeysRoundTrip(t *testing.T, s store.Store) {
 		k1.CreatedAt.IsZero() || len(k1.PublicJWK) == 0 {
 		t.Fatalf("k1 = %+v, want every field kept", k1)
 	}
-	if err := s.CreateSigningKey(ctx, sampleKey("payments", "k1", store.KeyPending)); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("duplicate kid error = %v, want ErrConflict", err)
+	if err := addKey(s, sampleKey("payments", "k3", store.KeyPending)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("kid of another issuer: error = %v, want ErrConflict", err)
 	}
 }
 
 func testSecondActiveKeyIsRefused(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	mustPutIssuer(t, s, sampleIssuer("payments"))
-	if err := s.CreateSigningKey(ctx, sampleKey("payments", "k1", store.KeyActive)); err != nil {
+	if err := addKey(s, sampleKey("payments", "k1", store.KeyActive)); err != nil {
 		t.Fatalf("CreateSigningKey: %v", err)
 	}
-	if err := s.CreateSigningKey(ctx, sampleKey("payments", "k2", store.KeyActive)); !errors.Is(err, store.ErrConflict) {
+	if err := addKey(s, sampleKey("payments", "k2", store.KeyActive)); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second active key error = %v, want ErrConflict", err)
 	}
 	got, err := s.ListSigningKeys(ctx, "payments")
@@ -304,7 +317,7 @@ func testSecondActiveKeyIsRefused(t *testing.T, s store.Store) {
 }
 
 func testSigningKeyRefusesUnknownIssuer(t *testing.T, s store.Store) {
-	if err := s.CreateSigningKey(context.Background(), sampleKey("ghost", "k1", store.KeyActive)); !errors.Is(err, store.ErrNotFound) {
+	if err := addKey(s, sampleKey("ghost", "k1", store.KeyActive)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("key under unknown issuer error = %v, want ErrNotFound", err)
 	}
 }
@@ -417,7 +430,7 @@ func testDeleteIssuerCascadesToClientsAndKeys(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateSigningKey(ctx, sampleKey("payments", "k1", store.KeyActive)); err != nil {
+	if err := addKey(s, sampleKey("payments", "k1", store.KeyActive)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteIssuer(ctx, "payments", true, 0); err != nil {
@@ -695,7 +708,7 @@ func testWatchReportsEveryKindOfChange(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	expect("secret revoke", store.Change{Kind: store.ChangeClient, Issuer: "payments", ClientID: "c-1"})
-	if err := s.CreateSigningKey(ctx, sampleKey("payments", "k1", store.KeyActive)); err != nil {
+	if err := addKey(s, sampleKey("payments", "k1", store.KeyActive)); err != nil {
 		t.Fatal(err)
 	}
 	expect("key", store.Change{Kind: store.ChangeKey, Issuer: "payments"})
@@ -707,4 +720,150 @@ func testWatchReportsEveryKindOfChange(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	expect("issuer delete", store.Change{Kind: store.ChangeIssuer, Issuer: "payments"})
+}
+
+func testIssuerKeepsItsKeySchedule(t *testing.T, s store.Store) {
+	iss := sampleIssuer("payments")
+	iss.KeyRotationPeriod, iss.KeyPublishLead, iss.KeyRetirePeriod = 720*time.Hour, 11*time.Minute, 25*time.Hour
+	mustPutIssuer(t, s, iss)
+	got, _ := s.GetIssuer(context.Background(), "payments")
+	if got.KeyRotationPeriod != 720*time.Hour || got.KeyPublishLead != 11*time.Minute || got.KeyRetirePeriod != 25*time.Hour {
+		t.Fatalf("schedule = %v %v %v", got.KeyRotationPeriod, got.KeyPublishLead, got.KeyRetirePeriod)
+	}
+	iss.KeyPublishLead = 12 * time.Minute
+	if _, result, _ := s.PutIssuer(context.Background(), iss, 0); result != store.Updated {
+		t.Fatalf("changing the lead: %v, want Updated", result)
+	}
+}
+
+func testKeyLifecycleRoundTrips(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	t0 := time.Now().UTC().Truncate(time.Second)
+	old := sampleKey("payments", "k-old", store.KeyActive)
+	old.ActivatedAt = t0
+	pending := sampleKey("payments", "k-new", store.KeyPending)
+	pending.ActivateAt = t0.Add(11 * time.Minute)
+	for _, k := range []store.SigningKey{old, pending} {
+		if err := addKey(s, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := s.ListSigningKeys(ctx, "payments")
+	// Promotion: the old key retires and the pending one activates, in one
+	// write.
+	t1 := t0.Add(12 * time.Minute)
+	after, err := s.UpdateSigningKeys(ctx, "payments", func(keys []store.SigningKey) ([]store.SigningKey, error) {
+		for i := range keys {
+			switch keys[i].ID {
+			case "k-old":
+				keys[i].State, keys[i].RetiredAt, keys[i].DeleteAt = store.KeyRetired, t1, t1.Add(24*time.Hour)
+			case "k-new":
+				keys[i].State, keys[i].ActivatedAt = store.KeyActive, t1
+			}
+		}
+		return keys, nil
+	})
+	if err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	byID := map[string]store.SigningKey{}
+	for _, k := range after {
+		byID[k.ID] = k
+	}
+	o, n := byID["k-old"], byID["k-new"]
+	if o.State != store.KeyRetired || !o.RetiredAt.Equal(t1) || !o.DeleteAt.Equal(t1.Add(24*time.Hour)) || !o.ActivatedAt.Equal(t0) {
+		t.Fatalf("retired key = %+v", o)
+	}
+	if n.State != store.KeyActive || !n.ActivatedAt.Equal(t1) || !n.ActivateAt.Equal(t0.Add(11*time.Minute)) || !n.CreatedAt.Equal(before[1].CreatedAt) {
+		t.Fatalf("promoted key = %+v", n)
+	}
+	// Deletion is leaving a key out, even by editing the slice handed in.
+	after, err = s.UpdateSigningKeys(ctx, "payments", func(keys []store.SigningKey) ([]store.SigningKey, error) {
+		return slices.DeleteFunc(keys, func(k store.SigningKey) bool { return k.ID == "k-old" }), nil
+	})
+	if err != nil || len(after) != 1 || after[0].ID != "k-new" {
+		t.Fatalf("after deleting k-old: %+v, %v", after, err)
+	}
+	if _, err := s.UpdateSigningKeys(ctx, "ghost", func(k []store.SigningKey) ([]store.SigningKey, error) { return k, nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("keys of an unknown issuer: %v, want ErrNotFound", err)
+	}
+}
+
+func testUpdateSigningKeysErrorChangesNothing(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	if err := addKey(s, sampleKey("payments", "k1", store.KeyActive)); err != nil {
+		t.Fatal(err)
+	}
+	refuse := errors.New("refused")
+	if _, err := s.UpdateSigningKeys(ctx, "payments", func([]store.SigningKey) ([]store.SigningKey, error) {
+		return nil, refuse
+	}); !errors.Is(err, refuse) {
+		t.Fatalf("error = %v, want the caller's", err)
+	}
+	two := []store.SigningKey{sampleKey("payments", "k1", store.KeyActive), sampleKey("payments", "k2", store.KeyActive)}
+	if _, err := s.UpdateSigningKeys(ctx, "payments", func([]store.SigningKey) ([]store.SigningKey, error) { return two, nil }); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("two active keys: %v, want ErrConflict", err)
+	}
+	keys, _ := s.ListSigningKeys(ctx, "payments")
+	if len(keys) != 1 || keys[0].ID != "k1" || keys[0].State != store.KeyActive {
+		t.Fatalf("keys after refused updates = %+v", keys)
+	}
+}
+
+func testConcurrentKeyUpdatesAreSerialized(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	// Each writer adds a key only if the issuer has fewer than one; run
+	// together, exactly one may add.
+	const writers = 6
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			_, err := s.UpdateSigningKeys(ctx, "payments", func(keys []store.SigningKey) ([]store.SigningKey, error) {
+				if len(keys) > 0 {
+					return keys, nil
+				}
+				return append(keys, sampleKey("payments", fmt.Sprintf("k%d", i), store.KeyActive)), nil
+			})
+			errs <- err
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatalf("writer: %v", err)
+		}
+	}
+	if keys, _ := s.ListSigningKeys(ctx, "payments"); len(keys) != 1 {
+		t.Fatalf("%d keys; concurrent writers were not serialized", len(keys))
+	}
+}
+
+func testTryLockIsExclusive(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	unlock, lost, ok, err := s.TryLock(ctx, "rotation-test")
+	if err != nil || !ok || lost == nil {
+		t.Fatalf("first TryLock: ok=%v err=%v", ok, err)
+	}
+	if _, _, again, err := s.TryLock(ctx, "rotation-test"); err != nil || again {
+		t.Fatalf("second TryLock while held: ok=%v err=%v", again, err)
+	}
+	otherUnlock, _, other, err := s.TryLock(ctx, "another-lock")
+	if err != nil || !other {
+		t.Fatalf("a different lock name: ok=%v err=%v", other, err)
+	}
+	otherUnlock()
+	select {
+	case <-lost:
+		t.Fatal("a held lock reports itself lost")
+	default:
+	}
+	unlock()
+	unlock() // harmless twice
+	relock, _, ok, err := s.TryLock(ctx, "rotation-test")
+	if err != nil || !ok {
+		t.Fatalf("TryLock after unlock: ok=%v err=%v", ok, err)
+	}
+	relock()
 }
