@@ -36,13 +36,16 @@ func TestMain(m *testing.M) {
 
 // process is a running authz server.
 type process struct {
-	admin     admin
-	cmd       *exec.Cmd
-	output    *lockedBuffer
-	exited    chan struct{}
-	exitErr   error
-	publicURL string
-	adminURL  string
+	admin   admin
+	cmd     *exec.Cmd
+	output  *lockedBuffer
+	exited  chan struct{}
+	exitErr error
+	// publicURL is where the public listener answers; advertisedURL is the
+	// base of its issuer URLs, which cluster nodes share.
+	publicURL     string
+	advertisedURL string
+	adminURL      string
 }
 
 type lockedBuffer struct {
@@ -127,7 +130,7 @@ func startServer(t *testing.T, env []string, args ...string) *process {
 		select {
 		case l := <-listening:
 			if l["listener"] == "public" {
-				p.publicURL = l["public_url"]
+				p.publicURL, p.advertisedURL = "http://"+l["addr"], l["public_url"]
 			} else {
 				p.adminURL = "http://" + l["addr"]
 			}
