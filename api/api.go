@@ -46,6 +46,7 @@ type Public interface {
 	TokenURL(issuerName string) string
 	JWKSURL(issuerName string) string
 	VerifyAccessToken(ctx context.Context, issuerName, raw string) (issuer.AccessClaims, error)
+	ValidateJWKSURI(uri string) error
 }
 
 // Server serves the admin API.
@@ -86,6 +87,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/issuers/{name}/clients/{clientId}", "client.get", s.getClient, false},
 		{http.MethodPatch, "/issuers/{name}/clients/{clientId}", "client.update", s.patchClient, true},
 		{http.MethodDelete, "/issuers/{name}/clients/{clientId}", "client.delete", s.deleteClient, true},
+		{http.MethodPost, "/issuers/{name}/clients/{clientId}/keys", "client.key.generate", s.generateClientKey, true},
 		{http.MethodGet, "/issuers/{name}/clients/{clientId}/secrets", "secret.list", s.listSecrets, false},
 		{http.MethodPost, "/issuers/{name}/clients/{clientId}/secrets", "secret.create", s.createSecret, true},
 		{http.MethodDelete, "/issuers/{name}/clients/{clientId}/secrets/{secretId}", "secret.delete", s.deleteSecret, true},

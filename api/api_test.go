@@ -394,6 +394,7 @@ func TestEveryAdminRouteRequiresAnAdminToken(t *testing.T) {
 		{method: "DELETE", path: "/issuers/payments/clients/c-1/secrets/s-1"},
 		{method: "GET", path: "/audit"},
 		{method: "GET", path: "/issuers/payments/keys"},
+		{method: "POST", path: "/issuers/payments/clients/c-1/keys"},
 		{method: "POST", path: "/issuers/payments/keys/rotate"},
 		{method: "POST", path: "/issuers/payments/keys/k-1/revoke"},
 	}
@@ -510,6 +511,13 @@ func TestMalformedInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"revoke unknown key", call{method: "POST", path: "/issuers/payments/keys/nope/revoke"}, 404, ""},
 		{"rotate unknown issuer", call{method: "POST", path: "/issuers/nowhere/keys/rotate"}, 404, ""},
 		{"unsupported authenticator", call{method: "PUT", path: "/issuers/billing", body: `{"audience":"a","clientAuthenticator":"magic"}`}, 422, "clientAuthenticator[0]"},
+		{"private JWK", call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"x","jwk":` + privateTestJWK + `}`}, 422, "jwk"},
+		{"weak RSA JWK", call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"x","jwk":` + weakRSAJWK + `}`}, 422, "jwk"},
+		{"JWK and JWKS URI", call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"x","jwk":` + edPublicJWK + `,"jwksUri":"https://k.example.test/jwks"}`}, 422, "jwk"},
+		{"JWKS URI over http", call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"x","jwksUri":"http://k.example.test/jwks"}`}, 422, "jwksUri"},
+		{"JWKS URI at loopback", call{method: "PATCH", path: "/issuers/payments/clients/c-existing", body: `{"jwksUri":"https://127.0.0.1/jwks"}`}, 422, "jwksUri"},
+		{"JWKS URI with credentials", call{method: "PATCH", path: "/issuers/payments/clients/c-existing", body: `{"jwksUri":"https://u:p@k.example.test/jwks"}`}, 422, "jwksUri"},
+		{"generate with bad algorithm", call{method: "POST", path: "/issuers/payments/clients/c-existing/keys", body: `{"algorithm":"HS256"}`}, 422, "algorithm"},
 		{"replace with bad input", call{method: "PUT", path: "/issuers/payments", body: `{"audience":""}`}, 422, "audience"},
 		{"bad If-Match", call{method: "PUT", path: "/issuers/payments", body: validIssuer, header: map[string]string{"If-Match": "yesterday"}}, 412, ""},
 		{"client scope outside issuer", call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"x","scopes":["read","delete"]}`}, 422, "scopes"},
@@ -641,5 +649,41 @@ func TestSwitchingAwayFromRS256Warns(t *testing.T) {
 	items := list["items"].([]any)
 	if len(items) != 2 || items[1].(map[string]any)["algorithm"] != "ES256" || items[1].(map[string]any)["state"] != "pending" {
 		t.Fatalf("keys after the switch = %v", items)
+	}
+}
+
+// Test keys: an Ed25519 public key (RFC 8037's example), its private form,
+// and a 1024-bit RSA key, too short to accept.
+const (
+	edPublicJWK    = `{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`
+	privateTestJWK = `{"kty":"OKP","crv":"Ed25519","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`
+	weakRSAJWK     = `{"kty":"RSA","e":"AQAB","n":"tl-xzAru_wyjMWKjN_jr_OOogF31U2yA0uChaDPTgFg8UdEkazk2UQYuZjp7aWBx4GEalz_HUXbQXOi_yxb6pWjxteMre0C8jEHQ-Md7zr_nyNJYJCJhi4CO1PpvyPUy_ia8L3PvrPwnwqiJOK5LyZwp1CRovOF6CY6-HcAnSnk"}`
+)
+
+func TestClientJWKRegistrationAndGeneratedKeys(t *testing.T) {
+	f := newFixture(t)
+	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments",
+		body: strings.Replace(validIssuer, `"audience"`, `"clientAuthenticator":["client-secret","client-jwt","client-jwt-jwks-url"],"audience"`, 1)})
+	_, created := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients", body: `{"clientId":"c-jwt","name":"jwt","jwk":` + edPublicJWK + `}`})
+	jwk, _ := created["jwk"].(map[string]any)
+	if jwk["kty"] != "OKP" || jwk["kid"] == "" || jwk["d"] != nil {
+		t.Fatalf("registered jwk = %v", created["jwk"])
+	}
+	_, patched := f.must(t, http.StatusOK, call{method: "PATCH", path: "/issuers/payments/clients/c-jwt", body: `{"jwksUri":"https://keys.example.test/jwks.json"}`})
+	if patched["jwk"] != nil || patched["jwksUri"] != "https://keys.example.test/jwks.json" {
+		t.Fatalf("after setting a jwksUri: %v", patched)
+	}
+	_, generated := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients/c-jwt/keys", body: `{"algorithm":"ES256"}`})
+	if !strings.HasPrefix(generated["privateKeyPem"].(string), "-----BEGIN PRIVATE KEY-----") ||
+		generated["privateJwk"].(map[string]any)["d"] == nil || generated["publicJwk"].(map[string]any)["d"] != nil {
+		t.Fatalf("generated = %v", generated)
+	}
+	_, got := f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments/clients/c-jwt"})
+	if got["jwksUri"] != nil || got["jwk"].(map[string]any)["kid"] != generated["kid"] || got["jwk"].(map[string]any)["d"] != nil {
+		t.Fatalf("after generating: %v", got)
+	}
+	_, cleared := f.must(t, http.StatusOK, call{method: "PATCH", path: "/issuers/payments/clients/c-jwt", body: `{"jwk":null}`})
+	if cleared["jwk"] != nil {
+		t.Fatalf("jwk null did not remove the key: %v", cleared)
 	}
 }

@@ -79,7 +79,7 @@ func Bootstrap(ctx context.Context, st Store, km KeyManager) (BootstrapResult, e
 			Audience:             systemAudience,
 			TokenLifetime:        time.Hour,
 			SigningAlgorithm:     "RS256",
-			ClientAuthenticators: []string{clientAuthenticatorClientSecret},
+			ClientAuthenticators: []string{issuer.AuthClientSecret},
 		}, 0)
 	}
 	if err != nil {

@@ -1,8 +1,13 @@
 package api
 
 import (
+	"crypto"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,9 +16,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/gorilla/mux"
 
 	"github.com/authz-dev/authz/issuer"
+	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
 )
 
@@ -36,7 +43,9 @@ func newClientID() string {
 }
 
 type clientResponse struct {
-	ClientID      string   `json:"client_id"`
+	ClientID      string          `json:"client_id"`
+	JWK           json.RawMessage `json:"jwk,omitempty"`
+	JWKSURI       string          `json:"jwksUri,omitempty"`
 	Issuer        string   `json:"issuer"`
 	Name          string   `json:"name"`
 	Scopes        []string `json:"scopes"`
@@ -68,7 +77,40 @@ func (s *Server) clientResponse(c store.Client) clientResponse {
 		TokenEndpoint: s.public.TokenURL(c.IssuerName),
 		CreatedAt:     c.CreatedAt.UTC().Format(time.RFC3339),
 		UpdatedAt:     c.UpdatedAt.UTC().Format(time.RFC3339),
+		JWK:           json.RawMessage(c.PublicJWK),
+		JWKSURI:       c.JWKSURI,
 	}
+}
+
+// applyAssertionKey sets a client's public JWK or JWKS URI from a request;
+// the two are exclusive, so setting one clears the other. A JSON null JWK or
+// an empty URI removes it.
+func (s *Server) applyAssertionKey(c *store.Client, jwk json.RawMessage, jwksURI *string) []FieldError {
+	setJWK := len(jwk) > 0 && string(jwk) != "null"
+	setURI := jwksURI != nil && *jwksURI != ""
+	if setJWK && setURI {
+		return []FieldError{{Field: "jwk", Reason: "give a jwk or a jwksUri, not both"}}
+	}
+	switch {
+	case setJWK:
+		normalized, err := issuer.ValidateClientJWK(jwk)
+		if err != nil {
+			return []FieldError{{Field: "jwk", Reason: err.Error()}}
+		}
+		c.PublicJWK, c.JWKSURI = normalized, ""
+	case string(jwk) == "null":
+		c.PublicJWK = nil
+	}
+	switch {
+	case setURI:
+		if err := s.public.ValidateJWKSURI(*jwksURI); err != nil {
+			return []FieldError{{Field: "jwksUri", Reason: err.Error()}}
+		}
+		c.JWKSURI, c.PublicJWK = *jwksURI, nil
+	case jwksURI != nil:
+		c.JWKSURI = ""
+	}
+	return nil
 }
 
 // notOffered lists the values the issuer does not offer.
@@ -103,13 +145,15 @@ func validateClient(c store.Client, iss store.Issuer) []FieldError {
 }
 
 type createClientRequest struct {
-	ClientID      string   `json:"clientId"`
-	Name          string   `json:"name"`
-	Scopes        []string `json:"scopes"`
-	Roles         []string `json:"roles"`
-	Audience      string   `json:"audience"`
-	TokenLifetime *int64   `json:"tokenLifetime"`
-	Enabled       *bool    `json:"enabled"`
+	ClientID      string          `json:"clientId"`
+	Name          string          `json:"name"`
+	Scopes        []string        `json:"scopes"`
+	Roles         []string        `json:"roles"`
+	Audience      string          `json:"audience"`
+	TokenLifetime *int64          `json:"tokenLifetime"`
+	Enabled       *bool           `json:"enabled"`
+	JWK           json.RawMessage `json:"jwk"`
+	JWKSURI       *string         `json:"jwksUri"`
 }
 
 func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
@@ -142,6 +186,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 	var lifetimeErrs []FieldError
 	c.TokenLifetime, lifetimeErrs = validateLifetime(req.TokenLifetime)
 	errs = append(append(errs, lifetimeErrs...), validateClient(c, iss)...)
+	errs = append(errs, s.applyAssertionKey(&c, req.JWK, req.JWKSURI)...)
 	if len(errs) > 0 {
 		writeProblem(w, http.StatusUnprocessableEntity, "The client is invalid.", errs...)
 		return
@@ -207,12 +252,14 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request) {
 // patchClientRequest changes only the fields present. tokenLifetime 0
 // removes the client's own lifetime, so the issuer's applies again.
 type patchClientRequest struct {
-	Name          *string   `json:"name"`
-	Scopes        *[]string `json:"scopes"`
-	Roles         *[]string `json:"roles"`
-	Audience      *string   `json:"audience"`
-	TokenLifetime *int64    `json:"tokenLifetime"`
-	Enabled       *bool     `json:"enabled"`
+	Name          *string         `json:"name"`
+	Scopes        *[]string       `json:"scopes"`
+	Roles         *[]string       `json:"roles"`
+	Audience      *string         `json:"audience"`
+	TokenLifetime *int64          `json:"tokenLifetime"`
+	Enabled       *bool           `json:"enabled"`
+	JWK           json.RawMessage `json:"jwk"`
+	JWKSURI       *string         `json:"jwksUri"`
 }
 
 // errInvalidPatch carries field errors out of the store's update callback.
@@ -256,6 +303,7 @@ func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 		if req.Enabled != nil {
 			c.Enabled = *req.Enabled
 		}
+		errs = append(errs, s.applyAssertionKey(c, req.JWK, req.JWKSURI)...)
 		if errs = append(errs, validateClient(*c, iss)...); len(errs) > 0 {
 			return errInvalidPatch(errs)
 		}
@@ -357,6 +405,72 @@ func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+type generateKeyRequest struct {
+	Algorithm string `json:"algorithm"`
+}
+
+// generatedKeyResponse is the only answer that carries a client's private
+// key; the server keeps just the public half.
+type generatedKeyResponse struct {
+	KID           string          `json:"kid"`
+	Algorithm     string          `json:"algorithm"`
+	PublicJWK     json.RawMessage `json:"publicJwk"`
+	PrivateJWK    json.RawMessage `json:"privateJwk"`
+	PrivateKeyPEM string          `json:"privateKeyPem"`
+}
+
+// generateClientKey makes a key pair for a client, as the API Services
+// Portal does for its consumers: the public key is registered, the private
+// key is returned once and forgotten.
+func (s *Server) generateClientKey(w http.ResponseWriter, r *http.Request) {
+	var req generateKeyRequest
+	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
+		return
+	}
+	if req.Algorithm == "" {
+		req.Algorithm = keys.RS256
+	}
+	if !keys.SupportedAlgorithm(req.Algorithm) {
+		writeProblem(w, http.StatusUnprocessableEntity, "The algorithm is not supported.",
+			FieldError{Field: "algorithm", Reason: "must be one of " + strings.Join(keys.Algorithms(), ", ")})
+		return
+	}
+	priv, err := keys.Generate(req.Algorithm)
+	if err != nil {
+		s.writeStoreError(w, "The key", err)
+		return
+	}
+	privJWK := jose.JSONWebKey{Key: priv, Algorithm: req.Algorithm, Use: "sig"}
+	pubJWK := privJWK.Public()
+	thumb, err := pubJWK.Thumbprint(crypto.SHA256)
+	if err != nil {
+		s.writeStoreError(w, "The key", err)
+		return
+	}
+	privJWK.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
+	pubJWK.KeyID = privJWK.KeyID
+	pubJSON, _ := pubJWK.MarshalJSON()
+	privJSON, _ := privJWK.MarshalJSON()
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		s.writeStoreError(w, "The key", err)
+		return
+	}
+	vars := mux.Vars(r)
+	_, err = s.store.UpdateClient(r.Context(), vars["name"], vars["clientId"], func(c *store.Client) error {
+		c.PublicJWK, c.JWKSURI = pubJSON, ""
+		return nil
+	})
+	if err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", vars["clientId"], vars["name"]), err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, generatedKeyResponse{
+		KID: privJWK.KeyID, Algorithm: req.Algorithm, PublicJWK: pubJSON, PrivateJWK: privJSON,
+		PrivateKeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+	})
 }
 
 func nonNil(s []string) []string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/authz-dev/authz/issuer"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
 )
@@ -31,9 +32,6 @@ var issuerNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{2,62}$`)
 // rule so they can travel in the same places.
 var scopeTokenPattern = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]{1,128}$`)
 
-// clientAuthenticatorClientSecret is the authenticator this version serves:
-// client_secret_basic and client_secret_post.
-const clientAuthenticatorClientSecret = "client-secret"
 
 // authenticatorList accepts the portal's single clientAuthenticator string
 // as well as a list.
@@ -180,11 +178,12 @@ func (r issuerRequest) toIssuer(name string) (store.Issuer, []FieldError) {
 	errs = append(errs, validateSchedule(r, lifetime)...)
 	authenticators := []string(r.ClientAuthenticator)
 	if len(authenticators) == 0 {
-		authenticators = []string{clientAuthenticatorClientSecret}
+		authenticators = []string{issuer.AuthClientSecret}
 	}
 	for i, a := range authenticators {
-		if a != clientAuthenticatorClientSecret {
-			errs = append(errs, FieldError{Field: fmt.Sprintf("clientAuthenticator[%d]", i), Reason: fmt.Sprintf("%q is not supported; use %q", a, clientAuthenticatorClientSecret)})
+		if !slices.Contains(issuer.Authenticators(), a) {
+			errs = append(errs, FieldError{Field: fmt.Sprintf("clientAuthenticator[%d]", i),
+				Reason: fmt.Sprintf("%q is not one of %s", a, strings.Join(issuer.Authenticators(), ", "))})
 		}
 	}
 	return store.Issuer{

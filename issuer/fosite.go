@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 type fositeClient struct {
 	record *store.Client // shared with the cache: read only
 	hashes [][]byte
+	scopes fosite.Arguments
 }
 
 var (
@@ -29,8 +31,13 @@ var (
 	_ fosite.ClientWithCustomTokenLifespans = (*fositeClient)(nil)
 )
 
-func newFositeClient(c *store.Client, now time.Time) *fositeClient {
-	fc := &fositeClient{record: c}
+// newFositeClient presents a client of iss. The client may request only the
+// scopes its issuer still offers, even if the issuer dropped one since.
+func newFositeClient(c *store.Client, iss store.Issuer, now time.Time) *fositeClient {
+	fc := &fositeClient{record: c, scopes: c.Scopes}
+	if slices.ContainsFunc(c.Scopes, func(sc string) bool { return !slices.Contains(iss.AvailableScopes, sc) }) {
+		fc.scopes = slices.DeleteFunc(slices.Clone(c.Scopes), func(sc string) bool { return !slices.Contains(iss.AvailableScopes, sc) })
+	}
 	for _, s := range c.Secrets {
 		if s.ValidAt(now) {
 			fc.hashes = append(fc.hashes, s.Digest)
@@ -63,7 +70,7 @@ func (c *fositeClient) GetGrantTypes() fosite.Arguments {
 	return fosite.Arguments{"client_credentials"}
 }
 func (c *fositeClient) GetResponseTypes() fosite.Arguments { return nil }
-func (c *fositeClient) GetScopes() fosite.Arguments        { return c.record.Scopes }
+func (c *fositeClient) GetScopes() fosite.Arguments        { return c.scopes }
 func (c *fositeClient) IsPublic() bool                     { return false }
 func (c *fositeClient) GetAudience() fosite.Arguments {
 	if c.record.Audience == "" {
@@ -82,9 +89,9 @@ func (c *fositeClient) GetEffectiveLifespan(_ fosite.GrantType, tt fosite.TokenT
 // fositeStorage serves one issuer's clients to fosite and stores nothing:
 // access tokens are stateless JWTs.
 type fositeStorage struct {
-	clients    func(ctx context.Context, issuerName, clientID string) (*store.Client, error)
-	issuerName string
-	now        func() time.Time
+	clients func(ctx context.Context, issuerName, clientID string) (*store.Client, error)
+	issuer  store.Issuer
+	now     func() time.Time
 }
 
 var (
@@ -97,7 +104,7 @@ var (
 var errClientDisabled = errors.New("client is disabled")
 
 func (s *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := s.clients(ctx, s.issuerName, id)
+	c, err := s.clients(ctx, s.issuer.Name, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: unknown client", fosite.ErrNotFound)
 	}
@@ -107,19 +114,20 @@ func (s *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client
 	if !c.Enabled {
 		return nil, errClientDisabled
 	}
-	return newFositeClient(c, s.now()), nil
+	return newFositeClient(c, s.issuer, s.now()), nil
 }
 
-// errAssertionsNotAccepted covers the JWT client-assertion hooks, which
-// fosite reaches only for clients that accept private_key_jwt; none do yet.
-var errAssertionsNotAccepted = errors.New("client assertions are not accepted")
+// errAssertionsHandledElsewhere covers fosite's own client-assertion hooks:
+// this server verifies assertions itself (clientauth.go), so fosite's are
+// never reached.
+var errAssertionsHandledElsewhere = errors.New("client assertions are verified by authz, not fosite")
 
 func (s *fositeStorage) ClientAssertionJWTValid(context.Context, string) error {
-	return errAssertionsNotAccepted
+	return errAssertionsHandledElsewhere
 }
 
 func (s *fositeStorage) SetClientAssertionJWT(context.Context, string, time.Time) error {
-	return errAssertionsNotAccepted
+	return errAssertionsHandledElsewhere
 }
 
 func (s *fositeStorage) CreateAccessTokenSession(context.Context, string, fosite.Requester) error {

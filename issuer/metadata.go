@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -31,11 +32,12 @@ func newDocument(v any) (document, error) {
 
 // authMethods maps the issuer's client authenticators to RFC 8414 names.
 func authMethods(authenticators []string) []string {
-	var out []string
-	for _, a := range authenticators {
-		if a == "client-secret" {
-			out = append(out, "client_secret_basic", "client_secret_post")
-		}
+	out := []string{}
+	if slices.Contains(authenticators, AuthClientSecret) {
+		out = append(out, "client_secret_basic", "client_secret_post")
+	}
+	if slices.Contains(authenticators, AuthClientJWT) || slices.Contains(authenticators, AuthClientJWKS) {
+		out = append(out, "private_key_jwt")
 	}
 	return out
 }
@@ -45,16 +47,24 @@ func (s *Server) renderMetadata(iss store.Issuer) (document, error) {
 	if scopes == nil {
 		scopes = []string{}
 	}
-	doc, err := newDocument(map[string]any{
+	methods := authMethods(iss.ClientAuthenticators)
+	meta := map[string]any{
 		"issuer":                                s.IssuerURL(iss.Name),
 		"token_endpoint":                        s.TokenURL(iss.Name),
 		"jwks_uri":                              s.JWKSURL(iss.Name),
+		"introspection_endpoint":                s.IssuerURL(iss.Name) + "/introspect",
 		"grant_types_supported":                 []string{grantClientCredentials},
-		"token_endpoint_auth_methods_supported": authMethods(iss.ClientAuthenticators),
-		"scopes_supported":                      scopes,
+		"token_endpoint_auth_methods_supported": methods,
+		"introspection_endpoint_auth_methods_supported": methods,
+		"scopes_supported": scopes,
 		// No authorization endpoint: this server runs no redirect flow.
 		"response_types_supported": []string{},
-	})
+	}
+	if slices.Contains(methods, "private_key_jwt") {
+		meta["token_endpoint_auth_signing_alg_values_supported"] = assertionAlgorithmNames()
+		meta["introspection_endpoint_auth_signing_alg_values_supported"] = assertionAlgorithmNames()
+	}
+	doc, err := newDocument(meta)
 	if err != nil {
 		return document{}, fmt.Errorf("render metadata of issuer %q: %w", iss.Name, err)
 	}

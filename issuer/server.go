@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 type Store interface {
 	GetClient(ctx context.Context, issuerName, clientID string) (store.Client, error)
 	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
+	RecordAssertion(ctx context.Context, issuerName, clientID, jti string, expiresAt time.Time) error
 	Ping(ctx context.Context) error
 }
 
@@ -55,7 +57,10 @@ type Config struct {
 	// issuer is first used before this node heard of its keys, as when
 	// another node created the issuer a moment ago.
 	LoadKeys func(ctx context.Context, issuerName string) error
-	Logger   *slog.Logger
+	// AllowPrivateJWKSURI lets clients' jwks_uri reach loopback and private
+	// addresses over plain http: for tests and closed networks only.
+	AllowPrivateJWKSURI bool
+	Logger              *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -70,6 +75,7 @@ type Server struct {
 	globalSecret []byte
 
 	clients *clientCache
+	jwks    *jwksFetcher
 
 	mu          sync.Mutex
 	tenants     map[string]*tenant
@@ -84,6 +90,9 @@ type tenant struct {
 	provider fosite.OAuth2Provider
 	metadata document
 	loadedAt time.Time
+	// authenticate is the issuer's client authentication, shared by the
+	// token and introspection endpoints.
+	authenticate fosite.ClientAuthenticationStrategy
 }
 
 // maxTenants bounds the issuer cache, so that requests for made-up issuer
@@ -116,6 +125,7 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 		keys:         ring,
 		globalSecret: secret,
 		clients:      newClientCache(cfg.ClientCacheSize, cfg.CacheTTL, cfg.Now),
+		jwks:         newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.Now),
 		tenants:      map[string]*tenant{},
 	}
 }
@@ -181,6 +191,7 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/readyz", s.serveReady)
 	r.HandleFunc("/issuers/{name}/token", s.serveToken)
 	r.HandleFunc("/issuers/{name}/jwks.json", s.serveJWKS)
+	r.HandleFunc("/issuers/{name}/introspect", s.serveIntrospection)
 	r.HandleFunc("/issuers/{name}/.well-known/openid-configuration", s.serveMetadata)
 	r.HandleFunc("/issuers/{name}/.well-known/oauth-authorization-server", s.serveMetadata)
 	// RFC 8414 §3.1 inserts the well-known segment before the issuer's path.
@@ -243,7 +254,7 @@ func (s *Server) newTenant(iss store.Issuer) (*tenant, error) {
 		ClientSecretsHasher:      secretHasher{},
 		GlobalSecret:             s.globalSecret,
 	}
-	storage := &fositeStorage{clients: s.client, issuerName: iss.Name, now: s.cfg.Now}
+	storage := &fositeStorage{clients: s.client, issuer: iss, now: s.cfg.Now}
 	strategy := &oauth2.DefaultJWTStrategy{
 		Signer: &accessTokenSigner{keys: s.keys, issuerName: iss.Name},
 		Config: cfg,
@@ -252,12 +263,18 @@ func (s *Server) newTenant(iss store.Issuer) (*tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tenant{
+	t := &tenant{
 		issuer:   iss,
 		provider: compose.Compose(cfg, storage, strategy, compose.OAuth2ClientCredentialsGrantFactory),
 		metadata: meta,
 		loadedAt: s.cfg.Now(),
-	}, nil
+	}
+	secretAuth := t.provider.(*fosite.Fosite).DefaultClientAuthenticationStrategy
+	t.authenticate = func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+		return s.authenticateClient(ctx, t, secretAuth, r, form)
+	}
+	cfg.ClientAuthenticationStrategy = t.authenticate
+	return t, nil
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {

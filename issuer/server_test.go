@@ -209,7 +209,7 @@ func TestTokenEndpointRefusesBadRequests(t *testing.T) {
 		{"expired secret", "POST", "/issuers/payments/token", "", cc.Encode(), f.clientID, f.expiredSecret, 401, "invalid_client", true},
 		{"unknown client", "POST", "/issuers/payments/token", "", cc.Encode(), "c-nobody", f.secret, 401, "invalid_client", true},
 		{"disabled client", "POST", "/issuers/payments/token", "", cc.Encode(), "c-disabled", f.disabledSecret, 401, "invalid_client", true},
-		{"no credentials", "POST", "/issuers/payments/token", "", cc.Encode(), "", "", 400, "invalid_request", false},
+		{"no credentials", "POST", "/issuers/payments/token", "", cc.Encode(), "", "", 401, "invalid_client", true},
 		{"scope outside allow-list", "POST", "/issuers/payments/token", "", cc.Encode() + "&scope=admin", f.clientID, f.secret, 400, "invalid_scope", false},
 		{"unknown scope", "POST", "/issuers/payments/token", "", cc.Encode() + "&scope=read+nope", f.clientID, f.secret, 400, "invalid_scope", false},
 		{"audience not allowed", "POST", "/issuers/payments/token", "", cc.Encode() + "&audience=https://evil.test", f.clientID, f.secret, 400, "invalid_request", false},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -17,9 +18,12 @@ import (
 // AccessClaims are the claims of an access token this server issued.
 type AccessClaims struct {
 	Issuer   string
+	Subject  string
 	ClientID string
 	Scopes   []string
 	Audience []string
+	IssuedAt time.Time
+	Expiry   time.Time
 }
 
 // HasScope reports whether the token grants scope.
@@ -68,10 +72,18 @@ func (s *Server) VerifyAccessToken(ctx context.Context, issuerName, raw string) 
 	if err != nil {
 		return AccessClaims{}, err
 	}
-	return AccessClaims{
+	out := AccessClaims{
 		Issuer:   std.Issuer,
+		Subject:  std.Subject,
 		ClientID: extra.ClientID,
 		Scopes:   strings.Fields(extra.Scope),
 		Audience: std.Audience,
-	}, nil
+	}
+	if std.IssuedAt != nil {
+		out.IssuedAt = std.IssuedAt.Time()
+	}
+	if std.Expiry != nil {
+		out.Expiry = std.Expiry.Time()
+	}
+	return out, nil
 }

@@ -30,8 +30,9 @@ func SupportedAlgorithm(alg string) bool { return slices.Contains(Algorithms(), 
 // accept 2048, and larger keys cost every token request a slower signature.
 const rsaBits = 2048
 
-// generatePrivateKey makes a fresh private key of the type alg needs.
-func generatePrivateKey(alg string) (crypto.Signer, error) {
+// Generate makes a fresh private key of the type alg needs: RSA-2048 for
+// RS256 and PS256, P-256 for ES256, Ed25519 for EdDSA.
+func Generate(alg string) (crypto.Signer, error) {
 	switch alg {
 	case RS256, PS256:
 		return rsa.GenerateKey(rand.Reader, rsaBits)

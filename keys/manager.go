@@ -310,7 +310,7 @@ func (m *Manager) load(iss store.Issuer, stored []store.SigningKey) error {
 }
 
 func (m *Manager) newSealedKey(issuerName, alg string, state store.KeyState) (store.SigningKey, error) {
-	priv, err := generatePrivateKey(alg)
+	priv, err := Generate(alg)
 	if err != nil {
 		return store.SigningKey{}, err
 	}

@@ -55,6 +55,10 @@ type Client struct {
 	TokenLifetime time.Duration
 	Enabled       bool
 	Secrets       []Secret
+	// PublicJWK (a JSON Web Key) or JWKSURI, when set, lets the client
+	// authenticate with a signed JWT (RFC 7523 private_key_jwt).
+	PublicJWK []byte
+	JWKSURI   string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }
@@ -193,8 +197,9 @@ type Store interface {
 	// secrets; Page.After is a client id.
 	ListClients(ctx context.Context, issuerName string, q ClientQuery) ([]Client, error)
 	// UpdateClient reads a client, lets update change its name, scopes,
-	// roles, audience, lifetime and enabled flag, and writes it back, all
-	// atomically. An error from update aborts the write and is returned.
+	// roles, audience, lifetime, enabled flag, public JWK and JWKS URI, and
+	// writes it back, all atomically. An error from update aborts the write
+	// and is returned.
 	UpdateClient(ctx context.Context, issuerName, clientID string, update func(*Client) error) (Client, error)
 	DeleteClient(ctx context.Context, issuerName, clientID string) error
 	// AddClientSecret adds a secret and makes every other secret of the
@@ -217,6 +222,13 @@ type Store interface {
 	// false when another holder has it. The lock is held until unlock is
 	// called or the holder's connection is lost; lost reports the latter.
 	TryLock(ctx context.Context, name string) (unlock func(), lost <-chan struct{}, ok bool, err error)
+
+	// RecordAssertion remembers a client assertion's jti until expiresAt.
+	// It returns ErrConflict when the client already used that jti.
+	RecordAssertion(ctx context.Context, issuerName, clientID, jti string, expiresAt time.Time) error
+	// DeleteExpiredAssertions forgets jtis that expired before now and
+	// returns how many.
+	DeleteExpiredAssertions(ctx context.Context, now time.Time) (int64, error)
 
 	// AppendAudit records an entry; ID and At are assigned by the store.
 	AppendAudit(ctx context.Context, e AuditEntry) error

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -213,7 +214,7 @@ func runIssuers(ctx context.Context, args []string, getenv func(string) string, 
 
 func runClients(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: authz clients create|list|get|disable|enable|delete|rotate-secret --issuer NAME [CLIENT_ID]")
+		fmt.Fprintln(stderr, "usage: authz clients create|list|get|disable|enable|delete|rotate-secret|set-jwk|set-jwks-uri|generate-key --issuer NAME [CLIENT_ID]")
 		return errUsage
 	}
 	verb := args[0]
@@ -227,6 +228,9 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 	lifetime := set.fs.Duration("token-lifetime", 0, "create: token lifetime (default: the issuer's)")
 	enabled := set.fs.String("enabled", "", "list: true or false")
 	grace := set.fs.Duration("grace", 24*time.Hour, "rotate-secret: how long the old secrets stay valid (0 revokes them now)")
+	jwkFile := set.fs.String("jwk-file", "", "set-jwk: file holding the client's public JWK")
+	jwksURI := set.fs.String("jwks-uri", "", "set-jwks-uri: https URL of the client's key set")
+	algorithm := set.fs.String("algorithm", "RS256", "generate-key: RS256, PS256, ES256 or EdDSA")
 	id, err := set.ParseWithName(args[1:])
 	if err != nil {
 		return err
@@ -309,6 +313,43 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 			return err
 		}
 		return out.table(map[string]string{"deleted": id}, []string{"DELETED"}, [][]string{{id}})
+	case "set-jwk", "set-jwks-uri":
+		if err := needID(); err != nil {
+			return err
+		}
+		body := map[string]any{}
+		if verb == "set-jwk" {
+			raw, err := os.ReadFile(*jwkFile)
+			if err != nil {
+				return fmt.Errorf("--jwk-file: %w", err)
+			}
+			body["jwk"] = json.RawMessage(raw)
+		} else {
+			body["jwksUri"] = *jwksURI
+		}
+		var c apiClient
+		if err := s.call(ctx, http.MethodPatch, base+"/"+url.PathEscape(id), body, &c); err != nil {
+			return err
+		}
+		return out.table(c, clientHeader, clientRows(c))
+	case "generate-key":
+		if err := needID(); err != nil {
+			return err
+		}
+		var key struct {
+			KID           string          `json:"kid"`
+			Algorithm     string          `json:"algorithm"`
+			PrivateJWK    json.RawMessage `json:"privateJwk"`
+			PrivateKeyPEM string          `json:"privateKeyPem"`
+		}
+		if err := s.call(ctx, http.MethodPost, base+"/"+url.PathEscape(id)+"/keys", map[string]string{"algorithm": *algorithm}, &key); err != nil {
+			return err
+		}
+		if out.format == "json" {
+			return out.json(key)
+		}
+		fmt.Fprintf(out.w, "Registered a new %s public key (kid %s) for %s. Its private key is shown only now:\n%s", key.Algorithm, key.KID, id, key.PrivateKeyPEM)
+		return nil
 	case "rotate-secret":
 		if err := needID(); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 )
 
@@ -43,6 +44,18 @@ func (s *settings) Duration(name, env string, def time.Duration, help string) *t
 		}
 	}
 	return s.fs.Duration(name, def, help+" ["+env+"]")
+}
+
+func (s *settings) Bool(name, env string, def bool, help string) *bool {
+	if v := s.getenv(env); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.envErrs = append(s.envErrs, fmt.Errorf("%s: %w", env, err))
+		} else {
+			def = b
+		}
+	}
+	return s.fs.Bool(name, def, help+" ["+env+"]")
 }
 
 // Parse parses args. It returns flag.ErrHelp for -h, errUsage after

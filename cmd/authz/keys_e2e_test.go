@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -86,5 +87,40 @@ func TestEveryAlgorithmIssuesVerifiableTokens(t *testing.T) {
 		if _, err := verifier.Verify(context.Background(), raw); err != nil {
 			t.Fatalf("%s: token does not verify against the JWKS: %v", alg, err)
 		}
+	}
+}
+
+func TestClientKeyCLI(t *testing.T) {
+	t.Parallel()
+	_, _, env := postgresEnv(t)
+	p := startPostgresServer(t, env)
+	c := newCLI(t)
+	c.login(p)
+	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a", "clientAuthenticator": []string{"client-jwt", "client-jwt-jwks-url"}}, http.StatusCreated)
+	var created apiClient
+	c.json(&created, "clients", "create", "--issuer", "payments", "--name", "signer")
+
+	var generated struct {
+		KID        string         `json:"kid"`
+		PrivateJWK map[string]any `json:"privateJwk"`
+	}
+	c.json(&generated, "clients", "generate-key", "--issuer", "payments", created.ClientID, "--algorithm", "EdDSA")
+	if generated.KID == "" || generated.PrivateJWK["d"] == nil || generated.PrivateJWK["crv"] != "Ed25519" {
+		t.Fatalf("generate-key = %+v", generated)
+	}
+	if out := c.run("clients", "set-jwks-uri", "--issuer", "payments", created.ClientID, "--jwks-uri", "https://keys.example.test/jwks.json"); !strings.Contains(out, created.ClientID) {
+		t.Fatalf("set-jwks-uri printed:\n%s", out)
+	}
+	if out := c.fail("clients", "set-jwks-uri", "--issuer", "payments", created.ClientID, "--jwks-uri", "https://10.1.2.3/jwks.json"); !strings.Contains(out, "jwksUri") {
+		t.Fatalf("an internal jwks_uri printed:\n%s", out)
+	}
+	file := t.TempDir() + "/key.json"
+	if err := os.WriteFile(file, []byte(`{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.run("clients", "set-jwk", "--issuer", "payments", created.ClientID, "--jwk-file", file)
+	got := p.adminJSON(t, http.MethodGet, "/admin/v1/issuers/payments/clients/"+created.ClientID, nil, http.StatusOK)
+	if got["jwksUri"] != nil || got["jwk"].(map[string]any)["x"] != "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" {
+		t.Fatalf("client after set-jwk = %v", got)
 	}
 }

@@ -26,6 +26,7 @@ Administration, over the admin API:
   authz apply -f FILE.yaml                      create or update CredentialIssuer and Client documents
   authz issuers list | get NAME | delete NAME [--cascade]
   authz clients create|list|get|disable|enable|delete|rotate-secret --issuer NAME [CLIENT_ID]
+  authz clients set-jwk|set-jwks-uri|generate-key --issuer NAME CLIENT_ID   signed-JWT client authentication
   authz keys list|rotate --issuer NAME | revoke --issuer NAME KID
   authz token --issuer NAME --client-id ID --client-secret S [--scope ...]   a consumer's token request
 

@@ -24,17 +24,18 @@ import (
 )
 
 type serveConfig struct {
-	publicAddr      string
-	adminAddr       string
-	publicURL       string
-	databaseURL     string
-	kek             string
-	logFormat       string
-	jwksMaxAge      time.Duration
-	cacheTTL        time.Duration
-	keyCheck        time.Duration
-	keyPoll         time.Duration
-	shutdownTimeout time.Duration
+	publicAddr       string
+	adminAddr        string
+	publicURL        string
+	databaseURL      string
+	kek              string
+	logFormat        string
+	jwksMaxAge       time.Duration
+	cacheTTL         time.Duration
+	keyCheck         time.Duration
+	keyPoll          time.Duration
+	shutdownTimeout  time.Duration
+	allowPrivateJWKS bool
 }
 
 func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -50,21 +51,23 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	keyCheck := set.Duration("key-check-interval", "AUTHZ_KEY_CHECK_INTERVAL", 10*time.Second, "how often the rotating node checks whether keys are due for a transition")
 	keyPoll := set.Duration("key-poll-interval", "AUTHZ_KEY_POLL_INTERVAL", 30*time.Second, "how often every node reloads all keys, in case a change notification was lost")
 	shutdownTimeout := set.Duration("shutdown-timeout", "AUTHZ_SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
+	allowPrivateJWKS := set.Bool("allow-private-jwks-uri", "AUTHZ_ALLOW_PRIVATE_JWKS_URI", false, "let clients' jwks_uri reach loopback and private addresses over plain http (tests and closed networks only)")
 	if err := set.Parse(args); err != nil {
 		return serveConfig{}, err
 	}
 	c := serveConfig{
-		publicAddr:      *publicAddr,
-		adminAddr:       *adminAddr,
-		publicURL:       strings.TrimRight(*publicURL, "/"),
-		databaseURL:     *databaseURL,
-		kek:             *kek,
-		logFormat:       *logFormat,
-		jwksMaxAge:      *jwksMaxAge,
-		cacheTTL:        *cacheTTL,
-		keyCheck:        *keyCheck,
-		keyPoll:         *keyPoll,
-		shutdownTimeout: *shutdownTimeout,
+		publicAddr:       *publicAddr,
+		adminAddr:        *adminAddr,
+		publicURL:        strings.TrimRight(*publicURL, "/"),
+		databaseURL:      *databaseURL,
+		kek:              *kek,
+		logFormat:        *logFormat,
+		jwksMaxAge:       *jwksMaxAge,
+		cacheTTL:         *cacheTTL,
+		keyCheck:         *keyCheck,
+		keyPoll:          *keyPoll,
+		shutdownTimeout:  *shutdownTimeout,
+		allowPrivateJWKS: *allowPrivateJWKS,
 	}
 	if c.logFormat != "json" && c.logFormat != "text" {
 		return c, fmt.Errorf("--log-format must be json or text, not %q", c.logFormat)
@@ -111,11 +114,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	public := issuer.New(issuer.Config{
-		PublicURL:      publicURL,
-		MetadataMaxAge: cfg.jwksMaxAge,
-		Logger:         log,
-		CacheTTL:       cfg.cacheTTL,
-		LoadKeys:       be.keys.Sync,
+		PublicURL:           publicURL,
+		MetadataMaxAge:      cfg.jwksMaxAge,
+		Logger:              log,
+		CacheTTL:            cfg.cacheTTL,
+		LoadKeys:            be.keys.Sync,
+		AllowPrivateJWKSURI: cfg.allowPrivateJWKS,
 	}, be.store, be.ring)
 	admin := api.New(be.store, be.keys, public, log)
 
@@ -129,6 +133,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}()
 	background.Go(func() { followChanges(bgCtx, be.store, public, be.keys, cfg.keyPoll, log) })
 	background.Go(func() { keys.NewRotator(be.keys, be.store, cfg.keyCheck, log).Run(bgCtx) })
+	background.Go(func() { forgetExpiredAssertions(bgCtx, be.store, time.Minute, log) })
 
 	var devAdmin api.BootstrapResult
 	if devMode {
@@ -166,6 +171,26 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// forgetExpiredAssertions deletes used client-assertion ids once they have
+// expired: an expired assertion is refused anyway, so its id need not be
+// remembered.
+func forgetExpiredAssertions(ctx context.Context, st store.Store, every time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if n, err := st.DeleteExpiredAssertions(ctx, now); err != nil && ctx.Err() == nil {
+				log.Warn("forget expired client assertions", "err", err)
+			} else if n > 0 {
+				log.Debug("forgot expired client assertions", "count", n)
+			}
+		}
+	}
 }
 
 // backend is the store and key machinery every command that touches state

@@ -28,7 +28,10 @@ type Store struct {
 	watchers map[int]chan store.Change
 	nextID   int
 	locks    map[string]bool
+	jtis     map[jtiKey]time.Time
 }
+
+type jtiKey struct{ issuer, client, jti string }
 
 type clientKey struct{ issuer, id string }
 
@@ -45,6 +48,7 @@ func New() *Store {
 		keys:     map[string]store.SigningKey{},
 		watchers: map[int]chan store.Change{},
 		locks:    map[string]bool{},
+		jtis:     map[jtiKey]time.Time{},
 	}
 }
 
@@ -284,6 +288,7 @@ func (s *Store) UpdateClient(_ context.Context, issuerName, clientID string, upd
 	next := copyClient(old)
 	next.Name, next.Scopes, next.Roles, next.Audience = c.Name, cloneStrings(c.Scopes), cloneStrings(c.Roles), c.Audience
 	next.TokenLifetime, next.Enabled, next.UpdatedAt = c.TokenLifetime, c.Enabled, s.now()
+	next.PublicJWK, next.JWKSURI = slices.Clone(c.PublicJWK), c.JWKSURI
 	s.clients[key] = next
 	s.notify(store.Change{Kind: store.ChangeClient, Issuer: issuerName, ClientID: clientID})
 	return copyClient(next), nil
@@ -434,6 +439,32 @@ func (s *Store) TryLock(_ context.Context, name string) (func(), <-chan struct{}
 	return unlock, make(chan struct{}), true, nil
 }
 
+// RecordAssertion remembers a jti and refuses a second use.
+func (s *Store) RecordAssertion(_ context.Context, issuerName, clientID, jti string, expiresAt time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := jtiKey{issuerName, clientID, jti}
+	if _, seen := s.jtis[key]; seen {
+		return fmt.Errorf("record assertion of client %q: %w", clientID, store.ErrConflict)
+	}
+	s.jtis[key] = expiresAt
+	return nil
+}
+
+// DeleteExpiredAssertions forgets expired jtis.
+func (s *Store) DeleteExpiredAssertions(_ context.Context, now time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for k, exp := range s.jtis {
+		if exp.Before(now) {
+			delete(s.jtis, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
 // AppendAudit records an audit entry.
 func (s *Store) AppendAudit(_ context.Context, e store.AuditEntry) error {
 	s.mu.Lock()
@@ -471,6 +502,7 @@ func copyIssuer(iss store.Issuer) store.Issuer {
 }
 
 func copyClient(c store.Client) store.Client {
+	c.PublicJWK = slices.Clone(c.PublicJWK)
 	c.Scopes = cloneStrings(c.Scopes)
 	c.Roles = cloneStrings(c.Roles)
 	var secrets []store.Secret

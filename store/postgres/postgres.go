@@ -272,10 +272,19 @@ func (s *Store) DeleteIssuer(ctx context.Context, name string, cascade bool, ifR
 }
 
 const clientColumns = `c.issuer_name, c.client_id, c.name, c.scopes, c.roles, c.audience, c.token_lifetime_seconds,
-	c.enabled, c.created_at, c.updated_at`
+	c.enabled, c.created_at, c.updated_at, c.public_jwk, c.jwks_uri`
 
 func clientScanTargets(c *store.Client, lifetimeSeconds *int64) []any {
-	return []any{&c.IssuerName, &c.ID, &c.Name, &c.Scopes, &c.Roles, &c.Audience, lifetimeSeconds, &c.Enabled, &c.CreatedAt, &c.UpdatedAt}
+	return []any{&c.IssuerName, &c.ID, &c.Name, &c.Scopes, &c.Roles, &c.Audience, lifetimeSeconds, &c.Enabled, &c.CreatedAt, &c.UpdatedAt,
+		&c.PublicJWK, &c.JWKSURI}
+}
+
+// nullJSON stores an absent JWK as SQL null.
+func nullJSON(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // CreateClient stores a client and its secrets in one transaction.
@@ -283,9 +292,9 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) (store.Client,
 	var stored store.Client
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
-insert into clients (issuer_name, client_id, name, scopes, roles, audience, token_lifetime_seconds, enabled)
-values ($1, $2, $3, $4, $5, $6, $7, $8)`, c.IssuerName, c.ID, c.Name, nonNil(c.Scopes), nonNil(c.Roles), c.Audience,
-			int64(c.TokenLifetime/time.Second), c.Enabled); err != nil {
+insert into clients (issuer_name, client_id, name, scopes, roles, audience, token_lifetime_seconds, enabled, public_jwk, jwks_uri)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, c.IssuerName, c.ID, c.Name, nonNil(c.Scopes), nonNil(c.Roles), c.Audience,
+			int64(c.TokenLifetime/time.Second), c.Enabled, nullJSON(c.PublicJWK), c.JWKSURI); err != nil {
 			return err
 		}
 		for _, sec := range c.Secrets {
@@ -401,9 +410,9 @@ func (s *Store) UpdateClient(ctx context.Context, issuerName, clientID string, u
 		}
 		if _, err := tx.Exec(ctx, `
 update clients set name = $3, scopes = $4, roles = $5, audience = $6, token_lifetime_seconds = $7, enabled = $8,
-    updated_at = now()
+    public_jwk = $9, jwks_uri = $10, updated_at = now()
 where issuer_name = $1 and client_id = $2`, issuerName, clientID, c.Name, nonNil(c.Scopes), nonNil(c.Roles), c.Audience,
-			int64(c.TokenLifetime/time.Second), c.Enabled); err != nil {
+			int64(c.TokenLifetime/time.Second), c.Enabled, nullJSON(c.PublicJWK), c.JWKSURI); err != nil {
 			return err
 		}
 		stored, err = getClient(ctx, tx, issuerName, clientID)
@@ -637,6 +646,25 @@ func (s *Store) TryLock(ctx context.Context, name string) (func(), <-chan struct
 		})
 	}
 	return unlock, lost, true, nil
+}
+
+// RecordAssertion remembers a jti; the primary key refuses a second use.
+func (s *Store) RecordAssertion(ctx context.Context, issuerName, clientID, jti string, expiresAt time.Time) error {
+	if _, err := s.pool.Exec(ctx, `
+insert into client_assertion_jtis (issuer_name, client_id, jti, expires_at) values ($1, $2, $3, $4)`,
+		issuerName, clientID, jti, expiresAt); err != nil {
+		return fmt.Errorf("record assertion of client %q: %w", clientID, mapError(err))
+	}
+	return nil
+}
+
+// DeleteExpiredAssertions forgets expired jtis.
+func (s *Store) DeleteExpiredAssertions(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `delete from client_assertion_jtis where expires_at < $1`, now)
+	if err != nil {
+		return 0, fmt.Errorf("delete expired assertions: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // AppendAudit records an audit entry.

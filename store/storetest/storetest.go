@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -54,6 +55,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UpdateSigningKeysErrorChangesNothing", testUpdateSigningKeysErrorChangesNothing},
 		{"ConcurrentKeyUpdatesAreSerialized", testConcurrentKeyUpdatesAreSerialized},
 		{"TryLockIsExclusive", testTryLockIsExclusive},
+		{"ClientKeepsItsAssertionKeys", testClientKeepsItsAssertionKeys},
+		{"AssertionJTIsAreSingleUse", testAssertionJTIsAreSingleUse},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -866,4 +869,58 @@ func testTryLockIsExclusive(t *testing.T, s store.Store) {
 		t.Fatalf("TryLock after unlock: ok=%v err=%v", ok, err)
 	}
 	relock()
+}
+
+func testClientKeepsItsAssertionKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	c := sampleClient("payments", "c-jwk")
+	c.PublicJWK = []byte(`{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}`)
+	if _, err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.GetClient(ctx, "payments", "c-jwk")
+	var jwk map[string]string
+	if err := json.Unmarshal(got.PublicJWK, &jwk); err != nil || jwk["kid"] != "k1" || got.JWKSURI != "" {
+		t.Fatalf("public JWK = %s (%v), jwks uri %q", got.PublicJWK, err, got.JWKSURI)
+	}
+	updated, err := s.UpdateClient(ctx, "payments", "c-jwk", func(c *store.Client) error {
+		c.PublicJWK, c.JWKSURI = nil, "https://keys.example.test/jwks.json"
+		return nil
+	})
+	if err != nil || len(updated.PublicJWK) != 0 || updated.JWKSURI != "https://keys.example.test/jwks.json" {
+		t.Fatalf("after switching to a JWKS URI: %+v, %v", updated, err)
+	}
+	listed, _ := s.ListClients(ctx, "payments", store.ClientQuery{})
+	if len(listed) != 1 || listed[0].JWKSURI != "https://keys.example.test/jwks.json" {
+		t.Fatalf("listing = %+v", listed)
+	}
+}
+
+func testAssertionJTIsAreSingleUse(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	if err := s.RecordAssertion(ctx, "payments", "c-1", "jti-1", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAssertion(ctx, "payments", "c-1", "jti-1", now.Add(time.Minute)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("replayed jti: %v, want ErrConflict", err)
+	}
+	// The same jti from another client, or under another issuer, is new.
+	if err := s.RecordAssertion(ctx, "payments", "c-2", "jti-1", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAssertion(ctx, "billing", "c-1", "jti-1", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAssertion(ctx, "payments", "c-1", "jti-old", now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteExpiredAssertions(ctx, now)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteExpiredAssertions = %d, %v; want 1", n, err)
+	}
+	if err := s.RecordAssertion(ctx, "payments", "c-1", "jti-1", now.Add(time.Minute)); !errors.Is(err, store.ErrConflict) {
+		t.Fatal("cleanup forgot a live jti")
+	}
 }

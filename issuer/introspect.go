@@ -1,0 +1,85 @@
+package issuer
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/authz-dev/authz/store"
+)
+
+// introspection is an RFC 7662 answer about an active token.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Subject   string   `json:"sub,omitempty"`
+	Audience  []string `json:"aud,omitempty"`
+	Issuer    string   `json:"iss,omitempty"`
+	Expiry    int64    `json:"exp,omitempty"`
+	IssuedAt  int64    `json:"iat,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+}
+
+// serveIntrospection tells an authenticated client of the issuer whether a
+// token is active: signed by a key the issuer still publishes, unexpired,
+// from this issuer, for a client that is still enabled.
+func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "The introspection endpoint accepts only POST.")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body must be application/x-www-form-urlencoded.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
+	if err := r.ParseForm(); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")
+		return
+	}
+	ctx := r.Context()
+	t, err := s.tenantFor(ctx, mux.Vars(r)["name"])
+	if errors.Is(err, store.ErrNotFound) {
+		writeJSONError(w, http.StatusNotFound, "invalid_request", "No such issuer.")
+		return
+	}
+	if err != nil {
+		s.cfg.Logger.Error("load issuer", "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer could not be loaded; retry shortly.")
+		return
+	}
+	caller, err := t.authenticate(ctx, r, r.PostForm)
+	if err != nil {
+		s.writeTokenError(w, r, t, nil, err)
+		return
+	}
+	raw := strings.TrimSpace(r.PostForm.Get("token"))
+	if raw == "" {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	claims, err := s.VerifyAccessToken(ctx, t.issuer.Name, raw)
+	if errors.Is(err, ErrInvalidToken) {
+		s.cfg.Logger.Info("introspection: inactive token", "issuer", t.issuer.Name, "caller", caller.GetID(), "reason", err.Error())
+		writeJSON(w, introspection{Active: false})
+		return
+	}
+	if err != nil {
+		s.cfg.Logger.Error("introspection failed", "issuer", t.issuer.Name, "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The token could not be checked; retry shortly.")
+		return
+	}
+	writeJSON(w, introspection{
+		Active: true, Scope: strings.Join(claims.Scopes, " "), ClientID: claims.ClientID, Subject: claims.Subject,
+		Audience: claims.Audience, Issuer: claims.Issuer, Expiry: claims.Expiry.Unix(), IssuedAt: claims.IssuedAt.Unix(),
+		TokenType: "Bearer",
+	})
+}

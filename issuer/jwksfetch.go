@@ -1,0 +1,219 @@
+package issuer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Limits on fetching a client's JWKS: a slow or huge answer must not tie up
+// the token endpoint.
+const (
+	jwksFetchTimeout = 3 * time.Second
+	jwksMaxBytes     = 64 << 10
+	jwksDefaultTTL   = 5 * time.Minute
+	jwksMinTTL       = time.Minute
+	jwksMaxTTL       = time.Hour
+	// jwksMinRefetch bounds how often an unknown kid may trigger a fetch.
+	jwksMinRefetch = 10 * time.Second
+)
+
+// errBlockedAddress is the SSRF guard's refusal.
+var errBlockedAddress = errors.New("address is loopback, private, link-local or otherwise internal")
+
+// blockedAddress tells the addresses a server-side fetch must not reach
+// unless the operator allows it: they belong to this host or its network.
+func blockedAddress(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() ||
+		netip.MustParsePrefix("100.64.0.0/10").Contains(ip) // carrier-grade NAT
+}
+
+// jwksFetcher fetches and caches clients' key sets.
+type jwksFetcher struct {
+	client       *http.Client
+	allowPrivate bool
+	now          func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]*jwksEntry
+}
+
+type jwksEntry struct {
+	mu        sync.Mutex // held while fetching, so one fetch per URL runs at a time
+	set       jose.JSONWebKeySet
+	expires   time.Time
+	lastFetch time.Time
+}
+
+func newJWKSFetcher(allowPrivate bool, now func() time.Time) *jwksFetcher {
+	dialer := &net.Dialer{Timeout: jwksFetchTimeout}
+	if !allowPrivate {
+		// Checked on the address actually dialed, after DNS, so a name
+		// that resolves inside the network is refused too.
+		dialer.Control = func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			ip, err := netip.ParseAddr(host)
+			if err != nil || blockedAddress(ip) {
+				return errBlockedAddress
+			}
+			return nil
+		}
+	}
+	return &jwksFetcher{
+		allowPrivate: allowPrivate,
+		now:          now,
+		entries:      map[string]*jwksEntry{},
+		client: &http.Client{
+			Timeout: jwksFetchTimeout,
+			Transport: &http.Transport{
+				Proxy:                 nil,
+				DialContext:           dialer.DialContext,
+				TLSHandshakeTimeout:   jwksFetchTimeout,
+				ResponseHeaderTimeout: jwksFetchTimeout,
+				MaxIdleConnsPerHost:   2,
+				IdleConnTimeout:       time.Minute,
+			},
+			// A redirect could lead anywhere; a key set has one address.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// ValidateJWKSURI checks a client's jwks_uri when it is registered: an
+// absolute https URL (http only where private targets are allowed, for
+// tests), with no credentials in it.
+func (f *jwksFetcher) validate(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return errors.New("must be an absolute URL without credentials or fragment")
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && f.allowPrivate:
+	default:
+		return errors.New("must use https")
+	}
+	if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && blockedAddress(ip) && !f.allowPrivate {
+		return errBlockedAddress
+	}
+	return nil
+}
+
+// keys returns the keys of the set at uri that match kid (all keys when kid
+// is empty). An unknown kid refetches the set, at most every 10 s.
+func (f *jwksFetcher) keys(ctx context.Context, uri, kid string) ([]jose.JSONWebKey, error) {
+	f.mu.Lock()
+	e, ok := f.entries[uri]
+	if !ok {
+		e = &jwksEntry{}
+		f.entries[uri] = e
+	}
+	f.mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := f.now()
+	match := matchKid(e.set, kid)
+	fresh := now.Before(e.expires)
+	switch {
+	case fresh && len(match) > 0:
+		return match, nil
+	case fresh && now.Sub(e.lastFetch) < jwksMinRefetch:
+		return nil, fmt.Errorf("no key %q in the client's JWKS (fetched %s ago; refetched at most every %s)",
+			kid, now.Sub(e.lastFetch).Truncate(time.Second), jwksMinRefetch)
+	}
+	set, ttl, err := f.fetch(ctx, uri)
+	e.lastFetch = now
+	if err != nil {
+		return nil, err
+	}
+	e.set, e.expires = set, now.Add(ttl)
+	if match = matchKid(set, kid); len(match) == 0 {
+		return nil, fmt.Errorf("no key %q in the client's JWKS", kid)
+	}
+	return match, nil
+}
+
+func matchKid(set jose.JSONWebKeySet, kid string) []jose.JSONWebKey {
+	if kid == "" {
+		return set.Keys
+	}
+	return set.Key(kid)
+}
+
+func (f *jwksFetcher) fetch(ctx context.Context, uri string) (jose.JSONWebKeySet, time.Duration, error) {
+	var set jose.JSONWebKeySet
+	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return set, 0, fmt.Errorf("the client's jwks_uri is not usable: %w", err)
+	}
+	req.Header.Set("Accept", "application/json, application/jwk-set+json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		if errors.Is(err, errBlockedAddress) {
+			return set, 0, errors.New("the client's jwks_uri points at an internal address, which this server does not fetch")
+		}
+		var timeout interface{ Timeout() bool }
+		if errors.As(err, &timeout) && timeout.Timeout() {
+			return set, 0, fmt.Errorf("fetching the client's jwks_uri timed out after %s", jwksFetchTimeout)
+		}
+		return set, 0, errors.New("fetching the client's jwks_uri failed")
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return set, 0, fmt.Errorf("the client's jwks_uri answered %s", resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, jwksMaxBytes+1))
+	if err != nil {
+		return set, 0, errors.New("reading the client's JWKS failed")
+	}
+	if len(body) > jwksMaxBytes {
+		return set, 0, fmt.Errorf("the client's JWKS exceeds %d KiB", jwksMaxBytes>>10)
+	}
+	if err := json.Unmarshal(body, &set); err != nil {
+		return set, 0, errors.New("the client's jwks_uri did not answer a JSON key set")
+	}
+	for _, k := range set.Keys {
+		if !k.IsPublic() {
+			return jose.JSONWebKeySet{}, 0, errors.New("the client's JWKS holds a private key; refusing it")
+		}
+	}
+	return set, cacheTTL(resp.Header.Get("Cache-Control")), nil
+}
+
+// cacheTTL honours max-age within bounds, so a client can neither pin a set
+// forever nor make every request fetch.
+func cacheTTL(cacheControl string) time.Duration {
+	for _, part := range strings.Split(cacheControl, ",") {
+		part = strings.TrimSpace(strings.ToLower(part))
+		if part == "no-store" || part == "no-cache" {
+			return jwksMinTTL
+		}
+		if v, ok := strings.CutPrefix(part, "max-age="); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return min(max(time.Duration(n)*time.Second, jwksMinTTL), jwksMaxTTL)
+			}
+		}
+	}
+	return jwksDefaultTTL
+}
