@@ -46,16 +46,16 @@ type clientResponse struct {
 	ClientID      string          `json:"client_id"`
 	JWK           json.RawMessage `json:"jwk,omitempty"`
 	JWKSURI       string          `json:"jwksUri,omitempty"`
-	Issuer        string   `json:"issuer"`
-	Name          string   `json:"name"`
-	Scopes        []string `json:"scopes"`
-	Roles         []string `json:"roles"`
-	Audience      string   `json:"audience"`
-	TokenLifetime int64    `json:"tokenLifetime"`
-	Enabled       bool     `json:"enabled"`
-	TokenEndpoint string   `json:"token_endpoint"`
-	CreatedAt     string   `json:"createdAt"`
-	UpdatedAt     string   `json:"updatedAt"`
+	Issuer        string          `json:"issuer"`
+	Name          string          `json:"name"`
+	Scopes        []string        `json:"scopes"`
+	Roles         []string        `json:"roles"`
+	Audience      string          `json:"audience"`
+	TokenLifetime int64           `json:"tokenLifetime"`
+	Enabled       bool            `json:"enabled"`
+	TokenEndpoint string          `json:"token_endpoint"`
+	CreatedAt     string          `json:"createdAt"`
+	UpdatedAt     string          `json:"updatedAt"`
 }
 
 // createdClientResponse is the only answer that carries the secret.

@@ -32,7 +32,6 @@ var issuerNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{2,62}$`)
 // rule so they can travel in the same places.
 var scopeTokenPattern = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]{1,128}$`)
 
-
 // authenticatorList accepts the portal's single clientAuthenticator string
 // as well as a list.
 type authenticatorList []string

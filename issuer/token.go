@@ -61,7 +61,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	now := s.cfg.Now().UTC()
+	now := s.cfg.Now().UTC().Truncate(time.Second)
 	session := &oauth2.JWTSession{
 		JWTClaims: &jwt.JWTClaims{NotBefore: now, IssuedAt: now},
 		JWTHeader: &jwt.Headers{},
@@ -85,15 +85,17 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	// exp follows from the same instant as iat and nbf, so the three agree
+	// to the second and expires_in is the exact lifetime.
+	lifetime := fosite.GetEffectiveLifespan(client, fosite.GrantTypeClientCredentials, fosite.AccessToken, t.issuer.TokenLifetime)
+	session.SetExpiresAt(fosite.AccessToken, now.Add(lifetime))
+
 	resp, err := t.provider.NewAccessResponse(ctx, req)
 	if err != nil {
 		s.writeTokenError(w, r, t, req, err)
 		return
 	}
 	resp.SetTokenType("Bearer")
-	// exp and iat are whole seconds apart by construction, so the exact
-	// lifetime is the truthful expires_in.
-	lifetime := fosite.GetEffectiveLifespan(client, fosite.GrantTypeClientCredentials, fosite.AccessToken, t.issuer.TokenLifetime)
 	resp.SetExpiresIn(lifetime)
 	log.Info("token issued", "client_id", client.GetID(), "scope", resp.GetExtra("scope"))
 	t.provider.WriteAccessResponse(ctx, w, req, resp)

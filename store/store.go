@@ -59,8 +59,8 @@ type Client struct {
 	// authenticate with a signed JWT (RFC 7523 private_key_jwt).
 	PublicJWK []byte
 	JWKSURI   string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Secret is one credential of a client. Only its SHA-256 digest is kept.
