@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gorilla/mux"
 
 	"github.com/authz-dev/authz/store"
 )
@@ -43,7 +42,7 @@ func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	t, err := s.tenantFor(ctx, mux.Vars(r)["name"])
+	t, err := s.tenantFor(ctx, r.PathValue("name"))
 	if errors.Is(err, store.ErrNotFound) {
 		writeJSONError(w, http.StatusNotFound, "invalid_request", "No such issuer.")
 		return

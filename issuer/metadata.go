@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/gorilla/mux"
 
 	"github.com/authz-dev/authz/store"
 )
@@ -72,7 +71,7 @@ func (s *Server) renderMetadata(iss store.Issuer) (document, error) {
 }
 
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
-	t, err := s.tenantFor(r.Context(), mux.Vars(r)["name"])
+	t, err := s.tenantFor(r.Context(), r.PathValue("name"))
 	if errors.Is(err, store.ErrNotFound) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "No such issuer.")
 		return
@@ -86,7 +85,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
-	jwks, ok := s.keys.JWKS(mux.Vars(r)["name"])
+	jwks, ok := s.keys.JWKS(r.PathValue("name"))
 	if !ok {
 		writeJSONError(w, http.StatusNotFound, "not_found", "No such issuer.")
 		return

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
@@ -184,23 +183,25 @@ func (s *Server) TokenURL(issuerName string) string { return s.IssuerURL(issuerN
 // JWKSURL is where issuerName publishes its keys.
 func (s *Server) JWKSURL(issuerName string) string { return s.IssuerURL(issuerName) + "/jwks.json" }
 
-// Handler routes the public endpoints.
+// Handler routes the public endpoints. It uses the standard library's
+// pattern mux, which matches without regular expressions: every token and
+// JWKS request passes through it.
 func (s *Server) Handler() http.Handler {
-	r := mux.NewRouter()
-	r.HandleFunc("/healthz", s.serveHealth)
-	r.HandleFunc("/readyz", s.serveReady)
-	r.HandleFunc("/issuers/{name}/token", s.serveToken)
-	r.HandleFunc("/issuers/{name}/jwks.json", s.serveJWKS)
-	r.HandleFunc("/issuers/{name}/introspect", s.serveIntrospection)
-	r.HandleFunc("/issuers/{name}/.well-known/openid-configuration", s.serveMetadata)
-	r.HandleFunc("/issuers/{name}/.well-known/oauth-authorization-server", s.serveMetadata)
+	m := http.NewServeMux()
+	m.HandleFunc("/healthz", s.serveHealth)
+	m.HandleFunc("/readyz", s.serveReady)
+	m.HandleFunc("/issuers/{name}/token", s.serveToken)
+	m.HandleFunc("/issuers/{name}/jwks.json", s.serveJWKS)
+	m.HandleFunc("/issuers/{name}/introspect", s.serveIntrospection)
+	m.HandleFunc("/issuers/{name}/.well-known/openid-configuration", s.serveMetadata)
+	m.HandleFunc("/issuers/{name}/.well-known/oauth-authorization-server", s.serveMetadata)
 	// RFC 8414 §3.1 inserts the well-known segment before the issuer's path.
-	r.HandleFunc("/.well-known/oauth-authorization-server/issuers/{name}", s.serveMetadata)
-	r.HandleFunc("/.well-known/openid-configuration/issuers/{name}", s.serveMetadata)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	m.HandleFunc("/.well-known/oauth-authorization-server/issuers/{name}", s.serveMetadata)
+	m.HandleFunc("/.well-known/openid-configuration/issuers/{name}", s.serveMetadata)
+	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "No such endpoint.")
 	})
-	return r
+	return m
 }
 
 // tenantFor returns issuerName's protocol state, or store.ErrNotFound.

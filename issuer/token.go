@@ -6,9 +6,9 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/jwt"
@@ -23,7 +23,7 @@ const grantClientCredentials = "client_credentials"
 // an RFC 9068 JWT access token.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	name := mux.Vars(r)["name"]
+	name := r.PathValue("name")
 	log := s.cfg.Logger.With("issuer", name)
 
 	if r.Method != http.MethodPost {
@@ -95,10 +95,31 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.writeTokenError(w, r, t, req, err)
 		return
 	}
-	resp.SetTokenType("Bearer")
-	resp.SetExpiresIn(lifetime)
-	log.Info("token issued", "client_id", client.GetID(), "scope", resp.GetExtra("scope"))
-	t.provider.WriteAccessResponse(ctx, w, req, resp)
+	scope := strings.Join(req.GetGrantedScopes(), " ")
+	log.Info("token issued", "client_id", client.GetID(), "scope", scope)
+	writeTokenResponse(w, tokenResponse{AccessToken: resp.GetAccessToken(), TokenType: "Bearer",
+		ExpiresIn: int64(lifetime / time.Second), Scope: scope})
+}
+
+// tokenResponse is RFC 6749 §5.1's successful answer.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+func writeTokenResponse(w http.ResponseWriter, resp tokenResponse) {
+	body, err := json.Marshal(resp)
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, "server_error", "The response could not be encoded.")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	_, _ = w.Write(body)
 }
 
 // grantRequested grants what the request asked for, which fosite has

@@ -1,6 +1,12 @@
 package keys
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -11,22 +17,31 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// ActiveKey is the key an issuer signs with now. Its signer is built once,
-// so signing a token costs one signature and nothing else.
+// ActiveKey is the key an issuer signs with now. Its protected header is
+// encoded once, so signing a token costs one hash and one signature.
 type ActiveKey struct {
 	ID        string
 	Algorithm string
-	signer    jose.Signer
+	// header is the base64url protected header: alg, kid and typ.
+	header string
+	sign   func(signingInput []byte) ([]byte, error)
 }
 
-// SignCompact signs payload as a compact JWS whose header carries this key's
-// kid and alg and the given typ.
+// SignCompact signs payload as a compact JWS (RFC 7515 §7.1) whose header
+// carries this key's alg and kid and the access-token typ.
 func (k *ActiveKey) SignCompact(payload []byte) (string, error) {
-	jws, err := k.signer.Sign(payload)
+	enc := base64.RawURLEncoding
+	buf := make([]byte, 0, len(k.header)+2+enc.EncodedLen(len(payload))+enc.EncodedLen(512))
+	buf = append(buf, k.header...)
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, payload)
+	sig, err := k.sign(buf)
 	if err != nil {
 		return "", fmt.Errorf("sign with key %s: %w", k.ID, err)
 	}
-	return jws.CompactSerialize()
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, sig)
+	return string(buf), nil
 }
 
 // JWKS is an issuer's published key set, rendered once per change.
@@ -101,16 +116,57 @@ func (r *Keyring) set(issuerName string, k issuerKeys) {
 	r.issuers[issuerName] = k
 }
 
-// newActiveKey prepares a reusable signer for a private JWK.
+// newActiveKey prepares a signer for a private JWK: the JWS signature of its
+// algorithm (RFC 7518 §3, RFC 8037 §3.1) over the standard library's
+// primitives.
 func newActiveKey(priv jose.JSONWebKey, typ string) (*ActiveKey, error) {
-	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.SignatureAlgorithm(priv.Algorithm), Key: priv},
-		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)),
-	)
+	header, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{priv.Algorithm, priv.KeyID, typ})
 	if err != nil {
-		return nil, fmt.Errorf("prepare signer for key %s: %w", priv.KeyID, err)
+		return nil, err
 	}
-	return &ActiveKey{ID: priv.KeyID, Algorithm: priv.Algorithm, signer: signer}, nil
+	k := &ActiveKey{ID: priv.KeyID, Algorithm: priv.Algorithm, header: base64.RawURLEncoding.EncodeToString(header)}
+	switch key := priv.Key.(type) {
+	case *rsa.PrivateKey:
+		switch priv.Algorithm {
+		case RS256:
+			k.sign = func(in []byte) ([]byte, error) {
+				h := sha256.Sum256(in)
+				return rsa.SignPKCS1v15(nil, key, crypto.SHA256, h[:])
+			}
+		case PS256:
+			k.sign = func(in []byte) ([]byte, error) {
+				h := sha256.Sum256(in)
+				return rsa.SignPSS(rand.Reader, key, crypto.SHA256, h[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+			}
+		}
+	case *ecdsa.PrivateKey:
+		if priv.Algorithm == ES256 && key.Curve == elliptic.P256() {
+			k.sign = func(in []byte) ([]byte, error) {
+				h := sha256.Sum256(in)
+				r, s, err := ecdsa.Sign(rand.Reader, key, h[:])
+				if err != nil {
+					return nil, err
+				}
+				// JWS wants r and s as fixed-size big-endian halves, not ASN.1.
+				sig := make([]byte, 64)
+				r.FillBytes(sig[:32])
+				s.FillBytes(sig[32:])
+				return sig, nil
+			}
+		}
+	case ed25519.PrivateKey:
+		if priv.Algorithm == EdDSA {
+			k.sign = func(in []byte) ([]byte, error) { return ed25519.Sign(key, in), nil }
+		}
+	}
+	if k.sign == nil {
+		return nil, fmt.Errorf("key %s: a %T cannot sign %s", priv.KeyID, priv.Key, priv.Algorithm)
+	}
+	return k, nil
 }
 
 // newJWKS renders the published set. The ETag is a digest of the body, so
