@@ -58,6 +58,10 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 	})
 }
 
+// RequireAdmin guards a handler outside the API, such as the profiler, with
+// the same admin authentication.
+func (s *Server) RequireAdmin(h http.Handler) http.Handler { return s.authenticated(h) }
+
 // BootstrapResult is the first admin client's credentials, shown once.
 type BootstrapResult struct {
 	ClientID     string

@@ -116,6 +116,12 @@ func (r *Keyring) set(issuerName string, k issuerKeys) {
 	r.issuers[issuerName] = k
 }
 
+// NewActiveKey prepares a signer of access tokens for a private key, as the
+// keyring does; the load tool uses it to measure raw signing.
+func NewActiveKey(priv crypto.Signer, alg, kid string) (*ActiveKey, error) {
+	return newActiveKey(jose.JSONWebKey{Key: priv, Algorithm: alg, KeyID: kid}, AccessTokenType)
+}
+
 // newActiveKey prepares a signer for a private JWK: the JWS signature of its
 // algorithm (RFC 7518 §3, RFC 8037 §3.1) over the standard library's
 // primitives.

@@ -127,8 +127,13 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 }
 
 func newLogger(w io.Writer, format string) *slog.Logger {
+	return newLeveledLogger(w, format, slog.LevelInfo)
+}
+
+func newLeveledLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(slog.NewTextHandler(w, opts))
 }

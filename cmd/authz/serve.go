@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ type serveConfig struct {
 	databaseURL      string
 	kek              string
 	logFormat        string
+	logLevel         slog.Level
 	jwksMaxAge       time.Duration
 	cacheTTL         time.Duration
 	keyCheck         time.Duration
@@ -46,6 +48,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	databaseURL := set.String("database-url", "AUTHZ_DATABASE_URL", "", "PostgreSQL URL; empty runs on an in-memory store for development")
 	kek := set.String("kek", "AUTHZ_KEK", "", kekHelp+" (required with a database)")
 	logFormat := set.String("log-format", "AUTHZ_LOG_FORMAT", "json", "log format: json or text")
+	logLevel := set.String("log-level", "AUTHZ_LOG_LEVEL", "info", "least severe level logged: debug (every token issued), info, warn or error")
 	jwksMaxAge := set.Duration("jwks-max-age", "AUTHZ_JWKS_MAX_AGE", 5*time.Minute, "Cache-Control max-age of discovery documents, and of JWKS for issuers with the default key schedule (whose publication lead is twice this plus a minute)")
 	cacheTTL := set.Duration("cache-ttl", "AUTHZ_CACHE_TTL", time.Minute, "longest time a cached issuer or client is trusted without a change notification")
 	keyCheck := set.Duration("key-check-interval", "AUTHZ_KEY_CHECK_INTERVAL", 10*time.Second, "how often the rotating node checks whether keys are due for a transition")
@@ -72,6 +75,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if c.logFormat != "json" && c.logFormat != "text" {
 		return c, fmt.Errorf("--log-format must be json or text, not %q", c.logFormat)
 	}
+	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return c, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", *logLevel)
+	}
 	if c.databaseURL != "" && c.kek == "" {
 		return c, errors.New("--kek (or AUTHZ_KEK) is required with a database: generate one with `openssl rand -base64 32`")
 	}
@@ -83,7 +89,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.logFormat)
+	log := newLeveledLogger(stderr, cfg.logFormat, cfg.logLevel)
 	devMode := cfg.databaseURL == ""
 	if devMode {
 		log.Warn("DEVELOPMENT MODE: no database URL; issuers, clients and keys live in memory and vanish on exit")
@@ -142,7 +148,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 
-	servers := []*http.Server{newHTTPServer(public.Handler(), log), newHTTPServer(admin.Handler(), log)}
+	servers := []*http.Server{newHTTPServer(public.Handler(), log), newHTTPServer(adminHandler(admin), log)}
 	listeners := []net.Listener{publicLn, adminLn}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -233,6 +239,19 @@ func openBackend(ctx context.Context, databaseURL, kekValue string, schedule key
 	}
 	be.keys = keys.NewManager(be.store, sealer, be.ring, schedule, nil)
 	return be, nil
+}
+
+// adminHandler serves the admin API and, behind the same admin
+// authentication, the Go profiler at /debug/pprof/.
+func adminHandler(admin *api.Server) http.Handler {
+	m := http.NewServeMux()
+	m.Handle("/debug/pprof/", admin.RequireAdmin(http.HandlerFunc(pprof.Index)))
+	m.Handle("/debug/pprof/cmdline", admin.RequireAdmin(http.HandlerFunc(pprof.Cmdline)))
+	m.Handle("/debug/pprof/profile", admin.RequireAdmin(http.HandlerFunc(pprof.Profile)))
+	m.Handle("/debug/pprof/symbol", admin.RequireAdmin(http.HandlerFunc(pprof.Symbol)))
+	m.Handle("/debug/pprof/trace", admin.RequireAdmin(http.HandlerFunc(pprof.Trace)))
+	m.Handle("/", admin.Handler())
+	return m
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {

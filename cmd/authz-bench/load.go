@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/authz-dev/authz/keys"
+)
+
+// Bounds that keep a run from turning into a flood.
+const (
+	maxWorkers  = 512
+	maxDuration = 5 * time.Minute
+)
+
+type loadConfig struct {
+	tokenURL     string
+	jwksURL      string
+	target       string
+	clientID     string
+	clientSecret string
+	clientCount  int
+	scope        string
+	workers      int
+	duration     time.Duration
+	rate         int
+	compare      bool
+	alg          string
+}
+
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("authz-bench run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c loadConfig
+	fs.StringVar(&c.tokenURL, "token-url", "", "the issuer's token endpoint (loopback only)")
+	fs.StringVar(&c.jwksURL, "jwks-url", "", "the issuer's JWKS (loopback only), for --target jwks")
+	fs.StringVar(&c.target, "target", "token", "what to load: token or jwks")
+	fs.StringVar(&c.clientID, "client-id", "", "client id; with --clients, the prefix of seeded ids")
+	fs.StringVar(&c.clientSecret, "client-secret", "", "client secret (seeded clients share one)")
+	fs.IntVar(&c.clientCount, "clients", 0, "spread requests over this many seeded clients, <client-id>000001 on")
+	fs.StringVar(&c.scope, "scope", "", "scope to request")
+	fs.IntVar(&c.workers, "workers", 2*runtime.NumCPU(), "concurrent keep-alive connections")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each phase runs")
+	fs.IntVar(&c.rate, "rate", 0, "requests per second in all (0: as fast as the server answers)")
+	fs.BoolVar(&c.compare, "compare", false, "also measure a trivial handler and raw signing, and print ratios")
+	fs.StringVar(&c.alg, "alg", "RS256", "with --compare: the issuer's signing algorithm")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.workers < 1 || c.workers > maxWorkers || c.duration <= 0 || c.duration > maxDuration || c.rate < 0 {
+		return fmt.Errorf("--workers must be 1 to %d and --duration at most %s", maxWorkers, maxDuration)
+	}
+	var phases []result
+	var req requestFactory
+	switch c.target {
+	case "token":
+		if c.clientID == "" || c.clientSecret == "" {
+			return errors.New("--client-id and --client-secret are required")
+		}
+		if err := requireLoopback(c.tokenURL); err != nil {
+			return err
+		}
+		req = tokenRequests(c)
+	case "jwks":
+		if err := requireLoopback(c.jwksURL); err != nil {
+			return err
+		}
+		req = func(int) (*http.Request, error) { return http.NewRequest(http.MethodGet, c.jwksURL, nil) }
+	default:
+		return fmt.Errorf("--target must be token or jwks")
+	}
+	if c.compare {
+		baseline, err := loadBaseline(ctx, c)
+		if err != nil {
+			return err
+		}
+		phases = append(phases, baseline)
+		if c.target == "token" {
+			signing, err := loadSigning(ctx, c.alg, c.duration)
+			if err != nil {
+				return err
+			}
+			phases = append(phases, signing)
+		}
+	}
+	name := map[string]string{"token": "token endpoint", "jwks": "JWKS endpoint"}[c.target]
+	phases = append(phases, drive(ctx, name, req, c.workers, c.duration, c.rate))
+	report(stdout, c, phases)
+	return nil
+}
+
+// requireLoopback refuses any target that is not this machine.
+func requireLoopback(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not a URL", raw)
+	}
+	addrs, err := net.LookupIP(u.Hostname())
+	if err != nil || len(addrs) == 0 {
+		return fmt.Errorf("cannot resolve %s", u.Hostname())
+	}
+	for _, a := range addrs {
+		if !a.IsLoopback() {
+			return fmt.Errorf("%s is not a loopback address: authz-bench loads this machine only", u.Hostname())
+		}
+	}
+	return nil
+}
+
+// requestFactory makes the i-th request of a worker.
+type requestFactory func(i int) (*http.Request, error)
+
+func tokenRequests(c loadConfig) requestFactory {
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if c.scope != "" {
+		form.Set("scope", c.scope)
+	}
+	body := form.Encode()
+	return func(i int) (*http.Request, error) {
+		r, err := http.NewRequest(http.MethodPost, c.tokenURL, strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		id := c.clientID
+		if c.clientCount > 0 {
+			id = fmt.Sprintf("%s%06d", c.clientID, 1+i%c.clientCount)
+		}
+		r.SetBasicAuth(id, c.clientSecret)
+		return r, nil
+	}
+}
+
+// result is one phase's measurements.
+type result struct {
+	name      string
+	ops       int64
+	errors    int64
+	elapsed   time.Duration
+	latencies []time.Duration // empty for phases without requests
+}
+
+func (r result) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
+
+func (r result) percentile(p float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+}
+
+// drive sends requests from workers over keep-alive connections for d,
+// paced to rate per second in all when rate > 0.
+func drive(ctx context.Context, name string, next requestFactory, workers int, d time.Duration, rate int) result {
+	transport := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers, DisableCompression: true}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var pace <-chan time.Time
+	if rate > 0 {
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		pace = tick.C
+	}
+	var ops, errs atomic.Int64
+	samples := make([][]time.Duration, workers)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; ; i += workers {
+				if pace != nil {
+					select {
+					case <-ctx.Done():
+						return
+					case <-pace:
+					}
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				req, err := next(i)
+				if err != nil {
+					errs.Add(1)
+					return
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req.WithContext(ctx))
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.Add(1)
+					}
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				samples[w] = append(samples[w], time.Since(t0))
+				if resp.StatusCode != http.StatusOK {
+					errs.Add(1)
+					continue
+				}
+				ops.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	all := slices.Concat(samples...)
+	slices.Sort(all)
+	return result{name: name, ops: ops.Load(), errors: errs.Load(), elapsed: time.Since(start), latencies: all}
+}
+
+// loadBaseline measures a trivial net/http handler on loopback with the
+// same request shape: the ceiling any HTTP endpoint here can reach.
+func loadBaseline(ctx context.Context, c loadConfig) (result, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return result{}, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	base := c
+	base.tokenURL, base.jwksURL = "http://"+ln.Addr().String()+"/", "http://"+ln.Addr().String()+"/"
+	next := tokenRequests(base)
+	if c.target == "jwks" {
+		next = func(int) (*http.Request, error) { return http.NewRequest(http.MethodGet, base.jwksURL, nil) }
+	}
+	return drive(ctx, "trivial handler", next, c.workers, c.duration, c.rate), nil
+}
+
+// loadSigning signs a token-sized payload on every core, with no HTTP: the
+// ceiling of a token endpoint whose only real work is the signature.
+func loadSigning(ctx context.Context, alg string, d time.Duration) (result, error) {
+	priv, err := keys.Generate(alg)
+	if err != nil {
+		return result{}, err
+	}
+	key, err := keys.NewActiveKey(priv, alg, "bench")
+	if err != nil {
+		return result{}, err
+	}
+	payload := make([]byte, 320)
+	_, _ = rand.Read(payload)
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var ops atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if _, err := key.SignCompact(payload); err == nil {
+					ops.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return result{name: "raw signing " + alg, ops: ops.Load(), elapsed: time.Since(start)}, nil
+}
+
+func report(w io.Writer, c loadConfig, phases []result) {
+	fmt.Fprintf(w, "workers=%d duration=%s rate=%d cpus=%d\n", c.workers, c.duration, c.rate, runtime.NumCPU())
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tops/s\tp50\tp90\tp99\tmax\terrors\t")
+	for _, p := range phases {
+		if len(p.latencies) == 0 {
+			fmt.Fprintf(tw, "%s\t%.0f\t-\t-\t-\t-\t%d\t\n", p.name, p.rate(), p.errors)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%d\t\n", p.name, p.rate(), ms(p.percentile(0.5)), ms(p.percentile(0.9)),
+			ms(p.percentile(0.99)), ms(p.latencies[len(p.latencies)-1]), p.errors)
+	}
+	_ = tw.Flush()
+	if len(phases) < 2 {
+		return
+	}
+	last := phases[len(phases)-1]
+	fmt.Fprintf(w, "ratio %s ÷ %s = %.2f\n", last.name, phases[0].name, last.rate()/phases[0].rate())
+	if len(phases) == 3 {
+		fmt.Fprintf(w, "ratio %s ÷ %s = %.2f\n", last.name, phases[1].name, last.rate()/phases[1].rate())
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }

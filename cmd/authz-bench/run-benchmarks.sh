@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Reruns every figure in BENCHMARKS.md on this machine, loopback only.
+#   bash cmd/authz-bench/run-benchmarks.sh [seconds-per-phase]
+# Needs the PostgreSQL that `make test` sets up (AUTHZ_TEST_DATABASE_URL).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-10}
+admin_db=${AUTHZ_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+bench_db=${admin_db/\/postgres\?//authz_bench?}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+export AUTHZ_CONFIG=$work/cli.json
+
+bash .ci/ensure-postgres
+go build -o "$work/authz" ./cmd/authz
+go build -o "$work/authz-bench" ./cmd/authz-bench
+authz=$work/authz
+bench=$work/authz-bench
+
+# start_server NAME ARGS...: runs authz serve on free loopback ports and sets
+# PUBLIC and ADMIN.
+start_server() {
+  local name=$1; shift
+  "$authz" serve --public-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --log-format json "$@" \
+    >"$work/$name.out" 2>"$work/$name.err" &
+  for _ in $(seq 100); do
+    if grep -q '"listener":"admin"' "$work/$name.err" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  PUBLIC=http://$(grep -o '"listener":"public","addr":"[^"]*' "$work/$name.err" | sed 's/.*"addr":"//')
+  ADMIN=http://$(grep -o '"listener":"admin","addr":"[^"]*' "$work/$name.err" | sed 's/.*"addr":"//')
+}
+
+# setup ADMIN_ID ADMIN_SECRET: logs in and creates the bench issuers and
+# clients; sets ES_SECRET and RS_SECRET.
+setup() {
+  "$authz" login --admin-url "$ADMIN" --token-url "$PUBLIC/issuers/system/token" --client-id "$1" --client-secret "$2" >/dev/null
+  cat >"$work/bench.yaml" <<'YAML'
+kind: CredentialIssuer
+name: bench-es256
+audience: https://api.example.test
+availableScopes: [read]
+signingAlgorithm: ES256
+---
+kind: CredentialIssuer
+name: bench-rs256
+audience: https://api.example.test
+availableScopes: [read]
+---
+kind: Client
+issuer: bench-es256
+clientId: bench-es
+name: bench es
+scopes: [read]
+---
+kind: Client
+issuer: bench-rs256
+clientId: bench-rs
+name: bench rs
+scopes: [read]
+YAML
+  "$authz" apply -f "$work/bench.yaml" >"$work/applied.txt"
+  ES_SECRET=$(awk '/client_id: +bench-es$/ {getline; print $2}' "$work/applied.txt")
+  RS_SECRET=$(awk '/client_id: +bench-rs$/ {getline; print $2}' "$work/applied.txt")
+}
+
+run() { echo "\$ authz-bench run $*" | sed "s/$ES_SECRET/\$ES_SECRET/; s/$RS_SECRET/\$RS_SECRET/"; "$bench" run --duration "${secs}s" "$@"; echo; }
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3)"
+echo
+echo "== memory store"
+start_server memory
+setup "$(grep -oP 'client_id:\s+\K\S+' "$work/memory.out")" "$(grep -oP 'client_secret:\s+\K\S+' "$work/memory.out")"
+run --compare --alg RS256 --token-url "$PUBLIC/issuers/bench-rs256/token" --client-id bench-rs --client-secret "$RS_SECRET"
+run --compare --alg ES256 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET" | tee "$work/es-memory.txt"
+run --compare --target jwks --jwks-url "$PUBLIC/issuers/bench-es256/jwks.json"
+# tokens/s is field 3 of the phase row, p99 field 6.
+half=$(awk '/^ +token endpoint/ {printf "%d", $3/2}' "$work/es-memory.txt")
+echo "== ES256 latency at half the maximum throughput ($half tokens/s)"
+run --rate "$half" --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET"
+kill %1; wait %1 2>/dev/null || true
+
+echo "== PostgreSQL store"
+psql "$admin_db" -qc 'drop database if exists authz_bench with (force)' -c 'create database authz_bench'
+kek=$(head -c 32 /dev/urandom | base64)
+export AUTHZ_DATABASE_URL=$bench_db AUTHZ_KEK=$kek
+boot=$("$authz" bootstrap)
+start_server postgres
+setup "$(echo "$boot" | grep -oP 'client_id:\s+\K\S+')" "$(echo "$boot" | grep -oP 'client_secret:\s+\K\S+')"
+run --compare --alg ES256 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET" | tee "$work/es-postgres.txt"
+
+echo "== 1 k and 1 M registered clients, the same load over 1000 warm clients"
+"$bench" seed --database-url "$bench_db" --issuer bench-es256 --count 1000 --secret seeded-secret --scope read
+run --clients 1000 --rate "$half" --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret | tee "$work/1k.txt"
+"$bench" seed --database-url "$bench_db" --issuer bench-es256 --count 999000 --prefix bench-x --secret seeded-secret --scope read
+# Let PostgreSQL finish the work a million-row load leaves behind, so that
+# it does not compete for the cores during the measurement.
+psql "$bench_db" -qc 'vacuum analyze' -c 'checkpoint'
+run --clients 1000 --rate "$half" --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret | tee "$work/1m.txt"
+psql "$bench_db" -Atc "select 'registered clients: ' || count(*) from clients"
+
+echo "== summary"
+mem=$(awk '/^ +token endpoint/ {print $3}' "$work/es-memory.txt"); pg=$(awk '/^ +token endpoint/ {print $3}' "$work/es-postgres.txt")
+echo "$pg $mem" | awk '{printf "ES256 PostgreSQL ÷ memory tokens/s: %.2f (%d ÷ %d)\n", $1/$2, $1, $2}'
+p1k=$(awk '/^ +token endpoint/ {print $6}' "$work/1k.txt" | tr -d ms); p1m=$(awk '/^ +token endpoint/ {print $6}' "$work/1m.txt" | tr -d ms)
+echo "$p1m $p1k" | awk '{printf "token p99 with 1 M ÷ with 1 k clients: %.2f (%sms ÷ %sms)\n", $1/$2, $1, $2}'
