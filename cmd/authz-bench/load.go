@@ -171,29 +171,29 @@ func drive(ctx context.Context, name string, next requestFactory, workers int, d
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	var pace <-chan time.Time
-	if rate > 0 {
-		tick := time.NewTicker(time.Second / time.Duration(rate))
-		defer tick.Stop()
-		pace = tick.C
-	}
-	var ops, errs atomic.Int64
+	var ops, errs, scheduled atomic.Int64
 	samples := make([][]time.Duration, workers)
 	start := time.Now()
+	// With a rate, request n is due at start + n/rate, whoever sends it: an
+	// open-loop schedule that neither drops nor bunches requests.
+	wait := func() bool {
+		if rate <= 0 {
+			return ctx.Err() == nil
+		}
+		due := start.Add(time.Duration(scheduled.Add(1)) * time.Second / time.Duration(rate))
+		if d := time.Until(due); d > 0 {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(d):
+			}
+		}
+		return ctx.Err() == nil
+	}
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for i := w; ; i += workers {
-				if pace != nil {
-					select {
-					case <-ctx.Done():
-						return
-					case <-pace:
-					}
-				}
-				if ctx.Err() != nil {
-					return
-				}
+			for i := w; wait(); i += workers {
 				req, err := next(i)
 				if err != nil {
 					errs.Add(1)

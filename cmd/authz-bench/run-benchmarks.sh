@@ -77,7 +77,7 @@ run --compare --target jwks --jwks-url "$PUBLIC/issuers/bench-es256/jwks.json"
 # tokens/s is field 3 of the phase row, p99 field 6.
 half=$(awk '/^ +token endpoint/ {printf "%d", $3/2}' "$work/es-memory.txt")
 echo "== ES256 latency at half the maximum throughput ($half tokens/s)"
-run --rate "$half" --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET"
+run --rate "$half" --workers 64 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET"
 kill %1; wait %1 2>/dev/null || true
 
 echo "== PostgreSQL store"
@@ -91,12 +91,12 @@ run --compare --alg ES256 --token-url "$PUBLIC/issuers/bench-es256/token" --clie
 
 echo "== 1 k and 1 M registered clients, the same load over 1000 warm clients"
 "$bench" seed --database-url "$bench_db" --issuer bench-es256 --count 1000 --secret seeded-secret --scope read
-run --clients 1000 --rate "$half" --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret | tee "$work/1k.txt"
+run --clients 1000 --rate "$half" --workers 64 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret | tee "$work/1k.txt"
 "$bench" seed --database-url "$bench_db" --issuer bench-es256 --count 999000 --prefix bench-x --secret seeded-secret --scope read
 # Let PostgreSQL finish the work a million-row load leaves behind, so that
 # it does not compete for the cores during the measurement.
 psql "$bench_db" -qc 'vacuum analyze' -c 'checkpoint'
-run --clients 1000 --rate "$half" --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret | tee "$work/1m.txt"
+run --clients 1000 --rate "$half" --workers 64 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret | tee "$work/1m.txt"
 psql "$bench_db" -Atc "select 'registered clients: ' || count(*) from clients"
 
 echo "== summary"

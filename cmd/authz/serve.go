@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +92,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log := newLeveledLogger(stderr, cfg.logFormat, cfg.logLevel)
 	devMode := cfg.databaseURL == ""
+	if getenv("GOGC") == "" {
+		// Each token allocates a few kilobytes that die at once; the heap
+		// stays small, so collecting a quarter as often buys throughput
+		// for megabytes. GOGC, when set, still rules.
+		debug.SetGCPercent(400)
+	}
 	if devMode {
 		log.Warn("DEVELOPMENT MODE: no database URL; issuers, clients and keys live in memory and vanish on exit")
 	}
