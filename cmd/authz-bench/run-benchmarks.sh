@@ -91,11 +91,14 @@ run --compare --alg ES256 --token-url "$PUBLIC/issuers/bench-es256/token" --clie
 
 echo "== 1 k and 1 M registered clients, the same load over 1000 warm clients"
 "$bench" seed --database-url "$bench_db" --issuer bench-es256 --count 1000 --secret seeded-secret --scope read
+warm() { "$bench" run --duration 3s --clients 1000 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret >/dev/null; }
+warm
 run --clients 1000 --rate "$half" --workers 64 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret | tee "$work/1k.txt"
 "$bench" seed --database-url "$bench_db" --issuer bench-es256 --count 999000 --prefix bench-x --secret seeded-secret --scope read
 # Let PostgreSQL finish the work a million-row load leaves behind, so that
 # it does not compete for the cores during the measurement.
 psql "$bench_db" -qc 'vacuum analyze' -c 'checkpoint'
+warm
 run --clients 1000 --rate "$half" --workers 64 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret | tee "$work/1m.txt"
 psql "$bench_db" -Atc "select 'registered clients: ' || count(*) from clients"
 
