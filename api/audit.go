@@ -88,5 +88,5 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		items = append(items, auditEntry{ID: e.ID, At: e.At.UTC().Format(time.RFC3339Nano), Actor: e.Actor,
 			Action: e.Action, Resource: e.Resource, Outcome: e.Outcome, Status: e.Status})
 	}
-	writeJSON(w, http.StatusOK, listResponse[auditEntry]{Items: items, NextCursor: next})
+	writeJSON(w, http.StatusOK, ListResponse[auditEntry]{Items: items, NextCursor: next})
 }

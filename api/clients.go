@@ -42,7 +42,8 @@ func newClientID() string {
 	return "c-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }
 
-type clientResponse struct {
+// ClientResponse is a client as the admin API shows it; never its secrets.
+type ClientResponse struct {
 	ClientID      string          `json:"client_id"`
 	JWK           json.RawMessage `json:"jwk,omitempty"`
 	JWKSURI       string          `json:"jwksUri,omitempty"`
@@ -58,14 +59,14 @@ type clientResponse struct {
 	UpdatedAt     string          `json:"updatedAt"`
 }
 
-// createdClientResponse is the only answer that carries the secret.
-type createdClientResponse struct {
-	clientResponse
+// CreatedClientResponse is the only answer that carries a client's secret.
+type CreatedClientResponse struct {
+	ClientResponse
 	ClientSecret string `json:"client_secret"`
 }
 
-func (s *Server) clientResponse(c store.Client) clientResponse {
-	return clientResponse{
+func (s *Server) clientResponse(c store.Client) ClientResponse {
+	return ClientResponse{
 		ClientID:      c.ID,
 		Issuer:        s.public.IssuerURL(c.IssuerName),
 		Name:          c.Name,
@@ -204,7 +205,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", r.URL.Path+"/"+stored.ID)
-	writeJSON(w, http.StatusCreated, createdClientResponse{clientResponse: s.clientResponse(stored), ClientSecret: secret})
+	writeJSON(w, http.StatusCreated, CreatedClientResponse{ClientResponse: s.clientResponse(stored), ClientSecret: secret})
 }
 
 func (s *Server) getClient(w http.ResponseWriter, r *http.Request) {
@@ -242,11 +243,11 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clients, next := cut(p, clients, func(c store.Client) string { return c.ID })
-	items := make([]clientResponse, 0, len(clients))
+	items := make([]ClientResponse, 0, len(clients))
 	for _, c := range clients {
 		items = append(items, s.clientResponse(c))
 	}
-	writeJSON(w, http.StatusOK, listResponse[clientResponse]{Items: items, NextCursor: next})
+	writeJSON(w, http.StatusOK, ListResponse[ClientResponse]{Items: items, NextCursor: next})
 }
 
 // patchClientRequest changes only the fields present. tokenLifetime 0
@@ -330,7 +331,8 @@ func (s *Server) deleteClient(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-type secretResponse struct {
+// SecretResponse describes a client secret by id and hint, never the secret.
+type SecretResponse struct {
 	ID        string `json:"id"`
 	Hint      string `json:"hint"`
 	CreatedAt string `json:"createdAt"`
@@ -338,13 +340,14 @@ type secretResponse struct {
 	Expired   bool   `json:"expired"`
 }
 
-type createdSecretResponse struct {
-	secretResponse
+// CreatedSecret is the only answer that carries a new secret.
+type CreatedSecret struct {
+	SecretResponse
 	ClientSecret string `json:"client_secret"`
 }
 
-func (s *Server) secretResponse(sec store.Secret) secretResponse {
-	out := secretResponse{ID: sec.ID, Hint: sec.Hint, CreatedAt: sec.CreatedAt.UTC().Format(time.RFC3339), Expired: !sec.ValidAt(s.now())}
+func (s *Server) secretResponse(sec store.Secret) SecretResponse {
+	out := SecretResponse{ID: sec.ID, Hint: sec.Hint, CreatedAt: sec.CreatedAt.UTC().Format(time.RFC3339), Expired: !sec.ValidAt(s.now())}
 	if !sec.ExpiresAt.IsZero() {
 		out.ExpiresAt = sec.ExpiresAt.UTC().Format(time.RFC3339)
 	}
@@ -358,11 +361,11 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", vars["clientId"], vars["name"]), err)
 		return
 	}
-	items := make([]secretResponse, 0, len(c.Secrets))
+	items := make([]SecretResponse, 0, len(c.Secrets))
 	for _, sec := range c.Secrets {
 		items = append(items, s.secretResponse(sec))
 	}
-	writeJSON(w, http.StatusOK, listResponse[secretResponse]{Items: items})
+	writeJSON(w, http.StatusOK, ListResponse[SecretResponse]{Items: items})
 }
 
 type createSecretRequest struct {
@@ -395,7 +398,7 @@ func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
 	}
 	i := slices.IndexFunc(c.Secrets, func(x store.Secret) bool { return x.ID == sec.ID })
 	w.Header().Set("Location", r.URL.Path+"/"+sec.ID)
-	writeJSON(w, http.StatusCreated, createdSecretResponse{secretResponse: s.secretResponse(c.Secrets[i]), ClientSecret: secret})
+	writeJSON(w, http.StatusCreated, CreatedSecret{SecretResponse: s.secretResponse(c.Secrets[i]), ClientSecret: secret})
 }
 
 func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
@@ -411,9 +414,9 @@ type generateKeyRequest struct {
 	Algorithm string `json:"algorithm"`
 }
 
-// generatedKeyResponse is the only answer that carries a client's private
-// key; the server keeps just the public half.
-type generatedKeyResponse struct {
+// GeneratedKey is the only answer that carries a client's private key; the
+// server keeps just the public half.
+type GeneratedKey struct {
 	KID           string          `json:"kid"`
 	Algorithm     string          `json:"algorithm"`
 	PublicJWK     json.RawMessage `json:"publicJwk"`
@@ -467,7 +470,7 @@ func (s *Server) generateClientKey(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", vars["clientId"], vars["name"]), err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, generatedKeyResponse{
+	writeJSON(w, http.StatusCreated, GeneratedKey{
 		KID: privJWK.KeyID, Algorithm: req.Algorithm, PublicJWK: pubJSON, PrivateJWK: privJSON,
 		PrivateKeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
 	})

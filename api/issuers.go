@@ -63,7 +63,8 @@ type issuerRequest struct {
 	KeyRetirePeriod     int64             `json:"keyRetirePeriod"`
 }
 
-type issuerResponse struct {
+// IssuerResponse is a CredentialIssuer as the admin API shows it.
+type IssuerResponse struct {
 	Name                string   `json:"name"`
 	Description         string   `json:"description"`
 	Flow                string   `json:"flow"`
@@ -86,8 +87,8 @@ type issuerResponse struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-func (s *Server) issuerResponse(iss store.Issuer) issuerResponse {
-	return issuerResponse{
+func (s *Server) issuerResponse(iss store.Issuer) IssuerResponse {
+	return IssuerResponse{
 		Name:                iss.Name,
 		Description:         iss.Description,
 		Flow:                "client-credentials",
@@ -310,11 +311,11 @@ func (s *Server) listIssuers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issuers, next := cut(p, issuers, func(i store.Issuer) string { return i.Name })
-	items := make([]issuerResponse, 0, len(issuers))
+	items := make([]IssuerResponse, 0, len(issuers))
 	for _, iss := range issuers {
 		items = append(items, s.issuerResponse(iss))
 	}
-	writeJSON(w, http.StatusOK, listResponse[issuerResponse]{Items: items, NextCursor: next})
+	writeJSON(w, http.StatusOK, ListResponse[IssuerResponse]{Items: items, NextCursor: next})
 }
 
 func (s *Server) deleteIssuer(w http.ResponseWriter, r *http.Request) {

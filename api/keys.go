@@ -10,9 +10,9 @@ import (
 	"github.com/authz-dev/authz/store"
 )
 
-// keyResponse describes a signing key: its state and dates, never private
+// KeyResponse describes a signing key: its state and dates, never private
 // material.
-type keyResponse struct {
+type KeyResponse struct {
 	KID         string `json:"kid"`
 	Algorithm   string `json:"algorithm"`
 	State       string `json:"state"`
@@ -30,16 +30,16 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func keysResponse(keys []store.SigningKey) listResponse[keyResponse] {
-	items := make([]keyResponse, 0, len(keys))
+func keysResponse(keys []store.SigningKey) ListResponse[KeyResponse] {
+	items := make([]KeyResponse, 0, len(keys))
 	for _, k := range keys {
-		items = append(items, keyResponse{
+		items = append(items, KeyResponse{
 			KID: k.ID, Algorithm: k.Algorithm, State: string(k.State), PublishedAt: formatTime(k.CreatedAt),
 			ActivateAt: formatTime(k.ActivateAt), ActivatedAt: formatTime(k.ActivatedAt),
 			RetiredAt: formatTime(k.RetiredAt), DeleteAt: formatTime(k.DeleteAt),
 		})
 	}
-	return listResponse[keyResponse]{Items: items}
+	return ListResponse[KeyResponse]{Items: items}
 }
 
 func (s *Server) writeKeys(w http.ResponseWriter, r *http.Request, status int) {

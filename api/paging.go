@@ -15,9 +15,9 @@ const (
 	cursorPrefix    = "v1:"
 )
 
-// listResponse is the shape of every listing: a page of items and, when
+// ListResponse is the shape of every listing: a page of items and, when
 // more follow, the cursor that fetches them.
-type listResponse[T any] struct {
+type ListResponse[T any] struct {
 	Items      []T    `json:"items"`
 	NextCursor string `json:"nextCursor,omitempty"`
 }

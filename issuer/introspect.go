@@ -2,11 +2,8 @@ package issuer
 
 import (
 	"errors"
-	"mime"
 	"net/http"
 	"strings"
-
-	"github.com/authz-dev/authz/store"
 )
 
 // introspection is an RFC 7662 answer about an active token.
@@ -26,29 +23,9 @@ type introspection struct {
 // token is active: signed by a key the issuer still publishes, unexpired,
 // from this issuer, for a client that is still enabled.
 func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "The introspection endpoint accepts only POST.")
-		return
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body must be application/x-www-form-urlencoded.")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
-	if err := r.ParseForm(); err != nil {
-		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")
-		return
-	}
 	ctx := r.Context()
-	t, err := s.tenantFor(ctx, r.PathValue("name"))
-	if errors.Is(err, store.ErrNotFound) {
-		writeJSONError(w, http.StatusNotFound, "invalid_request", "No such issuer.")
-		return
-	}
-	if err != nil {
-		s.cfg.Logger.Error("load issuer", "err", err)
-		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer could not be loaded; retry shortly.")
+	t, ok := s.formRequest(w, r, "introspection")
+	if !ok {
 		return
 	}
 	caller, err := t.authenticate(ctx, r, r.PostForm)

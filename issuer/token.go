@@ -24,19 +24,8 @@ const grantClientCredentials = "client_credentials"
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := r.PathValue("name")
-
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "The token endpoint accepts only POST.")
-		return
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body must be application/x-www-form-urlencoded.")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
-	if err := r.ParseForm(); err != nil {
-		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")
+	t, ok := s.formRequest(w, r, "token")
+	if !ok {
 		return
 	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
@@ -46,17 +35,6 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "This server supports only grant_type=client_credentials.")
-		return
-	}
-
-	t, err := s.tenantFor(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		writeJSONError(w, http.StatusNotFound, "invalid_request", "No such issuer.")
-		return
-	}
-	if err != nil {
-		s.cfg.Logger.Error("load issuer", "issuer", name, "err", err)
-		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer could not be loaded; retry shortly.")
 		return
 	}
 
@@ -121,6 +99,38 @@ func writeTokenResponse(w http.ResponseWriter, resp tokenResponse) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	_, _ = w.Write(body)
+}
+
+// formRequest admits a POST of an RFC 6749 form to one of an issuer's
+// endpoints and returns the issuer's protocol state. It answers every
+// refusal itself.
+func (s *Server) formRequest(w http.ResponseWriter, r *http.Request, endpoint string) (*tenant, bool) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "The "+endpoint+" endpoint accepts only POST.")
+		return nil, false
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body must be application/x-www-form-urlencoded.")
+		return nil, false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
+	if err := r.ParseForm(); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")
+		return nil, false
+	}
+	name := r.PathValue("name")
+	t, err := s.tenantFor(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		writeJSONError(w, http.StatusNotFound, "invalid_request", "No such issuer.")
+		return nil, false
+	}
+	if err != nil {
+		s.cfg.Logger.Error("load issuer", "issuer", name, "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer could not be loaded; retry shortly.")
+		return nil, false
+	}
+	return t, true
 }
 
 // grantRequested grants what the request asked for, which fosite has

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/authz-dev/authz/api"
 )
 
 // output prints a command's result as a table or as JSON for scripts.
@@ -43,44 +45,33 @@ func (o output) table(v any, header []string, rows [][]string) error {
 func cliCommand(name string, getenv func(string) string, stderr io.Writer) (*settings, *string) {
 	set := newSettings(name, getenv, stderr)
 	format := set.String("o", "AUTHZ_OUTPUT", "table", "output format: table or json")
+	set.Check(func() error {
+		if *format != "table" && *format != "json" {
+			return fmt.Errorf("-o must be table or json, not %q", *format)
+		}
+		return nil
+	})
 	return set, format
 }
 
-func checkFormat(format string) error {
-	if format != "table" && format != "json" {
-		return fmt.Errorf("-o must be table or json, not %q", format)
+// issuerCommand is an admin command about one issuer's resources: it takes
+// --issuer, at most one positional name, and opens the admin session.
+func issuerCommand(name string, args []string, getenv func(string) string, stderr io.Writer, declare func(*settings)) (
+	s *adminSession, issuerName, positional string, out func(io.Writer) output, err error) {
+	set, format := cliCommand(name, getenv, stderr)
+	issuer := set.String("issuer", "AUTHZ_ISSUER", "", "the issuer (required)")
+	set.Require(issuer, "--issuer")
+	declare(set)
+	if positional, err = set.ParseWithName(args); err != nil {
+		return nil, "", "", nil, err
 	}
-	return nil
+	if s, err = openAdminSession(getenv); err != nil {
+		return nil, "", "", nil, err
+	}
+	return s, *issuer, positional, func(w io.Writer) output { return output{w: w, format: *format} }, nil
 }
 
-// apiIssuer and apiClient are the admin API's representations.
-type apiIssuer struct {
-	Name                string   `json:"name"`
-	Description         string   `json:"description"`
-	AvailableScopes     []string `json:"availableScopes"`
-	ClientRoles         []string `json:"clientRoles"`
-	Audience            string   `json:"audience"`
-	TokenLifetime       int64    `json:"tokenLifetime"`
-	SigningAlgorithm    string   `json:"signingAlgorithm"`
-	ClientAuthenticator []string `json:"clientAuthenticator"`
-	Revision            int64    `json:"revision"`
-	Issuer              string   `json:"issuer"`
-	TokenEndpoint       string   `json:"token_endpoint"`
-}
-
-type apiClient struct {
-	ClientID      string   `json:"client_id"`
-	Name          string   `json:"name"`
-	Scopes        []string `json:"scopes"`
-	Roles         []string `json:"roles"`
-	Audience      string   `json:"audience"`
-	TokenLifetime int64    `json:"tokenLifetime"`
-	Enabled       bool     `json:"enabled"`
-	TokenEndpoint string   `json:"token_endpoint"`
-	ClientSecret  string   `json:"client_secret,omitempty"`
-}
-
-func issuerRows(issuers ...apiIssuer) [][]string {
+func issuerRows(issuers ...api.IssuerResponse) [][]string {
 	var rows [][]string
 	for _, i := range issuers {
 		rows = append(rows, []string{i.Name, i.Audience, strings.Join(i.AvailableScopes, ","),
@@ -91,7 +82,7 @@ func issuerRows(issuers ...apiIssuer) [][]string {
 
 var issuerHeader = []string{"NAME", "AUDIENCE", "SCOPES", "LIFETIME", "ISSUER URL"}
 
-func clientRows(clients ...apiClient) [][]string {
+func clientRows(clients ...api.ClientResponse) [][]string {
 	var rows [][]string
 	for _, c := range clients {
 		state := "enabled"
@@ -139,11 +130,10 @@ func runLogin(ctx context.Context, args []string, getenv func(string) string, st
 	tokenURL := set.String("token-url", "AUTHZ_TOKEN_URL", "http://localhost:8080/issuers/system/token", "the system issuer's token endpoint")
 	clientID := set.String("client-id", "AUTHZ_CLIENT_ID", "", "admin client id (from `authz bootstrap`)")
 	clientSecret := set.String("client-secret", "AUTHZ_CLIENT_SECRET", "", "admin client secret")
+	set.Require(clientID, "--client-id")
+	set.Require(clientSecret, "--client-secret")
 	if err := set.Parse(args); err != nil {
 		return err
-	}
-	if *clientID == "" || *clientSecret == "" {
-		return errors.New("--client-id and --client-secret are required")
 	}
 	path, err := cliConfigPath(getenv)
 	if err != nil {
@@ -175,9 +165,6 @@ func runIssuers(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
 	s, err := openAdminSession(getenv)
 	if err != nil {
 		return err
@@ -185,7 +172,7 @@ func runIssuers(ctx context.Context, args []string, getenv func(string) string, 
 	out := output{w: stdout, format: *format}
 	switch verb {
 	case "list":
-		issuers, err := listAll[apiIssuer](ctx, s, "/issuers")
+		issuers, err := listAll[api.IssuerResponse](ctx, s, "/issuers")
 		if err != nil {
 			return err
 		}
@@ -194,7 +181,7 @@ func runIssuers(ctx context.Context, args []string, getenv func(string) string, 
 		if name == "" {
 			return errors.New("usage: authz issuers get NAME")
 		}
-		var iss apiIssuer
+		var iss api.IssuerResponse
 		if err := s.call(ctx, http.MethodGet, "/issuers/"+url.PathEscape(name), nil, &iss); err != nil {
 			return err
 		}
@@ -218,35 +205,26 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		return errUsage
 	}
 	verb := args[0]
-	set, format := cliCommand("clients "+verb, getenv, stderr)
-	issuerName := set.String("issuer", "AUTHZ_ISSUER", "", "the issuer the client belongs to (required)")
-	name := set.fs.String("name", "", "create: display name; list: keep names containing this")
-	clientID := set.fs.String("client-id", "", "create: choose the client id instead of generating one")
-	scopes := set.fs.String("scopes", "", "create: comma-separated scopes")
-	roles := set.fs.String("roles", "", "create: comma-separated roles")
-	audience := set.fs.String("audience", "", "create: audience (default: the issuer's)")
-	lifetime := set.fs.Duration("token-lifetime", 0, "create: token lifetime (default: the issuer's)")
-	enabled := set.fs.String("enabled", "", "list: true or false")
-	grace := set.fs.Duration("grace", 24*time.Hour, "rotate-secret: how long the old secrets stay valid (0 revokes them now)")
-	jwkFile := set.fs.String("jwk-file", "", "set-jwk: file holding the client's public JWK")
-	jwksURI := set.fs.String("jwks-uri", "", "set-jwks-uri: https URL of the client's key set")
-	algorithm := set.fs.String("algorithm", "RS256", "generate-key: RS256, PS256, ES256 or EdDSA")
-	id, err := set.ParseWithName(args[1:])
+	var name, clientID, scopes, roles, audience, enabled, jwkFile, jwksURI, algorithm *string
+	var lifetime, grace *time.Duration
+	s, issuerName, id, outFor, err := issuerCommand("clients "+verb, args[1:], getenv, stderr, func(set *settings) {
+		name = set.fs.String("name", "", "create: display name; list: keep names containing this")
+		clientID = set.fs.String("client-id", "", "create: choose the client id instead of generating one")
+		scopes = set.fs.String("scopes", "", "create: comma-separated scopes")
+		roles = set.fs.String("roles", "", "create: comma-separated roles")
+		audience = set.fs.String("audience", "", "create: audience (default: the issuer's)")
+		lifetime = set.fs.Duration("token-lifetime", 0, "create: token lifetime (default: the issuer's)")
+		enabled = set.fs.String("enabled", "", "list: true or false")
+		grace = set.fs.Duration("grace", 24*time.Hour, "rotate-secret: how long the old secrets stay valid (0 revokes them now)")
+		jwkFile = set.fs.String("jwk-file", "", "set-jwk: file holding the client's public JWK")
+		jwksURI = set.fs.String("jwks-uri", "", "set-jwks-uri: https URL of the client's key set")
+		algorithm = set.fs.String("algorithm", "RS256", "generate-key: RS256, PS256, ES256 or EdDSA")
+	})
 	if err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	if *issuerName == "" {
-		return errors.New("--issuer is required")
-	}
-	s, err := openAdminSession(getenv)
-	if err != nil {
-		return err
-	}
-	out := output{w: stdout, format: *format}
-	base := "/issuers/" + url.PathEscape(*issuerName) + "/clients"
+	out := outFor(stdout)
+	base := "/issuers/" + url.PathEscape(issuerName) + "/clients"
 	needID := func() error {
 		if id == "" {
 			return fmt.Errorf("usage: authz clients %s --issuer NAME CLIENT_ID", verb)
@@ -265,7 +243,7 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		if *lifetime > 0 {
 			body["tokenLifetime"] = int64(*lifetime / time.Second)
 		}
-		var c apiClient
+		var c api.CreatedClientResponse
 		if err := s.call(ctx, http.MethodPost, base, body, &c); err != nil {
 			return err
 		}
@@ -282,7 +260,7 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		if len(q) > 0 {
 			path += "?" + q.Encode()
 		}
-		clients, err := listAll[apiClient](ctx, s, path)
+		clients, err := listAll[api.ClientResponse](ctx, s, path)
 		if err != nil {
 			return err
 		}
@@ -291,7 +269,7 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		if err := needID(); err != nil {
 			return err
 		}
-		var c apiClient
+		var c api.ClientResponse
 		if err := s.call(ctx, http.MethodGet, base+"/"+url.PathEscape(id), nil, &c); err != nil {
 			return err
 		}
@@ -300,7 +278,7 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		if err := needID(); err != nil {
 			return err
 		}
-		var c apiClient
+		var c api.ClientResponse
 		if err := s.call(ctx, http.MethodPatch, base+"/"+url.PathEscape(id), map[string]bool{"enabled": verb == "enable"}, &c); err != nil {
 			return err
 		}
@@ -327,7 +305,7 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		} else {
 			body["jwksUri"] = *jwksURI
 		}
-		var c apiClient
+		var c api.ClientResponse
 		if err := s.call(ctx, http.MethodPatch, base+"/"+url.PathEscape(id), body, &c); err != nil {
 			return err
 		}
@@ -336,12 +314,7 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		if err := needID(); err != nil {
 			return err
 		}
-		var key struct {
-			KID           string          `json:"kid"`
-			Algorithm     string          `json:"algorithm"`
-			PrivateJWK    json.RawMessage `json:"privateJwk"`
-			PrivateKeyPEM string          `json:"privateKeyPem"`
-		}
+		var key api.GeneratedKey
 		if err := s.call(ctx, http.MethodPost, base+"/"+url.PathEscape(id)+"/keys", map[string]string{"algorithm": *algorithm}, &key); err != nil {
 			return err
 		}
@@ -354,10 +327,7 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		if err := needID(); err != nil {
 			return err
 		}
-		var sec struct {
-			ID           string `json:"id"`
-			ClientSecret string `json:"client_secret"`
-		}
+		var sec api.CreatedSecret
 		if err := s.call(ctx, http.MethodPost, base+"/"+url.PathEscape(id)+"/secrets",
 			map[string]int64{"graceSeconds": int64(*grace / time.Second)}, &sec); err != nil {
 			return err
@@ -372,7 +342,7 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 	}
 }
 
-func printCreatedClient(out output, c apiClient) error {
+func printCreatedClient(out output, c api.CreatedClientResponse) error {
 	if out.format == "json" {
 		return out.json(c)
 	}
@@ -399,10 +369,9 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	clientID := set.String("client-id", "AUTHZ_CLIENT_ID", "", "client id (required)")
 	clientSecret := set.String("client-secret", "AUTHZ_CLIENT_SECRET", "", "client secret (required)")
 	scope := set.fs.String("scope", "", "space- or comma-separated scopes to request")
+	set.Require(clientID, "--client-id")
+	set.Require(clientSecret, "--client-secret")
 	if err := set.Parse(args); err != nil {
-		return err
-	}
-	if err := checkFormat(*format); err != nil {
 		return err
 	}
 	if *tokenURL == "" {
@@ -410,9 +379,6 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 			return errors.New("--issuer (or --token-url) is required")
 		}
 		*tokenURL = strings.TrimRight(*publicURL, "/") + "/issuers/" + url.PathEscape(*issuerName) + "/token"
-	}
-	if *clientID == "" || *clientSecret == "" {
-		return errors.New("--client-id and --client-secret are required")
 	}
 	tok, raw, err := requestToken(ctx, &http.Client{Timeout: 30 * time.Second}, *tokenURL, *clientID, *clientSecret,
 		strings.Join(strings.FieldsFunc(*scope, func(r rune) bool { return r == ',' || r == ' ' }), " "))

@@ -12,6 +12,8 @@ import (
 	"slices"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/authz-dev/authz/api"
 )
 
 // resourceDoc is one YAML document of `authz apply`: a CredentialIssuer or
@@ -104,14 +106,9 @@ func parseResources(data []byte) ([]resourceDoc, error) {
 func runApply(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	set, format := cliCommand("apply", getenv, stderr)
 	file := set.fs.String("f", "", "YAML file of CredentialIssuer and Client documents ('-' for standard input)")
+	set.Require(file, "-f FILE")
 	if err := set.Parse(args); err != nil {
 		return err
-	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	if *file == "" {
-		return errors.New("-f FILE is required")
 	}
 	var data []byte
 	var err error
@@ -163,7 +160,7 @@ func printApplied(out output, results []applyResult) error {
 
 func applyIssuer(ctx context.Context, s *adminSession, d resourceDoc) (applyResult, error) {
 	path := "/issuers/" + url.PathEscape(d.Name)
-	var before apiIssuer
+	var before api.IssuerResponse
 	err := s.call(ctx, http.MethodGet, path, nil, &before)
 	if err != nil && !isStatus(err, http.StatusNotFound) {
 		return applyResult{}, err
@@ -186,7 +183,7 @@ func applyIssuer(ctx context.Context, s *adminSession, d resourceDoc) (applyResu
 		}
 		body["clientAuthenticator"] = v
 	}
-	var after apiIssuer
+	var after api.IssuerResponse
 	if err := s.call(ctx, http.MethodPut, path, body, &after); err != nil {
 		return applyResult{}, err
 	}
@@ -202,21 +199,21 @@ func applyIssuer(ctx context.Context, s *adminSession, d resourceDoc) (applyResu
 
 // findClient locates the client a document means: by clientId when given,
 // else by its exact name within the issuer.
-func findClient(ctx context.Context, s *adminSession, d resourceDoc) (*apiClient, error) {
+func findClient(ctx context.Context, s *adminSession, d resourceDoc) (*api.ClientResponse, error) {
 	base := "/issuers/" + url.PathEscape(d.Issuer) + "/clients"
 	if d.ClientID != "" {
-		var c apiClient
+		var c api.ClientResponse
 		err := s.call(ctx, http.MethodGet, base+"/"+url.PathEscape(d.ClientID), nil, &c)
 		if isStatus(err, http.StatusNotFound) {
 			return nil, nil
 		}
 		return &c, err
 	}
-	candidates, err := listAll[apiClient](ctx, s, base+"?name="+url.QueryEscape(d.Name))
+	candidates, err := listAll[api.ClientResponse](ctx, s, base+"?name="+url.QueryEscape(d.Name))
 	if err != nil {
 		return nil, err
 	}
-	var exact []apiClient
+	var exact []api.ClientResponse
 	for _, c := range candidates {
 		if c.Name == d.Name {
 			exact = append(exact, c)
@@ -259,7 +256,7 @@ func applyClient(ctx context.Context, s *adminSession, d resourceDoc) (applyResu
 		if d.Enabled != nil {
 			body["enabled"] = *d.Enabled
 		}
-		var c apiClient
+		var c api.CreatedClientResponse
 		if err := s.call(ctx, http.MethodPost, base, body, &c); err != nil {
 			return applyResult{}, err
 		}

@@ -7,51 +7,26 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"time"
 
-	"github.com/authz-dev/authz/keys"
+	"github.com/authz-dev/authz/api"
 )
-
-type apiKey struct {
-	KID         string `json:"kid"`
-	Algorithm   string `json:"algorithm"`
-	State       string `json:"state"`
-	PublishedAt string `json:"publishedAt"`
-	ActivateAt  string `json:"activateAt,omitempty"`
-	ActivatedAt string `json:"activatedAt,omitempty"`
-	RetiredAt   string `json:"retiredAt,omitempty"`
-	DeleteAt    string `json:"deleteAt,omitempty"`
-}
 
 func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: authz keys list|rotate --issuer NAME | revoke --issuer NAME KID | rekey --database-url URL --kek NEW,OLD")
+		fmt.Fprintln(stderr, "usage: authz keys list|rotate --issuer NAME | revoke --issuer NAME [--] KID | rekey --database-url URL --kek NEW,OLD\n"+
+			"(a kid may start with '-': put -- before it)")
 		return errUsage
 	}
 	if args[0] == "rekey" {
 		return runRekey(ctx, args[1:], getenv, stdout, stderr)
 	}
 	verb := args[0]
-	set, format := cliCommand("keys "+verb, getenv, stderr)
-	issuerName := set.String("issuer", "AUTHZ_ISSUER", "", "the issuer whose keys to manage (required)")
-	kid, err := set.ParseWithName(args[1:])
+	s, issuerName, kid, outFor, err := issuerCommand("keys "+verb, args[1:], getenv, stderr, func(*settings) {})
 	if err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	if *issuerName == "" {
-		return errors.New("--issuer is required")
-	}
-	s, err := openAdminSession(getenv)
-	if err != nil {
-		return err
-	}
-	base := "/issuers/" + url.PathEscape(*issuerName) + "/keys"
-	var list struct {
-		Items []apiKey `json:"items"`
-	}
+	base := "/issuers/" + url.PathEscape(issuerName) + "/keys"
+	var list api.ListResponse[api.KeyResponse]
 	switch verb {
 	case "list":
 		err = s.call(ctx, http.MethodGet, base, nil, &list)
@@ -59,7 +34,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		err = s.call(ctx, http.MethodPost, base+"/rotate", nil, &list)
 	case "revoke":
 		if kid == "" {
-			return errors.New("usage: authz keys revoke --issuer NAME KID")
+			return errors.New("usage: authz keys revoke --issuer NAME [--] KID (-- before a kid that starts with -)")
 		}
 		err = s.call(ctx, http.MethodPost, base+"/"+url.PathEscape(kid)+"/revoke", nil, &list)
 	default:
@@ -72,7 +47,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	for _, k := range list.Items {
 		rows = append(rows, []string{k.KID, k.Algorithm, k.State, k.PublishedAt, k.ActivatedAt, k.RetiredAt, k.DeleteAt})
 	}
-	return output{w: stdout, format: *format}.table(list.Items,
+	return outFor(stdout).table(list.Items,
 		[]string{"KID", "ALG", "STATE", "PUBLISHED", "ACTIVATED", "RETIRED", "DELETE AT"}, rows)
 }
 
@@ -80,15 +55,11 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 // the database directly: the admin API never handles key-encryption keys.
 func runRekey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	set := newSettings("keys rekey", getenv, stderr)
-	databaseURL := set.String("database-url", "AUTHZ_DATABASE_URL", "", "PostgreSQL URL (required)")
-	kek := set.String("kek", "AUTHZ_KEK", "", kekHelp+"; list the old KEKs after the new one (required)")
+	database := databaseSettings(set, "; list the old KEKs after the new one")
 	if err := set.Parse(args); err != nil {
 		return err
 	}
-	if *databaseURL == "" || *kek == "" {
-		return errors.New("--database-url and --kek (or AUTHZ_DATABASE_URL and AUTHZ_KEK) are required")
-	}
-	be, err := openBackend(ctx, *databaseURL, *kek, keys.DefaultSchedule(5*time.Minute), newLogger(stderr, "text"))
+	be, err := database.open(ctx, stderr)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -19,6 +20,30 @@ type settings struct {
 	getenv func(string) string
 	// envErrs holds malformed environment values, reported at parse time.
 	envErrs []error
+	// checks run after parsing, so that a command states its required
+	// flags once instead of testing them by hand.
+	checks []func() error
+}
+
+// Require makes a flag mandatory.
+func (s *settings) Require(v *string, flags string) {
+	s.checks = append(s.checks, func() error {
+		if *v == "" {
+			return fmt.Errorf("%s is required", flags)
+		}
+		return nil
+	})
+}
+
+// Check adds a test that runs after parsing.
+func (s *settings) Check(f func() error) { s.checks = append(s.checks, f) }
+
+func (s *settings) afterParse() error {
+	errs := slices.Clone(s.envErrs)
+	for _, c := range s.checks {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
 }
 
 func newSettings(name string, getenv func(string) string, stderr io.Writer) *settings {
@@ -71,7 +96,7 @@ func (s *settings) Parse(args []string) error {
 		fmt.Fprintf(s.fs.Output(), "unexpected arguments: %v\n", s.fs.Args())
 		return errUsage
 	}
-	return errors.Join(s.envErrs...)
+	return s.afterParse()
 }
 
 // ParseWithName parses flags around at most one positional argument,
@@ -99,5 +124,5 @@ func (s *settings) ParseWithName(args []string) (string, error) {
 	if len(names) == 1 {
 		name = names[0]
 	}
-	return name, errors.Join(s.envErrs...)
+	return name, s.afterParse()
 }

@@ -88,7 +88,9 @@ func runAuthz(t *testing.T, env []string, args ...string) (int, string) {
 func startServer(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
 	p := &process{output: &lockedBuffer{}, exited: make(chan struct{})}
-	full := append([]string{"serve", "--log-format", "json"}, args...)
+	// Debug logs every token issued: the leak scans read the most the
+	// server ever logs.
+	full := append([]string{"serve", "--log-format", "json", "--log-level", "debug"}, args...)
 	if !hasFlag(args, "--public-addr") {
 		full = append(full, "--public-addr", "127.0.0.1:0")
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/authz-dev/authz/api"
 	"net/http"
 	"os"
 	"strings"
@@ -19,21 +20,22 @@ func TestKeysCLIListsRotatesAndRevokes(t *testing.T) {
 	c.login(p)
 	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
 
-	var listed []apiKey
+	var listed []api.KeyResponse
 	c.json(&listed, "keys", "list", "--issuer", "payments")
 	if len(listed) != 1 || listed[0].State != "active" || listed[0].Algorithm != "RS256" {
 		t.Fatalf("keys = %+v", listed)
 	}
-	var rotated []apiKey
+	var rotated []api.KeyResponse
 	c.json(&rotated, "keys", "rotate", "--issuer", "payments")
 	if len(rotated) != 2 || rotated[1].State != "pending" || rotated[1].ActivateAt == "" {
 		t.Fatalf("after rotate = %+v", rotated)
 	}
-	out := c.run("keys", "revoke", "--issuer", "payments", listed[0].KID)
+	// A kid is a base64url thumbprint and may start with '-'.
+	out := c.run("keys", "revoke", "--issuer", "payments", "--", listed[0].KID)
 	if !strings.Contains(out, "revoked") || !strings.Contains(out, "KID") {
 		t.Fatalf("revoke printed:\n%s", out)
 	}
-	if out := c.fail("keys", "revoke", "--issuer", "payments", "no-such-kid"); !strings.Contains(out, "404") {
+	if out := c.fail("keys", "revoke", "--issuer", "payments", "--", "-no-such-kid"); !strings.Contains(out, "404") {
 		t.Fatalf("revoking an unknown kid printed:\n%s", out)
 	}
 }
@@ -97,7 +99,7 @@ func TestClientKeyCLI(t *testing.T) {
 	c := newCLI(t)
 	c.login(p)
 	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a", "clientAuthenticator": []string{"client-jwt", "client-jwt-jwks-url"}}, http.StatusCreated)
-	var created apiClient
+	var created api.CreatedClientResponse
 	c.json(&created, "clients", "create", "--issuer", "payments", "--name", "signer")
 
 	var generated struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/authz-dev/authz/api"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -137,7 +138,7 @@ func TestAdminLifecycleThroughTheCLI(t *testing.T) {
 		t.Fatal("the applied client gets no token")
 	}
 
-	var created apiClient
+	var created api.CreatedClientResponse
 	c.json(&created, "clients", "create", "--issuer", "payments", "--name", "Reports", "--scopes", "read", "--roles", "viewer")
 	if created.ClientID == "" || created.ClientSecret == "" {
 		t.Fatalf("created = %+v", created)
@@ -168,7 +169,7 @@ func TestAdminLifecycleThroughTheCLI(t *testing.T) {
 
 	c.run("clients", "disable", "--issuer", "payments", created.ClientID)
 	waitForStatus(t, p, "payments", created.ClientID, rotated.ClientSecret, http.StatusUnauthorized, time.Second)
-	var listed []apiClient
+	var listed []api.ClientResponse
 	c.json(&listed, "clients", "list", "--issuer", "payments", "--enabled", "false")
 	if len(listed) != 1 || listed[0].ClientID != created.ClientID {
 		t.Fatalf("disabled clients = %+v", listed)
@@ -186,7 +187,7 @@ func TestAdminLifecycleThroughTheCLI(t *testing.T) {
 		t.Fatalf("delete with clients printed:\n%s", out)
 	}
 	c.run("issuers", "delete", "payments", "--cascade")
-	var issuers []apiIssuer
+	var issuers []api.IssuerResponse
 	c.json(&issuers, "issuers", "list")
 	if len(issuers) != 1 || issuers[0].Name != "system" {
 		t.Fatalf("issuers after delete = %+v", issuers)
@@ -219,7 +220,7 @@ func TestApplyRefusesInvalidYAMLAndChangesNothing(t *testing.T) {
 			t.Errorf("%s: output lacks %q:\n%s", tc.name, tc.want, out)
 		}
 	}
-	var issuers []apiIssuer
+	var issuers []api.IssuerResponse
 	c.json(&issuers, "issuers", "list")
 	if len(issuers) != 1 {
 		t.Fatalf("invalid files created issuers: %+v", issuers)
