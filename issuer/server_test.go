@@ -140,7 +140,7 @@ func TestTokenCarriesRFC9068ClaimsAndHeader(t *testing.T) {
 	if tok.TokenType != "Bearer" || tok.ExpiresIn != 300 || tok.Scope != "read" {
 		t.Fatalf("response = %+v; want Bearer, 300, read", tok)
 	}
-	jws, err := jose.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(tok.AccessToken, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +487,7 @@ func TestVerifyAccessTokenAcceptsOnlyLiveTokensOfLiveClients(t *testing.T) {
 
 func (f *fixture) verifiedClaims(t *testing.T, raw string) map[string]any {
 	t.Helper()
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}

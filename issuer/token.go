@@ -158,7 +158,10 @@ func grantRequested(req fosite.AccessRequester, client *fositeClient) {
 func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, t *tenant, req fosite.AccessRequester, err error) {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	attrs := []any{"issuer", t.issuer.Name, "error", rfc.ErrorField, "reason", rfc.GetDescription()}
-	if rfc.DebugField != "" {
+	// fosite's debug text can quote the request (a malformed credential's
+	// escape sequence, say), so only server errors, which never stem from
+	// the caller's input alone, carry it into the log.
+	if rfc.DebugField != "" && rfc.CodeField >= http.StatusInternalServerError {
 		attrs = append(attrs, "detail", rfc.DebugField)
 	}
 	if id := clientIDOf(r); id != "" {

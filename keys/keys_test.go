@@ -188,7 +188,7 @@ func TestReconcileSignsWithEveryAlgorithm(t *testing.T) {
 			if err != nil {
 				t.Fatalf("SignCompact: %v", err)
 			}
-			jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+			jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
 			if err != nil {
 				t.Fatalf("ParseSigned: %v", err)
 			}

@@ -124,7 +124,7 @@ func verifyAsGateway(t *testing.T, issuerURL, raw, clientID, scope string) {
 	if claims.Azp != clientID || claims.ClientID != clientID || claims.Sub != clientID || claims.Scope != scope || claims.JTI == "" {
 		t.Fatalf("claims = %+v; want azp = client_id = sub = %s, scope %q, a jti", claims, clientID, scope)
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}

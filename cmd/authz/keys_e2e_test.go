@@ -77,7 +77,7 @@ func TestEveryAlgorithmIssuesVerifiableTokens(t *testing.T) {
 		client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/"+name+"/clients", map[string]any{"name": "c"}, http.StatusCreated)
 		issuerURL := p.publicURL + "/issuers/" + name
 		raw := clientToken(t, issuerURL+"/token", client["client_id"].(string), client["client_secret"].(string), "")
-		jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+		jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
 		if err != nil || jws.Signatures[0].Header.Algorithm != alg {
 			t.Fatalf("%s: token header alg: %v", alg, err)
 		}
