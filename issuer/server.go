@@ -59,7 +59,12 @@ type Config struct {
 	// AllowPrivateJWKSURI lets clients' jwks_uri reach loopback and private
 	// addresses over plain http: for tests and closed networks only.
 	AllowPrivateJWKSURI bool
-	Logger              *slog.Logger
+	// AuthFailuresPerClient and AuthFailuresPerAddress bound failed client
+	// authentications a minute per client id and per source address; past
+	// them requests get 429 before any credential is checked. 0 disables.
+	AuthFailuresPerClient  int
+	AuthFailuresPerAddress int
+	Logger                 *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -75,6 +80,8 @@ type Server struct {
 
 	clients *clientCache
 	jwks    *jwksFetcher
+
+	clientFailures, addressFailures *failureLimiter
 
 	mu          sync.Mutex
 	tenants     map[string]*tenant
@@ -125,7 +132,10 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 		globalSecret: secret,
 		clients:      newClientCache(cfg.ClientCacheSize, cfg.CacheTTL, cfg.Now),
 		jwks:         newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.Now),
-		tenants:      map[string]*tenant{},
+
+		clientFailures:  newFailureLimiter(cfg.AuthFailuresPerClient, cfg.Now),
+		addressFailures: newFailureLimiter(cfg.AuthFailuresPerAddress, cfg.Now),
+		tenants:         map[string]*tenant{},
 	}
 }
 

@@ -25,7 +25,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := r.PathValue("name")
 	t, ok := s.formRequest(w, r, "token")
-	if !ok {
+	if !ok || s.refuseIfThrottled(w, r, name) {
 		return
 	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
@@ -173,6 +173,7 @@ func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, t *tena
 		s.cfg.Logger.Info("token request refused", attrs...)
 	}
 	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+		s.recordAuthFailure(r, t.issuer.Name)
 		// RFC 6749 §5.2: a 401 names the scheme the client should use.
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.IssuerURL(t.issuer.Name)+`"`)
 	}

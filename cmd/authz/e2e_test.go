@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -325,5 +326,20 @@ func TestMigrateCommandIsRepeatable(t *testing.T) {
 	defer st.Close()
 	if _, err := st.ListIssuers(context.Background(), store.Page{}); err != nil {
 		t.Fatalf("schema not usable after migrate: %v", err)
+	}
+}
+
+func TestFailedAuthenticationLimitIsConfigurable(t *testing.T) {
+	t.Parallel()
+	p := startServer(t, []string{"AUTHZ_DATABASE_URL=", "AUTHZ_KEK=", "AUTHZ_AUTH_FAILURES_PER_CLIENT=3"})
+	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
+	client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "c"}, http.StatusCreated)
+	id := client["client_id"].(string)
+	var statuses []int
+	for range 5 {
+		statuses = append(statuses, tokenStatus(t, p, "payments", id, "wrong"))
+	}
+	if want := []int{401, 401, 401, 429, 429}; fmt.Sprint(statuses) != fmt.Sprint(want) {
+		t.Fatalf("statuses %v, want %v", statuses, want)
 	}
 }

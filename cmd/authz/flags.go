@@ -71,6 +71,18 @@ func (s *settings) Duration(name, env string, def time.Duration, help string) *t
 	return s.fs.Duration(name, def, help+" ["+env+"]")
 }
 
+func (s *settings) Int(name, env string, def int, help string) *int {
+	if v := s.getenv(env); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			s.envErrs = append(s.envErrs, fmt.Errorf("%s: %w", env, err))
+		} else {
+			def = n
+		}
+	}
+	return s.fs.Int(name, def, help+" ["+env+"]")
+}
+
 func (s *settings) Bool(name, env string, def bool, help string) *bool {
 	if v := s.getenv(env); v != "" {
 		b, err := strconv.ParseBool(v)

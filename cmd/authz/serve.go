@@ -26,19 +26,21 @@ import (
 )
 
 type serveConfig struct {
-	publicAddr       string
-	adminAddr        string
-	publicURL        string
-	databaseURL      string
-	kek              string
-	logFormat        string
-	logLevel         slog.Level
-	jwksMaxAge       time.Duration
-	cacheTTL         time.Duration
-	keyCheck         time.Duration
-	keyPoll          time.Duration
-	shutdownTimeout  time.Duration
-	allowPrivateJWKS bool
+	publicAddr         string
+	adminAddr          string
+	publicURL          string
+	databaseURL        string
+	kek                string
+	logFormat          string
+	logLevel           slog.Level
+	jwksMaxAge         time.Duration
+	cacheTTL           time.Duration
+	keyCheck           time.Duration
+	keyPoll            time.Duration
+	shutdownTimeout    time.Duration
+	allowPrivateJWKS   bool
+	failuresPerClient  int
+	failuresPerAddress int
 }
 
 func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -55,23 +57,27 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	keyCheck := set.Duration("key-check-interval", "AUTHZ_KEY_CHECK_INTERVAL", 10*time.Second, "how often the rotating node checks whether keys are due for a transition")
 	keyPoll := set.Duration("key-poll-interval", "AUTHZ_KEY_POLL_INTERVAL", 30*time.Second, "how often every node reloads all keys, in case a change notification was lost")
 	shutdownTimeout := set.Duration("shutdown-timeout", "AUTHZ_SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
+	failuresPerClient := set.Int("auth-failures-per-client", "AUTHZ_AUTH_FAILURES_PER_CLIENT", 10, "failed client authentications a minute per client_id before 429 (0: no limit)")
+	failuresPerAddress := set.Int("auth-failures-per-address", "AUTHZ_AUTH_FAILURES_PER_ADDRESS", 600, "failed client authentications a minute per source address before 429 (0: no limit); behind a load balancer every caller shares its address")
 	allowPrivateJWKS := set.Bool("allow-private-jwks-uri", "AUTHZ_ALLOW_PRIVATE_JWKS_URI", false, "let clients' jwks_uri reach loopback and private addresses over plain http (tests and closed networks only)")
 	if err := set.Parse(args); err != nil {
 		return serveConfig{}, err
 	}
 	c := serveConfig{
-		publicAddr:       *publicAddr,
-		adminAddr:        *adminAddr,
-		publicURL:        strings.TrimRight(*publicURL, "/"),
-		databaseURL:      *databaseURL,
-		kek:              *kek,
-		logFormat:        *logFormat,
-		jwksMaxAge:       *jwksMaxAge,
-		cacheTTL:         *cacheTTL,
-		keyCheck:         *keyCheck,
-		keyPoll:          *keyPoll,
-		shutdownTimeout:  *shutdownTimeout,
-		allowPrivateJWKS: *allowPrivateJWKS,
+		publicAddr:         *publicAddr,
+		adminAddr:          *adminAddr,
+		publicURL:          strings.TrimRight(*publicURL, "/"),
+		databaseURL:        *databaseURL,
+		kek:                *kek,
+		logFormat:          *logFormat,
+		jwksMaxAge:         *jwksMaxAge,
+		cacheTTL:           *cacheTTL,
+		keyCheck:           *keyCheck,
+		keyPoll:            *keyPoll,
+		shutdownTimeout:    *shutdownTimeout,
+		allowPrivateJWKS:   *allowPrivateJWKS,
+		failuresPerClient:  *failuresPerClient,
+		failuresPerAddress: *failuresPerAddress,
 	}
 	if c.logFormat != "json" && c.logFormat != "text" {
 		return c, fmt.Errorf("--log-format must be json or text, not %q", c.logFormat)
@@ -127,12 +133,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	public := issuer.New(issuer.Config{
-		PublicURL:           publicURL,
-		MetadataMaxAge:      cfg.jwksMaxAge,
-		Logger:              log,
-		CacheTTL:            cfg.cacheTTL,
-		LoadKeys:            be.keys.Sync,
-		AllowPrivateJWKSURI: cfg.allowPrivateJWKS,
+		PublicURL:              publicURL,
+		MetadataMaxAge:         cfg.jwksMaxAge,
+		Logger:                 log,
+		CacheTTL:               cfg.cacheTTL,
+		LoadKeys:               be.keys.Sync,
+		AllowPrivateJWKSURI:    cfg.allowPrivateJWKS,
+		AuthFailuresPerClient:  cfg.failuresPerClient,
+		AuthFailuresPerAddress: cfg.failuresPerAddress,
 	}, be.store, be.ring)
 	admin := api.New(be.store, be.keys, public, log)
 

@@ -1,0 +1,137 @@
+package issuer
+
+import (
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// failureLimiter is a set of token buckets that only failures drain: each
+// key may fail `burst` times at once and then once per 1/rate seconds. A
+// key whose bucket is empty is refused before its credentials are checked,
+// which bounds what a brute-force attack can try and costs it nothing to
+// be told so.
+type failureLimiter struct {
+	rate  float64 // tokens per second
+	burst float64
+	now   func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*failureBucket
+}
+
+type failureBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// maxTrackedKeys bounds the limiter's memory; past it, buckets that have
+// refilled (and so hold no information) are dropped first.
+const maxTrackedKeys = 100_000
+
+// newFailureLimiter allows perMinute failures a minute per key, all of them
+// at once if need be. perMinute <= 0 disables it.
+func newFailureLimiter(perMinute int, now func() time.Time) *failureLimiter {
+	if perMinute <= 0 {
+		return nil
+	}
+	return &failureLimiter{rate: float64(perMinute) / 60, burst: float64(perMinute), now: now, buckets: map[string]*failureBucket{}}
+}
+
+// refill brings a bucket to the present; the caller holds the lock.
+func (l *failureLimiter) refill(b *failureBucket, now time.Time) {
+	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+}
+
+// blocked reports whether key has no failures left, and how long until it
+// has one.
+func (l *failureLimiter) blocked(key string) (time.Duration, bool) {
+	if l == nil || key == "" {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		return 0, false
+	}
+	l.refill(b, l.now())
+	if b.tokens >= 1 {
+		return 0, false
+	}
+	// Rounded up to the millisecond: never tell a caller to come back early.
+	return time.Duration(math.Ceil((1-b.tokens)/l.rate*1000)) * time.Millisecond, true
+}
+
+// fail spends one of key's failures.
+func (l *failureLimiter) fail(key string) {
+	if l == nil || key == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	b, ok := l.buckets[key]
+	if !ok {
+		if len(l.buckets) >= maxTrackedKeys {
+			l.dropRefilled(now)
+		}
+		b = &failureBucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	l.refill(b, now)
+	b.tokens = math.Max(0, b.tokens-1)
+}
+
+func (l *failureLimiter) dropRefilled(now time.Time) {
+	for k, b := range l.buckets {
+		if l.refill(b, now); b.tokens >= l.burst {
+			delete(l.buckets, k)
+		}
+	}
+}
+
+// sourceAddress is the caller's IP address. Behind a proxy it is the
+// proxy's: X-Forwarded-For is not trusted, because any caller can set it.
+func sourceAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// refuseIfThrottled answers 429 when the client id or the source address
+// has used up its failed authentications, and reports whether it did.
+func (s *Server) refuseIfThrottled(w http.ResponseWriter, r *http.Request, issuerName string) bool {
+	clientKey := ""
+	if id := clientIDOf(r); id != "" {
+		clientKey = issuerName + "\x00" + id
+	}
+	wait, byClient := s.clientFailures.blocked(clientKey)
+	if !byClient {
+		var byAddress bool
+		if wait, byAddress = s.addressFailures.blocked(sourceAddress(r)); !byAddress {
+			return false
+		}
+	}
+	seconds := int(math.Ceil(wait.Seconds()))
+	s.cfg.Logger.Info("token request throttled", "issuer", issuerName, "client_id", clientIDOf(r),
+		"source", sourceAddress(r), "by_client", byClient, "retry_after_s", seconds)
+	w.Header().Set("Retry-After", strconv.Itoa(seconds))
+	writeJSONError(w, http.StatusTooManyRequests, "temporarily_unavailable",
+		"Too many failed client authentications; retry in "+strconv.Itoa(seconds)+" s.")
+	return true
+}
+
+// recordAuthFailure spends a failure of the request's client id and source.
+func (s *Server) recordAuthFailure(r *http.Request, issuerName string) {
+	if id := clientIDOf(r); id != "" {
+		s.clientFailures.fail(issuerName + "\x00" + id)
+	}
+	s.addressFailures.fail(sourceAddress(r))
+}
