@@ -130,6 +130,10 @@ func (s *Server) writeStoreError(w http.ResponseWriter, what string, err error) 
 		writeProblem(w, http.StatusPreconditionFailed, fmt.Sprintf("%s has changed since you read it (If-Match does not match); read it again.", what))
 	case errors.Is(err, store.ErrConflict):
 		writeProblem(w, http.StatusConflict, fmt.Sprintf("%s conflicts with existing records.", what))
+	case errors.Is(err, store.ErrUnavailable):
+		s.log.Warn("admin request failed: database unreachable", "resource", what)
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, http.StatusServiceUnavailable, "The database is unreachable; nothing was changed. Retry shortly.")
 	default:
 		s.log.Error("admin request failed", "resource", what, "err", err)
 		writeProblem(w, http.StatusInternalServerError, "The server could not complete the request; see its log.")

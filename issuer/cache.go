@@ -10,8 +10,10 @@ import (
 
 // clientCache keeps recently used clients, and the knowledge that a client
 // does not exist, so that steady-state token requests never reach the
-// database. Changes from any node evict entries; the TTL bounds the damage
-// of a change notification that was somehow missed.
+// database. Changes from any node evict entries. Callers say how old an
+// entry may be: the TTL normally, which bounds the damage of a change
+// notification that was somehow missed, and the longer staleness window
+// while the database is unreachable. Only the LRU bound evicts.
 //
 // A read from the store can race with an invalidation: the reader loads the
 // old record, the change lands and evicts, then the reader stores the old
@@ -19,7 +21,6 @@ import (
 // that began in an earlier epoch is not stored.
 type clientCache struct {
 	mu      sync.Mutex
-	ttl     time.Duration
 	max     int
 	now     func() time.Time
 	epoch   uint64
@@ -35,13 +36,13 @@ type clientEntry struct {
 	loadedAt time.Time
 }
 
-func newClientCache(max int, ttl time.Duration, now func() time.Time) *clientCache {
-	return &clientCache{ttl: ttl, max: max, now: now, order: list.New(), entries: map[clientKey]*list.Element{}}
+func newClientCache(max int, now func() time.Time) *clientCache {
+	return &clientCache{max: max, now: now, order: list.New(), entries: map[clientKey]*list.Element{}}
 }
 
-// get returns a fresh entry; ok is false on a miss, and epoch is then the
-// value to hand to put after loading.
-func (c *clientCache) get(key clientKey) (client *store.Client, ok bool, epoch uint64) {
+// get returns an entry younger than maxAge; ok is false otherwise, and
+// epoch is then the value to hand to put after loading.
+func (c *clientCache) get(key clientKey, maxAge time.Duration) (client *store.Client, ok bool, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, found := c.entries[key]
@@ -49,8 +50,7 @@ func (c *clientCache) get(key clientKey) (client *store.Client, ok bool, epoch u
 		return nil, false, c.epoch
 	}
 	e := el.Value.(*clientEntry)
-	if c.now().Sub(e.loadedAt) >= c.ttl {
-		c.remove(el)
+	if c.now().Sub(e.loadedAt) >= maxAge {
 		return nil, false, c.epoch
 	}
 	c.order.MoveToFront(el)

@@ -14,19 +14,19 @@ func (f *fakeClock) now() time.Time { return f.t }
 
 func TestClientCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
-	c := newClientCache(2, time.Minute, clock.now)
+	c := newClientCache(2, clock.now)
 	for _, id := range []string{"a", "b"} {
-		_, _, epoch := c.get(clientKey{"i", id})
+		_, _, epoch := c.get(clientKey{"i", id}, time.Minute)
 		c.put(clientKey{"i", id}, &store.Client{ID: id}, epoch)
 	}
-	c.get(clientKey{"i", "a"}) // a is now the most recently used
-	_, _, epoch := c.get(clientKey{"i", "c"})
+	c.get(clientKey{"i", "a"}, time.Minute) // a is now the most recently used
+	_, _, epoch := c.get(clientKey{"i", "c"}, time.Minute)
 	c.put(clientKey{"i", "c"}, &store.Client{ID: "c"}, epoch)
-	if _, ok, _ := c.get(clientKey{"i", "b"}); ok {
+	if _, ok, _ := c.get(clientKey{"i", "b"}, time.Minute); ok {
 		t.Fatal("b survived although least recently used")
 	}
 	for _, id := range []string{"a", "c"} {
-		if _, ok, _ := c.get(clientKey{"i", id}); !ok {
+		if _, ok, _ := c.get(clientKey{"i", id}, time.Minute); !ok {
 			t.Fatalf("%s was evicted", id)
 		}
 	}
@@ -35,19 +35,24 @@ func TestClientCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
-func TestClientCacheEntriesExpireAfterTTL(t *testing.T) {
+func TestClientCacheHonoursTheAgeTheCallerAccepts(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
-	c := newClientCache(10, time.Minute, clock.now)
+	c := newClientCache(10, clock.now)
 	key := clientKey{"i", "a"}
-	_, _, epoch := c.get(key)
+	_, _, epoch := c.get(key, time.Minute)
 	c.put(key, &store.Client{ID: "a"}, epoch)
 	clock.t = clock.t.Add(59 * time.Second)
-	if _, ok, _ := c.get(key); !ok {
+	if _, ok, _ := c.get(key, time.Minute); !ok {
 		t.Fatal("entry gone before its TTL")
 	}
 	clock.t = clock.t.Add(time.Second)
-	if _, ok, _ := c.get(key); ok {
-		t.Fatal("entry served at its TTL")
+	if _, ok, _ := c.get(key, time.Minute); ok {
+		t.Fatal("entry served as fresh at its TTL")
+	}
+	// Kept, for when the database is unreachable and stale is better than
+	// nothing.
+	if _, ok, _ := c.get(key, 15*time.Minute); !ok {
+		t.Fatal("entry dropped at its TTL; it must stay for the staleness window")
 	}
 }
 
@@ -64,12 +69,12 @@ func TestClientCacheDropsLoadsThatRaceAnInvalidation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newClientCache(10, time.Minute, clock.now)
+			c := newClientCache(10, clock.now)
 			key := clientKey{"i", "a"}
-			_, _, epoch := c.get(key) // a load begins...
-			tc.invalidate(c)          // ...a change lands while it reads...
+			_, _, epoch := c.get(key, time.Minute) // a load begins...
+			tc.invalidate(c)                       // ...a change lands while it reads...
 			c.put(key, &store.Client{ID: "a", Name: "stale"}, epoch)
-			if _, ok, _ := c.get(key); ok {
+			if _, ok, _ := c.get(key, time.Minute); ok {
 				t.Fatal("a load that began before the invalidation was cached")
 			}
 		})
@@ -78,11 +83,11 @@ func TestClientCacheDropsLoadsThatRaceAnInvalidation(t *testing.T) {
 
 func TestClientCacheInvalidateIssuerKeepsOtherIssuers(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
-	c := newClientCache(100, time.Minute, clock.now)
+	c := newClientCache(100, clock.now)
 	for i := range 10 {
 		for _, iss := range []string{"x", "y"} {
 			key := clientKey{iss, fmt.Sprint(i)}
-			_, _, epoch := c.get(key)
+			_, _, epoch := c.get(key, time.Minute)
 			c.put(key, nil, epoch)
 		}
 	}
@@ -90,7 +95,7 @@ func TestClientCacheInvalidateIssuerKeepsOtherIssuers(t *testing.T) {
 	if c.len() != 10 {
 		t.Fatalf("len = %d after dropping issuer x, want 10", c.len())
 	}
-	if _, ok, _ := c.get(clientKey{"y", "3"}); !ok {
+	if _, ok, _ := c.get(clientKey{"y", "3"}, time.Minute); !ok {
 		t.Fatal("issuer y lost its entries")
 	}
 }

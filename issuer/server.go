@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ory/fosite"
@@ -52,6 +53,9 @@ type Config struct {
 	// trusted without a change notification.
 	ClientCacheSize int
 	CacheTTL        time.Duration
+	// StaleWindow is how old cached issuers and clients may grow while the
+	// database is unreachable before requests needing them are refused.
+	StaleWindow time.Duration
 	// LoadKeys loads an issuer's keys into the keyring. It is called when an
 	// issuer is first used before this node heard of its keys, as when
 	// another node created the issuer a moment ago.
@@ -82,6 +86,15 @@ type Server struct {
 	jwks    *jwksFetcher
 
 	clientFailures, addressFailures *failureLimiter
+
+	// dbDownSince is when readiness first found the database unreachable,
+	// in Unix nanoseconds; 0 while it answers.
+	dbDownSince atomic.Int64
+	// skipStoreUntil, in Unix nanoseconds, is set after the store was found
+	// unreachable: until then requests serve stale entries without asking
+	// it, so a database that hangs rather than refuses costs no request a
+	// wait.
+	skipStoreUntil atomic.Int64
 
 	mu          sync.Mutex
 	tenants     map[string]*tenant
@@ -123,6 +136,9 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 	if cfg.CacheTTL <= 0 {
 		cfg.CacheTTL = time.Minute
 	}
+	if cfg.StaleWindow < cfg.CacheTTL {
+		cfg.StaleWindow = max(cfg.CacheTTL, 15*time.Minute)
+	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	return &Server{
@@ -130,7 +146,7 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 		store:        st,
 		keys:         ring,
 		globalSecret: secret,
-		clients:      newClientCache(cfg.ClientCacheSize, cfg.CacheTTL, cfg.Now),
+		clients:      newClientCache(cfg.ClientCacheSize, cfg.Now),
 		jwks:         newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.Now),
 
 		clientFailures:  newFailureLimiter(cfg.AuthFailuresPerClient, cfg.Now),
@@ -161,21 +177,38 @@ func (s *Server) Invalidate(c store.Change) {
 }
 
 // client returns a stored client from the cache or, on a miss, the store.
+// While the store is unreachable, a cached client serves for the staleness
+// window.
 func (s *Server) client(ctx context.Context, issuerName, clientID string) (*store.Client, error) {
 	key := clientKey{issuerName, clientID}
-	c, ok, epoch := s.clients.get(key)
-	if ok {
+	found := func(c *store.Client) (*store.Client, error) {
 		if c == nil {
 			return nil, store.ErrNotFound
 		}
 		return c, nil
 	}
+	c, ok, epoch := s.clients.get(key, s.cfg.CacheTTL)
+	if ok {
+		return found(c)
+	}
+	stale, haveStale, _ := s.clients.get(key, s.cfg.StaleWindow)
+	if haveStale && s.storeBackingOff() {
+		return found(stale)
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeRefreshTimeout)
+	defer cancel()
 	rec, err := s.store.GetClient(ctx, issuerName, clientID)
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		s.clients.put(key, nil, epoch)
 		return nil, err
-	}
-	if err != nil {
+	case errors.Is(err, store.ErrUnavailable):
+		s.backOffStore()
+		if haveStale {
+			return found(stale)
+		}
+		return nil, err
+	case err != nil:
 		return nil, err
 	}
 	s.clients.put(key, &rec, epoch)
@@ -214,23 +247,54 @@ func (s *Server) Handler() http.Handler {
 	return m
 }
 
+// How the caches treat an unreachable store: each refresh may take this
+// long, and after a failure the store is left alone this long.
+const (
+	storeRefreshTimeout = 2 * time.Second
+	storeBackoff        = 5 * time.Second
+)
+
+func (s *Server) backOffStore() {
+	s.skipStoreUntil.Store(s.cfg.Now().Add(storeBackoff).UnixNano())
+}
+
+func (s *Server) storeBackingOff() bool {
+	return s.cfg.Now().UnixNano() < s.skipStoreUntil.Load()
+}
+
 // tenantFor returns issuerName's protocol state, or store.ErrNotFound.
 func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, error) {
 	s.mu.Lock()
-	t, ok := s.tenants[issuerName]
+	cached, ok := s.tenants[issuerName]
 	epoch := s.tenantEpoch
 	s.mu.Unlock()
-	if ok && s.cfg.Now().Sub(t.loadedAt) < s.cfg.CacheTTL {
+	serve := func(t *tenant) (*tenant, error) {
 		if t.provider == nil {
 			return nil, store.ErrNotFound
 		}
 		return t, nil
 	}
+	if ok && s.cfg.Now().Sub(cached.loadedAt) < s.cfg.CacheTTL {
+		return serve(cached)
+	}
+	haveStale := ok && s.cfg.Now().Sub(cached.loadedAt) < s.cfg.StaleWindow
+	if haveStale && s.storeBackingOff() {
+		return serve(cached)
+	}
 
-	iss, err := s.store.GetIssuer(ctx, issuerName)
+	var t *tenant
+	refreshCtx, cancel := context.WithTimeout(ctx, storeRefreshTimeout)
+	defer cancel()
+	iss, err := s.store.GetIssuer(refreshCtx, issuerName)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		t = &tenant{loadedAt: s.cfg.Now()}
+	case errors.Is(err, store.ErrUnavailable):
+		s.backOffStore()
+		if haveStale {
+			return serve(cached)
+		}
+		return nil, err
 	case err != nil:
 		return nil, err
 	default:
@@ -294,16 +358,32 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
+// serveReady reports whether this node should get traffic. While the
+// database is unreachable the node still serves cached issuers, clients and
+// keys, so it stays ready, "degraded", until the staleness window has
+// passed: pulling every node when the shared database fails would turn a
+// database outage into a total one.
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := s.store.Ping(ctx); err != nil {
-		s.cfg.Logger.Warn("not ready", "reason", err.Error())
-		w.WriteHeader(http.StatusServiceUnavailable)
-		writeJSON(w, map[string]string{"status": "unavailable", "reason": "database unreachable"})
+	err := s.store.Ping(ctx)
+	now := s.cfg.Now()
+	if err == nil {
+		s.dbDownSince.Store(0)
+		writeJSON(w, map[string]string{"status": "ready"})
 		return
 	}
-	writeJSON(w, map[string]string{"status": "ready"})
+	s.dbDownSince.CompareAndSwap(0, now.UnixNano())
+	down := now.Sub(time.Unix(0, s.dbDownSince.Load())).Truncate(time.Second)
+	s.cfg.Logger.Warn("database unreachable", "for", down.String(), "err", err.Error())
+	if down >= s.cfg.StaleWindow {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		writeJSON(w, map[string]string{"status": "unavailable",
+			"reason": "database unreachable for " + down.String() + ", longer than the staleness window " + s.cfg.StaleWindow.String()})
+		return
+	}
+	writeJSON(w, map[string]string{"status": "degraded",
+		"reason": "database unreachable for " + down.String() + "; serving cached issuers, clients and keys for up to " + s.cfg.StaleWindow.String()})
 }

@@ -156,6 +156,15 @@ func grantRequested(req fosite.AccessRequester, client *fositeClient) {
 // writeTokenError answers with fosite's RFC 6749 §5.2 error and logs why,
 // without any credential.
 func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, t *tenant, req fosite.AccessRequester, err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		// Past the staleness window, or a client never cached: say so
+		// rather than blame the client's credentials.
+		s.cfg.Logger.Warn("token request failed: database unreachable", "issuer", t.issuer.Name, "client_id", clientIDOf(r))
+		w.Header().Set("Retry-After", "5")
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable",
+			"The authorization server cannot reach its database; retry shortly.")
+		return
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	attrs := []any{"issuer", t.issuer.Name, "error", rfc.ErrorField, "reason", rfc.GetDescription()}
 	// fosite's debug text can quote the request (a malformed credential's

@@ -17,6 +17,10 @@ var ErrNotFound = errors.New("not found")
 // would orphan records, such as deleting an issuer that still has clients.
 var ErrConflict = errors.New("conflict")
 
+// ErrUnavailable is returned when the backend cannot be reached: the caller
+// may retry later, and nothing was written.
+var ErrUnavailable = errors.New("store unavailable")
+
 // ErrPrecondition is returned when a conditional write finds the record at
 // another revision than the caller expected.
 var ErrPrecondition = errors.New("precondition failed")

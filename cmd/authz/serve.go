@@ -35,6 +35,7 @@ type serveConfig struct {
 	logLevel           slog.Level
 	jwksMaxAge         time.Duration
 	cacheTTL           time.Duration
+	staleWindow        time.Duration
 	keyCheck           time.Duration
 	keyPoll            time.Duration
 	shutdownTimeout    time.Duration
@@ -54,6 +55,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	logLevel := set.String("log-level", "AUTHZ_LOG_LEVEL", "info", "least severe level logged: debug (every token issued), info, warn or error")
 	jwksMaxAge := set.Duration("jwks-max-age", "AUTHZ_JWKS_MAX_AGE", 5*time.Minute, "Cache-Control max-age of discovery documents, and of JWKS for issuers with the default key schedule (whose publication lead is twice this plus a minute)")
 	cacheTTL := set.Duration("cache-ttl", "AUTHZ_CACHE_TTL", time.Minute, "longest time a cached issuer or client is trusted without a change notification")
+	staleWindow := set.Duration("stale-window", "AUTHZ_STALE_WINDOW", 15*time.Minute, "while the database is unreachable, how old cached issuers and clients may grow before token requests are refused")
 	keyCheck := set.Duration("key-check-interval", "AUTHZ_KEY_CHECK_INTERVAL", 10*time.Second, "how often the rotating node checks whether keys are due for a transition")
 	keyPoll := set.Duration("key-poll-interval", "AUTHZ_KEY_POLL_INTERVAL", 30*time.Second, "how often every node reloads all keys, in case a change notification was lost")
 	shutdownTimeout := set.Duration("shutdown-timeout", "AUTHZ_SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
@@ -72,6 +74,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		logFormat:          *logFormat,
 		jwksMaxAge:         *jwksMaxAge,
 		cacheTTL:           *cacheTTL,
+		staleWindow:        *staleWindow,
 		keyCheck:           *keyCheck,
 		keyPoll:            *keyPoll,
 		shutdownTimeout:    *shutdownTimeout,
@@ -137,6 +140,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MetadataMaxAge:         cfg.jwksMaxAge,
 		Logger:                 log,
 		CacheTTL:               cfg.cacheTTL,
+		StaleWindow:            cfg.staleWindow,
 		LoadKeys:               be.keys.Sync,
 		AllowPrivateJWKSURI:    cfg.allowPrivateJWKS,
 		AuthFailuresPerClient:  cfg.failuresPerClient,

@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +79,7 @@ func (s *Store) Close() { s.pool.Close() }
 // Ping checks that PostgreSQL answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("ping PostgreSQL: %w", err)
+		return fmt.Errorf("ping PostgreSQL: %w", mapError(err))
 	}
 	return nil
 }
@@ -117,8 +120,31 @@ func redactParseError(err error) error {
 	return err
 }
 
-// mapError turns constraint violations into the store's sentinel errors.
+// unreachable tells a failure to reach PostgreSQL (refused, reset, timed
+// out, server shutting down) from an answer it gave.
+func unreachable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08 is connection exception; 57P01-03 are shutdown and
+		// crash recovery.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) || pgconn.SafeToRetry(err) ||
+		pgconn.Timeout(err)
+}
+
+// mapError turns constraint violations and unreachability into the store's
+// sentinel errors.
 func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if unreachable(err) {
+		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
@@ -252,11 +278,11 @@ func (s *Store) ListIssuers(ctx context.Context, page store.Page) ([]store.Issue
 	rows, err := s.pool.Query(ctx, `select `+issuerColumns+` from issuers where name > $1 order by name limit $2`,
 		page.After, pageLimit(page))
 	if err != nil {
-		return nil, fmt.Errorf("list issuers: %w", err)
+		return nil, fmt.Errorf("list issuers: %w", mapError(err))
 	}
 	issuers, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Issuer, error) { return scanIssuer(row) })
 	if err != nil {
-		return nil, fmt.Errorf("list issuers: %w", err)
+		return nil, fmt.Errorf("list issuers: %w", mapError(err))
 	}
 	return issuers, nil
 }
@@ -391,7 +417,7 @@ where c.issuer_name = $1 and c.client_id > $2
 order by c.client_id
 limit $5`, issuerName, q.After, q.Name, q.Enabled, pageLimit(q.Page))
 	if err != nil {
-		return nil, fmt.Errorf("list clients of issuer %q: %w", issuerName, err)
+		return nil, fmt.Errorf("list clients of issuer %q: %w", issuerName, mapError(err))
 	}
 	clients, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Client, error) {
 		var c store.Client
@@ -401,7 +427,7 @@ limit $5`, issuerName, q.After, q.Name, q.Enabled, pageLimit(q.Page))
 		return c, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list clients of issuer %q: %w", issuerName, err)
+		return nil, fmt.Errorf("list clients of issuer %q: %w", issuerName, mapError(err))
 	}
 	return clients, nil
 }
@@ -524,7 +550,7 @@ func deref(t *time.Time) time.Time {
 func (s *Store) ListSigningKeys(ctx context.Context, issuerName string) ([]store.SigningKey, error) {
 	keys, err := listKeys(ctx, s.pool, issuerName)
 	if err != nil {
-		return nil, fmt.Errorf("list signing keys of issuer %q: %w", issuerName, err)
+		return nil, fmt.Errorf("list signing keys of issuer %q: %w", issuerName, mapError(err))
 	}
 	return keys, nil
 }
@@ -730,7 +756,7 @@ insert into client_assertion_jtis (issuer_name, client_id, jti, expires_at) valu
 func (s *Store) DeleteExpiredAssertions(ctx context.Context, now time.Time) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `delete from client_assertion_jtis where expires_at < $1`, now)
 	if err != nil {
-		return 0, fmt.Errorf("delete expired assertions: %w", err)
+		return 0, fmt.Errorf("delete expired assertions: %w", mapError(err))
 	}
 	return tag.RowsAffected(), nil
 }
@@ -740,7 +766,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 	if _, err := s.pool.Exec(ctx, `
 insert into audit_log (actor, action, resource, outcome, status, detail) values ($1, $2, $3, $4, $5, $6)`,
 		e.Actor, e.Action, e.Resource, e.Outcome, e.Status, e.Detail); err != nil {
-		return fmt.Errorf("append audit entry: %w", err)
+		return fmt.Errorf("append audit entry: %w", mapError(err))
 	}
 	return nil
 }
@@ -760,11 +786,11 @@ select id, at, actor, action, resource, outcome, status, detail from audit_log
 where $1::bigint is null or id < $1
 order by id desc limit $2`, before, pageLimit(page))
 	if err != nil {
-		return nil, fmt.Errorf("list audit entries: %w", err)
+		return nil, fmt.Errorf("list audit entries: %w", mapError(err))
 	}
 	entries, err := pgx.CollectRows(rows, pgx.RowToStructByPos[store.AuditEntry])
 	if err != nil {
-		return nil, fmt.Errorf("list audit entries: %w", err)
+		return nil, fmt.Errorf("list audit entries: %w", mapError(err))
 	}
 	return entries, nil
 }
@@ -788,7 +814,9 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Change)) error {
 			return nil
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		// One connection attempt a second is nothing to PostgreSQL, and
+		// every second without LISTEN is a second caches may miss changes.
+		backoff = min(2*backoff, time.Second)
 	}
 }
 

@@ -2,8 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authz-dev/authz/store"
 	"github.com/authz-dev/authz/store/postgres"
@@ -54,5 +56,42 @@ func TestOpenDoesNotEchoThePassword(t *testing.T) {
 	}
 	if got := err.Error(); strings.Contains(got, "hunter2-secret") {
 		t.Fatalf("error leaks the password: %s", got)
+	}
+}
+
+func TestUnreachableDatabaseIsReportedAsUnavailableAndRecovers(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	if err := postgres.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	proxy := pgtest.NewProxy(t, url)
+	st, err := postgres.Open(ctx, proxy.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, err := st.PutIssuer(ctx, store.Issuer{Name: "payments", TokenLifetime: time.Minute}, 0); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut()
+	shortCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := st.GetIssuer(shortCtx, "payments"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("read while unreachable: %v, want ErrUnavailable", err)
+	}
+	if _, _, err := st.PutIssuer(shortCtx, store.Issuer{Name: "billing", TokenLifetime: time.Minute}, 0); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("write while unreachable: %v, want ErrUnavailable", err)
+	}
+	if err := st.Ping(shortCtx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("ping while unreachable: %v, want ErrUnavailable", err)
+	}
+	proxy.Restore()
+	// The pool reconnects by itself.
+	if _, err := st.GetIssuer(ctx, "payments"); err != nil {
+		t.Fatalf("read after recovery: %v", err)
+	}
+	if _, err := st.GetIssuer(ctx, "billing"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the write refused during the outage exists: %v", err)
 	}
 }
