@@ -39,6 +39,7 @@ type serveConfig struct {
 	keyCheck           time.Duration
 	keyPoll            time.Duration
 	shutdownTimeout    time.Duration
+	limits             httpLimits
 	allowPrivateJWKS   bool
 	failuresPerClient  int
 	failuresPerAddress int
@@ -58,6 +59,14 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	staleWindow := set.Duration("stale-window", "AUTHZ_STALE_WINDOW", 15*time.Minute, "while the database is unreachable, how old cached issuers and clients may grow before token requests are refused")
 	keyCheck := set.Duration("key-check-interval", "AUTHZ_KEY_CHECK_INTERVAL", 10*time.Second, "how often the rotating node checks whether keys are due for a transition")
 	keyPoll := set.Duration("key-poll-interval", "AUTHZ_KEY_POLL_INTERVAL", 30*time.Second, "how often every node reloads all keys, in case a change notification was lost")
+	limits := httpLimits{
+		readHeaderTimeout: set.Duration("read-header-timeout", "AUTHZ_READ_HEADER_TIMEOUT", 5*time.Second, "how long a client may take to send request headers (slow-header attacks)"),
+		readTimeout:       set.Duration("read-timeout", "AUTHZ_READ_TIMEOUT", 10*time.Second, "how long a client may take to send a whole request"),
+		writeTimeout:      set.Duration("write-timeout", "AUTHZ_WRITE_TIMEOUT", 15*time.Second, "how long writing a response may take"),
+		idleTimeout:       set.Duration("idle-timeout", "AUTHZ_IDLE_TIMEOUT", 2*time.Minute, "how long an idle keep-alive connection stays open"),
+		maxHeaderBytes:    set.Int("max-header-bytes", "AUTHZ_MAX_HEADER_BYTES", 16<<10, "largest request header block, in bytes"),
+		maxConcurrent:     set.Int("max-concurrent-requests", "AUTHZ_MAX_CONCURRENT_REQUESTS", 1024, "requests each listener handles at once; more get 503 at once"),
+	}
 	shutdownTimeout := set.Duration("shutdown-timeout", "AUTHZ_SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
 	failuresPerClient := set.Int("auth-failures-per-client", "AUTHZ_AUTH_FAILURES_PER_CLIENT", 10, "failed client authentications a minute per client_id before 429 (0: no limit)")
 	failuresPerAddress := set.Int("auth-failures-per-address", "AUTHZ_AUTH_FAILURES_PER_ADDRESS", 600, "failed client authentications a minute per source address before 429 (0: no limit); behind a load balancer every caller shares its address")
@@ -78,6 +87,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		keyCheck:           *keyCheck,
 		keyPoll:            *keyPoll,
 		shutdownTimeout:    *shutdownTimeout,
+		limits:             limits,
 		allowPrivateJWKS:   *allowPrivateJWKS,
 		failuresPerClient:  *failuresPerClient,
 		failuresPerAddress: *failuresPerAddress,
@@ -167,7 +177,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 
-	servers := []*http.Server{newHTTPServer(public.Handler(), log), newHTTPServer(adminHandler(admin), log)}
+	servers := []*http.Server{cfg.limits.server(public.Handler(), log), cfg.limits.server(adminHandler(admin), log)}
 	listeners := []net.Listener{publicLn, adminLn}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -273,16 +283,45 @@ func adminHandler(admin *api.Server) http.Handler {
 	return m
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+// httpLimits bound what a client can make a listener hold: slow or huge
+// requests, idle connections, and too many requests at once.
+type httpLimits struct {
+	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout *time.Duration
+	maxHeaderBytes, maxConcurrent                             *int
+}
+
+func (l httpLimits) server(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		Handler:           limitConcurrency(h, *l.maxConcurrent),
+		ReadHeaderTimeout: *l.readHeaderTimeout,
+		ReadTimeout:       *l.readTimeout,
+		WriteTimeout:      *l.writeTimeout,
+		IdleTimeout:       *l.idleTimeout,
+		MaxHeaderBytes:    *l.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// limitConcurrency answers 503 at once when n requests are already being
+// handled: under overload, a fast refusal keeps latency bounded for the
+// requests that are admitted, and the client's retry finds a less busy node.
+func limitConcurrency(h http.Handler, n int) http.Handler {
+	if n <= 0 {
+		return h
+	}
+	slots := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+			h.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"The server is at its request limit; retry shortly."}` + "\n"))
+		}
+	})
 }
 
 // reachableAddr turns a wildcard listen address into one a local client can
