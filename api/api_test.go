@@ -33,7 +33,7 @@ type fixture struct {
 	weakToken  string // a system-issuer token without authz:admin
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -87,7 +87,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // clientToken runs the client-credentials grant against the public side.
-func (f *fixture) clientToken(t *testing.T, issuerName, id, secret string) string {
+func (f *fixture) clientToken(t testing.TB, issuerName, id, secret string) string {
 	t.Helper()
 	var tok struct {
 		AccessToken string `json:"access_token"`
@@ -118,7 +118,7 @@ type call struct {
 	token                           string
 }
 
-func (f *fixture) do(t *testing.T, c call) (*http.Response, map[string]any) {
+func (f *fixture) do(t testing.TB, c call) (*http.Response, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(c.method, f.admin.URL+api.Prefix+c.path, strings.NewReader(c.body))
 	if c.contentType == "" && c.body != "" {
@@ -153,7 +153,7 @@ func (f *fixture) do(t *testing.T, c call) (*http.Response, map[string]any) {
 }
 
 // must makes a call that has to succeed with status want.
-func (f *fixture) must(t *testing.T, want int, c call) (*http.Response, map[string]any) {
+func (f *fixture) must(t testing.TB, want int, c call) (*http.Response, map[string]any) {
 	t.Helper()
 	resp, body := f.do(t, c)
 	if resp.StatusCode != want {

@@ -27,7 +27,7 @@ type specChecker struct {
 	router routers.Router
 }
 
-func loadSpec(t *testing.T) *specChecker {
+func loadSpec(t testing.TB) *specChecker {
 	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI())
 	if err != nil {
@@ -47,7 +47,7 @@ func loadSpec(t *testing.T) *specChecker {
 
 // wrap validates each exchange with next. A request the description calls
 // invalid must be refused; every response must be one it describes.
-func (c *specChecker) wrap(t *testing.T, next http.Handler) http.Handler {
+func (c *specChecker) wrap(t testing.TB, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))

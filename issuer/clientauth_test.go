@@ -50,7 +50,7 @@ func (f *jwtFixture) advance(d time.Duration) {
 	f.now.Store(&t)
 }
 
-func publicJWKJSON(t *testing.T, key crypto.Signer, kid string) []byte {
+func publicJWKJSON(t testing.TB, key crypto.Signer, kid string) []byte {
 	t.Helper()
 	b, err := jose.JSONWebKey{Key: key.Public(), KeyID: kid, Use: "sig"}.MarshalJSON()
 	if err != nil {
@@ -59,7 +59,15 @@ func publicJWKJSON(t *testing.T, key crypto.Signer, kid string) []byte {
 	return b
 }
 
-func newJWTFixture(t *testing.T, clientKey crypto.Signer, allowPrivate bool) *jwtFixture {
+func mustECKey() crypto.Signer {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+func newJWTFixture(t testing.TB, clientKey crypto.Signer, allowPrivate bool) *jwtFixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &jwtFixture{store: memory.New(), clientKey: clientKey}

@@ -34,7 +34,7 @@ type fixture struct {
 	expiredSecret, disabledSecret string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st := memory.New()

@@ -243,3 +243,24 @@ func TestClientDisabledOnOneNodeIsRefusedByAnotherWithinASecond(t *testing.T) {
 	took := waitForStatus(t, b, "payments", id, secret, http.StatusUnauthorized, time.Second)
 	t.Logf("node B refused the client disabled on node A after %v", took)
 }
+
+// FuzzParseResources feeds apply's YAML reader arbitrary files: it must
+// never panic, and what it accepts must be well-formed resources.
+func FuzzParseResources(f *testing.F) {
+	f.Add(lifecycleYAML)
+	f.Add("kind: Client\nissuer: x\nname: y\n---\n---\nkind: CredentialIssuer\nname: z\naudience: a\n")
+	f.Add("kind: [unclosed")
+	f.Add("kind: CredentialIssuer\nname: x\nclientAuthenticator: [client-secret, {a: b}]\n")
+	f.Add("&a [*a, *a]")
+	f.Fuzz(func(t *testing.T, file string) {
+		docs, err := parseResources([]byte(file))
+		if err != nil {
+			return
+		}
+		for _, d := range docs {
+			if (d.Kind != kindIssuer && d.Kind != kindClient) || d.Name == "" || (d.Kind == kindClient && d.Issuer == "") {
+				t.Fatalf("accepted a malformed resource %+v from %q", d, file)
+			}
+		}
+	})
+}
