@@ -7,9 +7,14 @@ run:
 	go run ./cmd/authz serve
 
 # -count=1: the database tests depend on a server outside Go's test cache.
+# Then each fuzz target runs briefly on top of its committed seeds.
 test:
 	bash .ci/ensure-postgres
 	go test -count=1 -race ./...
+	go test -run '^$$' -fuzz '^FuzzTokenRequest$$' -fuzztime 10s ./issuer
+	go test -run '^$$' -fuzz '^FuzzClientAssertion$$' -fuzztime 10s ./issuer
+	go test -run '^$$' -fuzz '^FuzzAdminJSON$$' -fuzztime 10s ./api
+	go test -run '^$$' -fuzz '^FuzzParseResources$$' -fuzztime 10s ./cmd/authz
 
 build:
 	CGO_ENABLED=0 go build -trimpath -o authz ./cmd/authz

@@ -38,6 +38,25 @@ type Keyring interface {
 	JWKS(issuerName string) (*keys.JWKS, bool)
 }
 
+// Metrics receives what the public endpoints count; implementations must
+// be safe for concurrent use and cheap, as they run on every request.
+type Metrics interface {
+	// TokenRequest counts a token request by issuer (or "unknown") and
+	// HTTP status, with its duration.
+	TokenRequest(issuer string, status int, elapsed time.Duration)
+	// ClientLookup counts client cache lookups: "hit", "miss" or "stale".
+	ClientLookup(result string)
+	// Throttled counts requests refused by a failed-authentication limit,
+	// by "client" or "address".
+	Throttled(by string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) TokenRequest(string, int, time.Duration) {}
+func (noMetrics) ClientLookup(string)                     {}
+func (noMetrics) Throttled(string)                        {}
+
 // Config is the public side's configuration.
 type Config struct {
 	// PublicURL is the externally visible base URL, without a trailing
@@ -68,7 +87,9 @@ type Config struct {
 	// them requests get 429 before any credential is checked. 0 disables.
 	AuthFailuresPerClient  int
 	AuthFailuresPerAddress int
-	Logger                 *slog.Logger
+	// Metrics, when set, counts requests, cache lookups and throttling.
+	Metrics Metrics
+	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -126,6 +147,9 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = 64 << 10
@@ -189,12 +213,15 @@ func (s *Server) client(ctx context.Context, issuerName, clientID string) (*stor
 	}
 	c, ok, epoch := s.clients.get(key, s.cfg.CacheTTL)
 	if ok {
+		s.cfg.Metrics.ClientLookup("hit")
 		return found(c)
 	}
 	stale, haveStale, _ := s.clients.get(key, s.cfg.StaleWindow)
 	if haveStale && s.storeBackingOff() {
+		s.cfg.Metrics.ClientLookup("stale")
 		return found(stale)
 	}
+	s.cfg.Metrics.ClientLookup("miss")
 	ctx, cancel := context.WithTimeout(ctx, storeRefreshTimeout)
 	defer cancel()
 	rec, err := s.store.GetClient(ctx, issuerName, clientID)
@@ -205,6 +232,7 @@ func (s *Server) client(ctx context.Context, issuerName, clientID string) (*stor
 	case errors.Is(err, store.ErrUnavailable):
 		s.backOffStore()
 		if haveStale {
+			s.cfg.Metrics.ClientLookup("stale")
 			return found(stale)
 		}
 		return nil, err

@@ -21,11 +21,21 @@ const grantClientCredentials = "client_credentials"
 
 // serveToken runs the client-credentials grant: RFC 6749 §4.4, answered with
 // an RFC 9068 JWT access token.
-func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := r.PathValue("name")
+	w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
+	// Only names of issuers that exist become metric labels: the path is the
+	// caller's to choose.
+	label := "unknown"
+	start := time.Now()
+	defer func() { s.cfg.Metrics.TokenRequest(label, w.status, time.Since(start)) }()
 	t, ok := s.formRequest(w, r, "token")
-	if !ok || s.refuseIfThrottled(w, r, name) {
+	if !ok {
+		return
+	}
+	label = t.issuer.Name
+	if s.refuseIfThrottled(w, r, name) {
 		return
 	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
@@ -78,6 +88,17 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Logger.Debug("token issued", "issuer", name, "client_id", client.GetID(), "scope", scope)
 	writeTokenResponse(w, tokenResponse{AccessToken: resp.GetAccessToken(), TokenType: "Bearer",
 		ExpiresIn: int64(lifetime / time.Second), Scope: scope})
+}
+
+// statusWriter remembers the status an answer carried.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
 }
 
 // tokenResponse is RFC 6749 §5.1's successful answer.

@@ -24,6 +24,8 @@ type Rotator struct {
 	locker   Locker
 	interval time.Duration
 	log      *slog.Logger
+	// OnAdvance, when set, is told of every issuer whose keys moved on.
+	OnAdvance func(issuerName string)
 }
 
 // NewRotator returns a Rotator that checks every interval.
@@ -91,6 +93,9 @@ func (r *Rotator) reconcileAll(ctx context.Context) {
 			r.log.Error("rotate keys", "issuer", iss.Name, "err", err)
 		case changed:
 			r.log.Info("keys advanced", "issuer", iss.Name)
+			if r.OnAdvance != nil {
+				r.OnAdvance(iss.Name)
+			}
 		}
 	}
 }

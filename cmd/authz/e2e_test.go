@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -341,5 +342,44 @@ func TestFailedAuthenticationLimitIsConfigurable(t *testing.T) {
 	}
 	if want := []int{401, 401, 401, 429, 429}; fmt.Sprint(statuses) != fmt.Sprint(want) {
 		t.Fatalf("statuses %v, want %v", statuses, want)
+	}
+}
+
+func TestMetricsCountTokensCacheAndThrottling(t *testing.T) {
+	t.Parallel()
+	_, _, env := postgresEnv(t)
+	p := startPostgresServer(t, append(env, "AUTHZ_AUTH_FAILURES_PER_CLIENT=2"))
+	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
+	client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "c"}, http.StatusCreated)
+	id, secret := client["client_id"].(string), client["client_secret"].(string)
+	waitForStatus(t, p, "payments", id, secret, http.StatusOK, 5*time.Second)
+	tokenStatus(t, p, "payments", id, secret)
+	for range 3 {
+		tokenStatus(t, p, "payments", id, "wrong")
+	}
+	tokenStatus(t, p, "nowhere", id, secret)
+	resp, err := http.Get(p.adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	text := string(body)
+	for _, want := range []string{
+		`authz_token_requests_total{issuer="payments",status="200"}`,
+		`authz_token_requests_total{issuer="payments",status="401"} 2`,
+		`authz_token_requests_total{issuer="payments",status="429"} 1`,
+		`authz_token_requests_total{issuer="unknown",status="404"} 1`,
+		`authz_token_request_duration_seconds_bucket{issuer="payments"`,
+		`authz_client_cache_lookups_total{result="hit"}`,
+		`authz_rate_limited_total{by="client"} 1`,
+		`authz_database_errors_total`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(text, secret) || strings.Contains(text, `issuer="nowhere"`) {
+		t.Error("metrics carry a secret or a caller-chosen issuer name")
 	}
 }

@@ -145,7 +145,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		publicURL = "http://" + reachableAddr(publicLn.Addr())
 	}
 
+	mx := newMetrics(be.store)
 	public := issuer.New(issuer.Config{
+		Metrics:                mx,
 		PublicURL:              publicURL,
 		MetadataMaxAge:         cfg.jwksMaxAge,
 		Logger:                 log,
@@ -167,7 +169,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		background.Wait()
 	}()
 	background.Go(func() { followChanges(bgCtx, be.store, public, be.keys, cfg.keyPoll, log) })
-	background.Go(func() { keys.NewRotator(be.keys, be.store, cfg.keyCheck, log).Run(bgCtx) })
+	rotator := keys.NewRotator(be.keys, be.store, cfg.keyCheck, log)
+	rotator.OnAdvance = mx.KeysAdvanced
+	background.Go(func() { rotator.Run(bgCtx) })
 	background.Go(func() { forgetExpiredAssertions(bgCtx, be.store, time.Minute, log) })
 
 	var devAdmin api.BootstrapResult
@@ -177,7 +181,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 
-	servers := []*http.Server{cfg.limits.server(public.Handler(), log), cfg.limits.server(adminHandler(admin), log)}
+	servers := []*http.Server{cfg.limits.server(public.Handler(), log), cfg.limits.server(adminHandler(admin, mx), log)}
 	listeners := []net.Listener{publicLn, adminLn}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -270,10 +274,13 @@ func openBackend(ctx context.Context, databaseURL, kekValue string, schedule key
 	return be, nil
 }
 
-// adminHandler serves the admin API and, behind the same admin
-// authentication, the Go profiler at /debug/pprof/.
-func adminHandler(admin *api.Server) http.Handler {
+// adminHandler serves the admin API; behind the same admin authentication,
+// the Go profiler at /debug/pprof/; and, for scrapers that cannot fetch
+// tokens, Prometheus metrics at /metrics, which hold counts, never secrets:
+// keep the admin listener on a private network.
+func adminHandler(admin *api.Server, mx *metrics) http.Handler {
 	m := http.NewServeMux()
+	m.Handle("/metrics", mx.handler())
 	m.Handle("/debug/pprof/", admin.RequireAdmin(http.HandlerFunc(pprof.Index)))
 	m.Handle("/debug/pprof/cmdline", admin.RequireAdmin(http.HandlerFunc(pprof.Cmdline)))
 	m.Handle("/debug/pprof/profile", admin.RequireAdmin(http.HandlerFunc(pprof.Profile)))

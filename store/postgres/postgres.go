@@ -33,19 +33,27 @@ type Store struct {
 	queries queryCounter
 }
 
-// queryCounter counts the statements sent to PostgreSQL, so that tests and
-// metrics can see whether a path touches the database at all.
-type queryCounter struct{ n atomic.Int64 }
+// queryCounter counts the statements sent to PostgreSQL and those that
+// failed, so that tests and metrics can see whether a path touches the
+// database at all, and how often it fails.
+type queryCounter struct{ n, failed atomic.Int64 }
 
 func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	q.n.Add(1)
 	return ctx
 }
 
-func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (q *queryCounter) TraceQueryEnd(_ context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	if data.Err != nil && !errors.Is(data.Err, pgx.ErrNoRows) {
+		q.failed.Add(1)
+	}
+}
 
 // Queries is how many statements this store has sent to PostgreSQL.
 func (s *Store) Queries() int64 { return s.queries.n.Load() }
+
+// FailedQueries is how many of them failed.
+func (s *Store) FailedQueries() int64 { return s.queries.failed.Load() }
 
 var _ store.Store = (*Store)(nil)
 
