@@ -21,7 +21,7 @@ bench=$work/authz-bench
 # PUBLIC and ADMIN.
 start_server() {
   local name=$1; shift
-  "$authz" serve --public-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --log-format json "$@" \
+  "$authz" serve --public-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --log-format json --insecure-http "$@" \
     >"$work/$name.out" 2>"$work/$name.err" &
   for _ in $(seq 100); do
     if grep -q '"listener":"admin"' "$work/$name.err" 2>/dev/null; then break; fi

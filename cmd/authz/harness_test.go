@@ -90,7 +90,8 @@ func startServer(t *testing.T, env []string, args ...string) *process {
 	p := &process{output: &lockedBuffer{}, exited: make(chan struct{})}
 	// Debug logs every token issued: the leak scans read the most the
 	// server ever logs.
-	full := append([]string{"serve", "--log-format", "json", "--log-level", "debug"}, args...)
+	// Plain http on loopback, as tests serve; TLS has its own test.
+	full := append([]string{"serve", "--log-format", "json", "--log-level", "debug", "--insecure-http"}, args...)
 	if !hasFlag(args, "--public-addr") {
 		full = append(full, "--public-addr", "127.0.0.1:0")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -12,9 +13,11 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/authz-dev/authz/api"
@@ -40,6 +43,8 @@ type serveConfig struct {
 	keyPoll            time.Duration
 	shutdownTimeout    time.Duration
 	limits             httpLimits
+	tlsCert, tlsKey    string
+	insecureHTTP       bool
 	allowPrivateJWKS   bool
 	failuresPerClient  int
 	failuresPerAddress int
@@ -68,6 +73,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		maxConcurrent:     set.Int("max-concurrent-requests", "AUTHZ_MAX_CONCURRENT_REQUESTS", 1024, "requests each listener handles at once; more get 503 at once"),
 	}
 	shutdownTimeout := set.Duration("shutdown-timeout", "AUTHZ_SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
+	tlsCert := set.String("tls-cert", "AUTHZ_TLS_CERT", "", "PEM certificate (chain) file: serve both listeners over TLS; reloaded on SIGHUP")
+	tlsKey := set.String("tls-key", "AUTHZ_TLS_KEY", "", "PEM private key file of --tls-cert")
+	insecureHTTP := set.Bool("insecure-http", "AUTHZ_INSECURE_HTTP", false, "allow a public URL that is not https outside development mode (tokens and secrets would cross the network in clear)")
 	failuresPerClient := set.Int("auth-failures-per-client", "AUTHZ_AUTH_FAILURES_PER_CLIENT", 10, "failed client authentications a minute per client_id before 429 (0: no limit)")
 	failuresPerAddress := set.Int("auth-failures-per-address", "AUTHZ_AUTH_FAILURES_PER_ADDRESS", 600, "failed client authentications a minute per source address before 429 (0: no limit); behind a load balancer every caller shares its address")
 	allowPrivateJWKS := set.Bool("allow-private-jwks-uri", "AUTHZ_ALLOW_PRIVATE_JWKS_URI", false, "let clients' jwks_uri reach loopback and private addresses over plain http (tests and closed networks only)")
@@ -88,6 +96,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		keyPoll:            *keyPoll,
 		shutdownTimeout:    *shutdownTimeout,
 		limits:             limits,
+		tlsCert:            *tlsCert,
+		tlsKey:             *tlsKey,
+		insecureHTTP:       *insecureHTTP,
 		allowPrivateJWKS:   *allowPrivateJWKS,
 		failuresPerClient:  *failuresPerClient,
 		failuresPerAddress: *failuresPerAddress,
@@ -97,6 +108,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return c, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", *logLevel)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return c, errors.New("--tls-cert and --tls-key go together")
 	}
 	if c.databaseURL != "" && c.kek == "" {
 		return c, errors.New("--kek (or AUTHZ_KEK) is required with a database: generate one with `openssl rand -base64 32`")
@@ -140,9 +154,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		publicLn.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
+	scheme := "http"
+	var cert *certificate
+	if cfg.tlsCert != "" {
+		if cert, err = loadCertificate(cfg.tlsCert, cfg.tlsKey); err != nil {
+			publicLn.Close()
+			adminLn.Close()
+			return err
+		}
+		scheme = "https"
+	}
 	publicURL := cfg.publicURL
 	if publicURL == "" {
-		publicURL = "http://" + reachableAddr(publicLn.Addr())
+		publicURL = scheme + "://" + reachableAddr(publicLn.Addr())
+	}
+	if !devMode && !cfg.insecureHTTP && !strings.HasPrefix(publicURL, "https://") {
+		publicLn.Close()
+		adminLn.Close()
+		return fmt.Errorf("the public URL %s is not https: serve TLS (--tls-cert, --tls-key), or set --public-url https://… "+
+			"behind a TLS-terminating proxy, or pass --insecure-http to accept tokens and secrets in clear", publicURL)
 	}
 
 	mx := newMetrics(be.store)
@@ -184,11 +214,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	servers := []*http.Server{cfg.limits.server(public.Handler(), log), cfg.limits.server(adminHandler(admin, mx), log)}
 	listeners := []net.Listener{publicLn, adminLn}
 	errc := make(chan error, len(servers))
+	if cert != nil {
+		for i := range listeners {
+			servers[i].TLSConfig = cert.config()
+			listeners[i] = tls.NewListener(listeners[i], servers[i].TLSConfig)
+		}
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go cert.reloadOn(hup, log)
+	}
 	for i, srv := range servers {
 		go func() { errc <- srv.Serve(listeners[i]) }()
 	}
 	log.Info("listening", "listener", "public", "addr", publicLn.Addr().String(), "public_url", publicURL)
-	log.Info("listening", "listener", "admin", "addr", adminLn.Addr().String())
+	log.Info("listening", "listener", "admin", "addr", adminLn.Addr().String(), "tls", cert != nil)
 	if devMode {
 		printDevBanner(stdout, publicURL, "http://"+reachableAddr(adminLn.Addr()), devAdmin)
 	}
