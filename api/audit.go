@@ -46,12 +46,12 @@ func (s *Server) audited(action string, next http.Handler) http.Handler {
 			Outcome:  outcome,
 			Status:   rec.status,
 		}
-		s.log.Info("audit", "actor", entry.Actor, "action", entry.Action, "resource", entry.Resource,
+		s.log.InfoContext(r.Context(), "audit", "actor", entry.Actor, "action", entry.Action, "resource", entry.Resource,
 			"outcome", entry.Outcome, "status", entry.Status)
 		// The write has happened; a lost audit row must not turn it into an
 		// error, but it must be loud.
 		if err := s.store.AppendAudit(r.Context(), entry); err != nil {
-			s.log.Error("audit entry not stored", "action", action, "resource", entry.Resource, "err", err)
+			s.log.ErrorContext(r.Context(), "audit entry not stored", "action", action, "resource", entry.Resource, "err", err)
 		}
 	})
 }

@@ -40,7 +40,7 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 		}
 		claims, err := s.public.VerifyAccessToken(r.Context(), SystemIssuer, strings.TrimSpace(raw))
 		if errors.Is(err, issuer.ErrInvalidToken) {
-			s.log.Info("admin token refused", "reason", err.Error())
+			s.log.InfoContext(r.Context(), "admin token refused", "reason", err.Error())
 			w.Header().Set("WWW-Authenticate", `Bearer realm="authz-admin", error="invalid_token"`)
 			writeProblem(w, http.StatusUnauthorized, "The bearer token is invalid, expired, or its client is disabled.")
 			return

@@ -43,12 +43,12 @@ func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Pragma", "no-cache")
 	claims, err := s.VerifyAccessToken(ctx, t.issuer.Name, raw)
 	if errors.Is(err, ErrInvalidToken) {
-		s.cfg.Logger.Info("introspection: inactive token", "issuer", t.issuer.Name, "caller", caller.GetID(), "reason", err.Error())
+		s.cfg.Logger.InfoContext(ctx, "introspection: inactive token", "issuer", t.issuer.Name, "caller", caller.GetID(), "reason", err.Error())
 		writeJSON(w, introspection{Active: false})
 		return
 	}
 	if err != nil {
-		s.cfg.Logger.Error("introspection failed", "issuer", t.issuer.Name, "err", err)
+		s.cfg.Logger.ErrorContext(ctx, "introspection failed", "issuer", t.issuer.Name, "err", err)
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The token could not be checked; retry shortly.")
 		return
 	}

@@ -121,7 +121,7 @@ func (s *Server) refuseIfThrottled(w http.ResponseWriter, r *http.Request, issue
 	}
 	seconds := int(math.Ceil(wait.Seconds()))
 	s.cfg.Metrics.Throttled(map[bool]string{true: "client", false: "address"}[byClient])
-	s.cfg.Logger.Info("token request throttled", "issuer", issuerName, "client_id", clientIDOf(r),
+	s.cfg.Logger.InfoContext(r.Context(), "token request throttled", "issuer", issuerName, "client_id", clientIDOf(r),
 		"source", sourceAddress(r), "by_client", byClient, "retry_after_s", seconds)
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
 	writeJSONError(w, http.StatusTooManyRequests, "temporarily_unavailable",

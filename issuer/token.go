@@ -85,7 +85,7 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request) {
 	scope := strings.Join(req.GetGrantedScopes(), " ")
 	// Successes are counted, not logged: a log line per token would cost
 	// more than the token. Refusals are logged.
-	s.cfg.Logger.Debug("token issued", "issuer", name, "client_id", client.GetID(), "scope", scope)
+	s.cfg.Logger.DebugContext(ctx, "token issued", "issuer", name, "client_id", client.GetID(), "scope", scope)
 	writeTokenResponse(w, tokenResponse{AccessToken: resp.GetAccessToken(), TokenType: "Bearer",
 		ExpiresIn: int64(lifetime / time.Second), Scope: scope})
 }
@@ -147,7 +147,7 @@ func (s *Server) formRequest(w http.ResponseWriter, r *http.Request, endpoint st
 		return nil, false
 	}
 	if err != nil {
-		s.cfg.Logger.Error("load issuer", "issuer", name, "err", err)
+		s.cfg.Logger.ErrorContext(r.Context(), "load issuer", "issuer", name, "err", err)
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer could not be loaded; retry shortly.")
 		return nil, false
 	}
@@ -180,7 +180,7 @@ func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, t *tena
 	if errors.Is(err, store.ErrUnavailable) {
 		// Past the staleness window, or a client never cached: say so
 		// rather than blame the client's credentials.
-		s.cfg.Logger.Warn("token request failed: database unreachable", "issuer", t.issuer.Name, "client_id", clientIDOf(r))
+		s.cfg.Logger.WarnContext(r.Context(), "token request failed: database unreachable", "issuer", t.issuer.Name, "client_id", clientIDOf(r))
 		w.Header().Set("Retry-After", "5")
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable",
 			"The authorization server cannot reach its database; retry shortly.")
@@ -198,9 +198,9 @@ func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, t *tena
 		attrs = append(attrs, "client_id", id)
 	}
 	if rfc.CodeField >= http.StatusInternalServerError {
-		s.cfg.Logger.Error("token request failed", append(attrs, "err", err)...)
+		s.cfg.Logger.ErrorContext(r.Context(), "token request failed", append(attrs, "err", err)...)
 	} else {
-		s.cfg.Logger.Info("token request refused", attrs...)
+		s.cfg.Logger.InfoContext(r.Context(), "token request refused", attrs...)
 	}
 	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
 		s.recordAuthFailure(r, t.issuer.Name)

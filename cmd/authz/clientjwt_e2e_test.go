@@ -47,6 +47,7 @@ func signAssertion(t *testing.T, key crypto.Signer, kid, clientID, audience stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	runLog.remember("a client assertion", raw)
 	return raw
 }
 
@@ -65,6 +66,9 @@ func assertionToken(t *testing.T, tokenURL, assertion string, extra url.Values) 
 	defer resp.Body.Close()
 	var body map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if tok, ok := body["access_token"].(string); ok {
+		runLog.remember("an access token", tok)
+	}
 	return resp.StatusCode, body
 }
 

@@ -240,9 +240,11 @@ func TestTutorialOnMemoryStore(t *testing.T) {
 	p := startServer(t, []string{"AUTHZ_DATABASE_URL=", "AUTHZ_KEK="})
 	runTutorial(t, p)
 	assertReady(t, p)
-	out := p.output.String()
-	if !strings.Contains(out, "DEVELOPMENT MODE") || !strings.Contains(out, "/admin/v1/issuers/demo") {
-		t.Fatalf("dev mode printed no warning and example:\n%s", out)
+	if !strings.Contains(p.output.String(), "DEVELOPMENT MODE") {
+		t.Fatalf("dev mode logged no warning:\n%s", p.output)
+	}
+	if out := p.banner.String(); !strings.Contains(out, "DEVELOPMENT MODE") || !strings.Contains(out, "/admin/v1/issuers/demo") {
+		t.Fatalf("dev mode printed no banner and example:\n%s", out)
 	}
 }
 
@@ -381,5 +383,42 @@ func TestMetricsCountTokensCacheAndThrottling(t *testing.T) {
 	}
 	if strings.Contains(text, secret) || strings.Contains(text, `issuer="nowhere"`) {
 		t.Error("metrics carry a secret or a caller-chosen issuer name")
+	}
+}
+
+func TestRequestIDsTieAnswersToLogLines(t *testing.T) {
+	t.Parallel()
+	p := startServer(t, []string{"AUTHZ_DATABASE_URL=", "AUTHZ_KEK="})
+	req, _ := http.NewRequest(http.MethodPost, p.publicURL+"/issuers/nowhere/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Request-Id", "case-4711")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Request-Id") != "case-4711" {
+		t.Fatalf("X-Request-Id echoed as %q", resp.Header.Get("X-Request-Id"))
+	}
+	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
+	req, _ = http.NewRequest(http.MethodPost, p.publicURL+"/issuers/payments/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Request-Id", `bad id","forged":"field`)
+	req.SetBasicAuth("c-nobody", "wrong")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	generated := resp.Header.Get("X-Request-Id")
+	if generated == "" || strings.Contains(generated, " ") {
+		t.Fatalf("a malformed X-Request-Id was not replaced: %q", generated)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.output.String(), `"request_id":"`+generated+`"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line carries request id %s:\n%s", generated, p.output)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -31,14 +31,83 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		main()
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if leaks := runLog.scan(); len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "LOG SCAN FAILED: the servers' logs over the whole run contain %s\n", strings.Join(leaks, ", "))
+		code = 1
+	} else {
+		fmt.Fprintf(os.Stderr, "log scan: %d secrets, tokens and assertions searched in %d server logs; none found\n",
+			runLog.sensitiveCount(), runLog.outputCount())
+	}
+	os.Exit(code)
+}
+
+// runLog gathers, across every test of the run, each server's output and
+// every secret, access token and client assertion the tests saw, so that
+// one scan at the end covers the whole run.
+var runLog = &leakScanner{}
+
+type leakScanner struct {
+	mu        sync.Mutex
+	outputs   []*lockedBuffer
+	sensitive map[string]string // value → what it is
+}
+
+func (l *leakScanner) watch(b *lockedBuffer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.outputs = append(l.outputs, b)
+}
+
+// remember registers a value that must never be logged. Short values are
+// skipped: they would match by chance.
+func (l *leakScanner) remember(what, value string) {
+	if len(value) < 16 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sensitive == nil {
+		l.sensitive = map[string]string{}
+	}
+	l.sensitive[value] = what
+}
+
+func (l *leakScanner) scan() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var leaks []string
+	for _, out := range l.outputs {
+		text := out.String()
+		for value, what := range l.sensitive {
+			if strings.Contains(text, value) {
+				leaks = append(leaks, what)
+			}
+		}
+	}
+	return leaks
+}
+
+func (l *leakScanner) sensitiveCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.sensitive)
+}
+
+func (l *leakScanner) outputCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.outputs)
 }
 
 // process is a running authz server.
 type process struct {
-	admin   admin
-	cmd     *exec.Cmd
+	admin admin
+	cmd   *exec.Cmd
+	// output is the server's log (stderr); banner is what it prints to
+	// stdout, where development mode shows its admin credentials on purpose.
 	output  *lockedBuffer
+	banner  *lockedBuffer
 	exited  chan struct{}
 	exitErr error
 	// publicURL is where the public listener answers; advertisedURL is the
@@ -87,7 +156,8 @@ func runAuthz(t *testing.T, env []string, args ...string) (int, string) {
 // both listeners are up. The server is stopped when the test ends.
 func startServer(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{output: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &process{output: &lockedBuffer{}, banner: &lockedBuffer{}, exited: make(chan struct{})}
+	runLog.watch(p.output)
 	// Debug logs every token issued: the leak scans read the most the
 	// server ever logs.
 	// Plain http on loopback, as tests serve; TLS has its own test.
@@ -104,7 +174,7 @@ func startServer(t *testing.T, env []string, args ...string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Stdout = p.output
+	p.cmd.Stdout = p.banner
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start authz: %v", err)
 	}
@@ -226,6 +296,16 @@ func (p *process) adminJSON(t *testing.T, method, path string, body any, wantSta
 			t.Fatalf("%s %s: answer is not JSON: %s", method, url, raw)
 		}
 	}
+	for _, field := range []string{"client_secret", "privateKeyPem"} {
+		if v, ok := out[field].(string); ok {
+			runLog.remember(field, v)
+		}
+	}
+	if jwk, ok := out["privateJwk"].(map[string]any); ok {
+		if d, ok := jwk["d"].(string); ok {
+			runLog.remember("a client's private key", d)
+		}
+	}
 	return out
 }
 
@@ -243,6 +323,7 @@ func parseAdmin(t *testing.T, out string) admin {
 	if id == nil || secret == nil {
 		t.Fatalf("no admin credentials in:\n%s", out)
 	}
+	runLog.remember("an admin client secret", secret[1])
 	return admin{clientID: id[1], clientSecret: secret[1]}
 }
 
@@ -263,13 +344,13 @@ func (p *process) adminToken(t *testing.T) string {
 	t.Helper()
 	if p.admin.clientID == "" {
 		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(p.output.String(), "client_secret:") {
+		for !strings.Contains(p.banner.String(), "client_secret:") {
 			if time.Now().After(deadline) {
-				t.Fatalf("no admin credentials known for this server:\n%s", p.output)
+				t.Fatalf("no admin credentials known for this server:\n%s", p.banner)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		p.admin = parseAdmin(t, p.output.String())
+		p.admin = parseAdmin(t, p.banner.String())
 	}
 	return clientToken(t, p.publicURL+"/issuers/system/token", p.admin.clientID, p.admin.clientSecret, "")
 }
@@ -281,5 +362,6 @@ func clientToken(t *testing.T, tokenURL, id, secret, scope string) string {
 	if err != nil {
 		t.Fatalf("token from %s for %s: %v", tokenURL, id, err)
 	}
+	runLog.remember("an access token", tok.AccessToken)
 	return tok.AccessToken
 }

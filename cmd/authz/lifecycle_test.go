@@ -44,6 +44,12 @@ func (c *cli) fail(args ...string) string {
 func (c *cli) json(into any, args ...string) {
 	c.t.Helper()
 	out := c.run(append(args, "-o", "json")...)
+	for _, field := range []string{`"client_secret": "`, `"access_token": "`} {
+		for rest := out; strings.Contains(rest, field); {
+			rest = rest[strings.Index(rest, field)+len(field):]
+			runLog.remember(strings.Trim(field, `": `), rest[:strings.IndexByte(rest, '"')])
+		}
+	}
 	if err := json.Unmarshal([]byte(out), into); err != nil {
 		c.t.Fatalf("authz %s -o json printed no JSON: %v\n%s", strings.Join(args, " "), err, out)
 	}

@@ -339,7 +339,7 @@ type httpLimits struct {
 
 func (l httpLimits) server(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           limitConcurrency(h, *l.maxConcurrent),
+		Handler:           withRequestID(limitConcurrency(h, *l.maxConcurrent)),
 		ReadHeaderTimeout: *l.readHeaderTimeout,
 		ReadTimeout:       *l.readTimeout,
 		WriteTimeout:      *l.writeTimeout,
