@@ -470,9 +470,9 @@ func kekBytesOf(t *testing.T, h *harness) []byte {
 func TestLoadUnderAnotherKEKFailsClearly(t *testing.T) {
 	h := newHarness(t, map[string]string{"payments": RS256})
 	h.reconcile(t, "payments")
-	err := NewManager(h.st, newTestSealer(t), NewKeyring(), testSchedule, nil).Load(context.Background(), "payments")
+	err := NewManager(h.st, newTestSealer(t), NewKeyring(), testSchedule, nil).Sync(context.Background(), "payments")
 	if !errors.Is(err, ErrWrongKEK) {
-		t.Fatalf("Load under a different KEK error = %v, want ErrWrongKEK", err)
+		t.Fatalf("loading under a different KEK: error = %v, want ErrWrongKEK", err)
 	}
 }
 

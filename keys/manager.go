@@ -83,7 +83,7 @@ func (m *Manager) Reconcile(ctx context.Context, issuerName string) (bool, error
 		return m.apply(issuerName, p, keys)
 	})
 	if errors.Is(err, errNothingDue) {
-		return false, m.Load(ctx, issuerName)
+		return false, m.loadIssuer(ctx, iss)
 	}
 	if err != nil {
 		return false, err
@@ -140,7 +140,7 @@ func (m *Manager) RotateNow(ctx context.Context, issuerName string) error {
 		return m.apply(issuerName, p, keys)
 	})
 	if errors.Is(err, errNothingDue) {
-		return m.Load(ctx, issuerName)
+		return m.loadIssuer(ctx, iss)
 	}
 	if err != nil {
 		return err
@@ -177,7 +177,7 @@ func (m *Manager) Revoke(ctx context.Context, issuerName, kid string) error {
 		return m.apply(issuerName, planRotation(now, sched, iss.SigningAlgorithm, keys), keys)
 	})
 	if errors.Is(err, errNothingDue) {
-		return m.Load(ctx, issuerName)
+		return m.loadIssuer(ctx, iss)
 	}
 	if err != nil {
 		return err
@@ -226,13 +226,15 @@ func (m *Manager) Rekey(ctx context.Context) (int, error) {
 // change: it reloads the keys of an issuer that exists and forgets those of
 // one that is gone.
 func (m *Manager) Sync(ctx context.Context, issuerName string) error {
-	if _, err := m.store.GetIssuer(ctx, issuerName); errors.Is(err, store.ErrNotFound) {
+	iss, err := m.store.GetIssuer(ctx, issuerName)
+	if errors.Is(err, store.ErrNotFound) {
 		m.ring.forget(issuerName)
 		return nil
-	} else if err != nil {
+	}
+	if err != nil {
 		return err
 	}
-	return m.Load(ctx, issuerName)
+	return m.loadIssuer(ctx, iss)
 }
 
 // SyncAll reloads every issuer's keys and forgets issuers that are gone,
@@ -245,7 +247,7 @@ func (m *Manager) SyncAll(ctx context.Context) error {
 	live := make(map[string]bool, len(issuers))
 	for _, iss := range issuers {
 		live[iss.Name] = true
-		if err := m.Load(ctx, iss.Name); err != nil {
+		if err := m.loadIssuer(ctx, iss); err != nil {
 			return fmt.Errorf("load keys of issuer %q: %w", iss.Name, err)
 		}
 	}
@@ -253,14 +255,10 @@ func (m *Manager) SyncAll(ctx context.Context) error {
 	return nil
 }
 
-// Load reads an issuer's keys from the store, opens them, and replaces the
-// issuer's entry in the keyring.
-func (m *Manager) Load(ctx context.Context, issuerName string) error {
-	iss, err := m.store.GetIssuer(ctx, issuerName)
-	if err != nil {
-		return err
-	}
-	stored, err := m.store.ListSigningKeys(ctx, issuerName)
+// loadIssuer reads an issuer's keys from the store, opens them, and
+// replaces the issuer's entry in the keyring.
+func (m *Manager) loadIssuer(ctx context.Context, iss store.Issuer) error {
+	stored, err := m.store.ListSigningKeys(ctx, iss.Name)
 	if err != nil {
 		return err
 	}

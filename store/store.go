@@ -5,6 +5,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -45,6 +47,24 @@ type Issuer struct {
 	Revision  int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// SameSettings reports whether o would change nothing a caller can set on
+// i: a replacement with the same settings keeps its revision.
+func (i Issuer) SameSettings(o Issuer) bool {
+	return i.Description == o.Description && slices.Equal(i.AvailableScopes, o.AvailableScopes) &&
+		slices.Equal(i.ClientRoles, o.ClientRoles) && i.Audience == o.Audience && i.TokenLifetime == o.TokenLifetime &&
+		i.SigningAlgorithm == o.SigningAlgorithm && slices.Equal(i.ClientAuthenticators, o.ClientAuthenticators) &&
+		i.KeyRotationPeriod == o.KeyRotationPeriod && i.KeyPublishLead == o.KeyPublishLead && i.KeyRetirePeriod == o.KeyRetirePeriod
+}
+
+// CheckRevision is the condition of a conditional write: ErrPrecondition
+// unless want is 0 (unconditional) or the issuer's revision.
+func (i Issuer) CheckRevision(want int64) error {
+	if want != 0 && i.Revision != want {
+		return fmt.Errorf("issuer %q is at revision %d, not %d: %w", i.Name, i.Revision, want, ErrPrecondition)
+	}
+	return nil
 }
 
 // Client is a machine client registered under one issuer.

@@ -98,20 +98,6 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Change)) error {
 	}
 }
 
-func checkRevision(name string, stored, want int64) error {
-	if want != 0 && stored != want {
-		return fmt.Errorf("issuer %q is at revision %d, not %d: %w", name, stored, want, store.ErrPrecondition)
-	}
-	return nil
-}
-
-func sameIssuerContent(a, b store.Issuer) bool {
-	return a.Description == b.Description && slices.Equal(a.AvailableScopes, b.AvailableScopes) &&
-		slices.Equal(a.ClientRoles, b.ClientRoles) && a.Audience == b.Audience && a.TokenLifetime == b.TokenLifetime &&
-		a.SigningAlgorithm == b.SigningAlgorithm && slices.Equal(a.ClientAuthenticators, b.ClientAuthenticators) &&
-		a.KeyRotationPeriod == b.KeyRotationPeriod && a.KeyPublishLead == b.KeyPublishLead && a.KeyRetirePeriod == b.KeyRetirePeriod
-}
-
 // PutIssuer creates or replaces an issuer.
 func (s *Store) PutIssuer(_ context.Context, iss store.Issuer, ifRevision int64) (store.Issuer, store.PutResult, error) {
 	s.mu.Lock()
@@ -128,10 +114,10 @@ func (s *Store) PutIssuer(_ context.Context, iss store.Issuer, ifRevision int64)
 		s.notify(store.Change{Kind: store.ChangeIssuer, Issuer: iss.Name})
 		return copyIssuer(iss), store.Created, nil
 	}
-	if err := checkRevision(iss.Name, old.Revision, ifRevision); err != nil {
+	if err := old.CheckRevision(ifRevision); err != nil {
 		return store.Issuer{}, 0, fmt.Errorf("put issuer: %w", err)
 	}
-	if sameIssuerContent(old, iss) {
+	if old.SameSettings(iss) {
 		return copyIssuer(old), store.Unchanged, nil
 	}
 	iss.CreatedAt, iss.UpdatedAt, iss.Revision = old.CreatedAt, now, old.Revision+1
@@ -185,7 +171,7 @@ func (s *Store) DeleteIssuer(_ context.Context, name string, cascade bool, ifRev
 	if !ok {
 		return fmt.Errorf("delete issuer %q: %w", name, store.ErrNotFound)
 	}
-	if err := checkRevision(name, iss.Revision, ifRevision); err != nil {
+	if err := iss.CheckRevision(ifRevision); err != nil {
 		return fmt.Errorf("delete issuer: %w", err)
 	}
 	var clients []clientKey

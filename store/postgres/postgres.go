@@ -204,22 +204,6 @@ func issuerValues(iss store.Issuer) []any {
 		toSeconds(iss.KeyRotationPeriod), toSeconds(iss.KeyPublishLead), toSeconds(iss.KeyRetirePeriod)}
 }
 
-// sameIssuerContent tells whether a replacement would change anything a
-// caller can set.
-func sameIssuerContent(a, b store.Issuer) bool {
-	return a.Description == b.Description && slices.Equal(a.AvailableScopes, b.AvailableScopes) &&
-		slices.Equal(a.ClientRoles, b.ClientRoles) && a.Audience == b.Audience && a.TokenLifetime == b.TokenLifetime &&
-		a.SigningAlgorithm == b.SigningAlgorithm && slices.Equal(a.ClientAuthenticators, b.ClientAuthenticators) &&
-		a.KeyRotationPeriod == b.KeyRotationPeriod && a.KeyPublishLead == b.KeyPublishLead && a.KeyRetirePeriod == b.KeyRetirePeriod
-}
-
-func checkRevision(name string, stored, want int64) error {
-	if want != 0 && stored != want {
-		return fmt.Errorf("issuer %q is at revision %d, not %d: %w", name, stored, want, store.ErrPrecondition)
-	}
-	return nil
-}
-
 // PutIssuer creates or replaces an issuer.
 func (s *Store) PutIssuer(ctx context.Context, iss store.Issuer, ifRevision int64) (store.Issuer, store.PutResult, error) {
 	var stored store.Issuer
@@ -241,10 +225,10 @@ returning `+issuerColumns, issuerValues(iss)...))
 		case err != nil:
 			return err
 		}
-		if err := checkRevision(iss.Name, current.Revision, ifRevision); err != nil {
+		if err := current.CheckRevision(ifRevision); err != nil {
 			return err
 		}
-		if sameIssuerContent(current, iss) {
+		if current.SameSettings(iss) {
 			stored, result = current, store.Unchanged
 			return nil
 		}
@@ -303,7 +287,7 @@ func (s *Store) DeleteIssuer(ctx context.Context, name string, cascade bool, ifR
 		if err := tx.QueryRow(ctx, `select revision from issuers where name = $1 for update`, name).Scan(&revision); err != nil {
 			return err
 		}
-		if err := checkRevision(name, revision, ifRevision); err != nil {
+		if err := (store.Issuer{Name: name, Revision: revision}).CheckRevision(ifRevision); err != nil {
 			return err
 		}
 		if !cascade {
