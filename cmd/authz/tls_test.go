@@ -94,3 +94,36 @@ func TestServeRefusesAPlainHTTPPublicURLOutsideDevelopment(t *testing.T) {
 		t.Fatalf("exit %d, output:\n%s", code, out)
 	}
 }
+
+func TestHealthcheckProbesATLSListenerByItsCertificate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile, 1)
+	otherCert := filepath.Join(dir, "other.pem")
+	writeSelfSigned(t, otherCert, filepath.Join(dir, "other-key.pem"), 2)
+	p := startServer(t, []string{"AUTHZ_DATABASE_URL=", "AUTHZ_KEK="}, "--tls-cert", certFile, "--tls-key", keyFile)
+	healthz := "https://" + strings.TrimPrefix(p.publicURL, "http://") + "/healthz"
+
+	for _, tc := range []struct {
+		name     string
+		env      []string
+		args     []string
+		wantCode int
+		wantOut  string
+	}{
+		{"the server's certificate as a flag", nil, []string{"--url", healthz, "--tls-cert", certFile}, 0, ""},
+		// A container sets AUTHZ_TLS_CERT once, for serve and healthcheck.
+		{"the server's certificate from the environment", []string{"AUTHZ_TLS_CERT=" + certFile}, []string{"--url", healthz}, 0, ""},
+		{"another certificate", nil, []string{"--url", healthz, "--tls-cert", otherCert}, 1, "does not present the certificate"},
+		{"no pin: the chain is checked against the system roots", nil, []string{"--url", healthz}, 1, "certificate"},
+		{"plain http to a TLS listener", nil, []string{"--url", strings.Replace(healthz, "https:", "http:", 1)}, 1, "400"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := runAuthz(t, append([]string{"AUTHZ_TLS_CERT="}, tc.env...), append([]string{"healthcheck"}, tc.args...)...)
+			if code != tc.wantCode || !strings.Contains(out, tc.wantOut) {
+				t.Fatalf("exit %d, want %d with %q; output:\n%s", code, tc.wantCode, tc.wantOut, out)
+			}
+		})
+	}
+}
