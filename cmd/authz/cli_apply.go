@@ -46,6 +46,60 @@ const (
 	kindClient = "Client"
 )
 
+// maxMappingKeys bounds every mapping in an apply file. A resource has 15
+// fields and no nested mappings, so a longer mapping is wrong anyway.
+const maxMappingKeys = 64
+
+// checkMappings refuses, before the strict decode, what would make that
+// decode blow up: yaml.v3 compares every mapping key with every other and
+// records one error per equal pair, so n repeats of one key cost n² time
+// and memory (50,000 lines of "x: 1" took 9 GiB). Here duplicates are found
+// with a set and mapping sizes are bounded, so the decode that follows
+// meets neither. Aliases are not followed: their anchors are checked where
+// they are defined.
+func checkMappings(data []byte) error {
+	type key struct {
+		kind  yaml.Kind
+		value string
+	}
+	var check func(n *yaml.Node) error
+	check = func(n *yaml.Node) error {
+		if n.Kind == yaml.MappingNode {
+			if len(n.Content)/2 > maxMappingKeys {
+				return fmt.Errorf("line %d: a mapping with more than %d keys", n.Line, maxMappingKeys)
+			}
+			seen := make(map[key]int, len(n.Content)/2)
+			for i := 0; i < len(n.Content); i += 2 {
+				k := n.Content[i]
+				if line, dup := seen[key{k.Kind, k.Value}]; dup {
+					return fmt.Errorf("line %d: key %q already defined at line %d", k.Line, k.Value, line)
+				}
+				seen[key{k.Kind, k.Value}] = k.Line
+			}
+		}
+		for _, c := range n.Content {
+			if err := check(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for i := 1; ; i++ {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err == nil {
+			err = check(&doc)
+		}
+		if err != nil {
+			return fmt.Errorf("document %d: %w", i, err)
+		}
+	}
+}
+
 // applyResult is what apply did to one resource.
 type applyResult struct {
 	Kind         string `json:"kind"`
@@ -58,6 +112,9 @@ type applyResult struct {
 // parseResources reads every document strictly: unknown fields, unknown
 // kinds and missing names are errors, found before anything is applied.
 func parseResources(data []byte) ([]resourceDoc, error) {
+	if err := checkMappings(data); err != nil {
+		return nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var docs []resourceDoc
