@@ -2,8 +2,10 @@ package issuer
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +15,6 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
-	"github.com/ory/fosite/token/jwt"
 
 	"github.com/authz-dev/authz/store"
 )
@@ -162,24 +163,111 @@ func (secretHasher) Hash(_ context.Context, secret []byte) ([]byte, error) {
 	return sum[:], nil
 }
 
-// accessTokenSigner implements fosite's jwt.Signer over the go-jose v4
-// keyring, so the kid and alg in every header are those of the key that
-// actually signed.
-type accessTokenSigner struct {
-	keys       Keyring
-	issuerName string
+// tokenSession is the fosite session of one token request: the instants
+// the token's time claims come from. fosite's JWTSession would carry a
+// claim map and a header map per token that nothing here reads.
+type tokenSession struct {
+	subject   string
+	issuedAt  time.Time
+	expiresAt time.Time
 }
 
-var _ jwt.Signer = (*accessTokenSigner)(nil)
+var _ fosite.Session = (*tokenSession)(nil)
+
+func (s *tokenSession) SetExpiresAt(tt fosite.TokenType, exp time.Time) {
+	if tt == fosite.AccessToken {
+		s.expiresAt = exp
+	}
+}
+
+func (s *tokenSession) GetExpiresAt(tt fosite.TokenType) time.Time {
+	if tt == fosite.AccessToken {
+		return s.expiresAt
+	}
+	return time.Time{}
+}
+
+func (s *tokenSession) GetUsername() string { return "" }
+func (s *tokenSession) GetSubject() string  { return s.subject }
+
+func (s *tokenSession) Clone() fosite.Session {
+	c := *s
+	return &c
+}
+
+// accessTokenStrategy is fosite's access-token strategy for one issuer: it
+// signs RFC 9068 tokens with the issuer's active key, so the kid and alg in
+// every header are those of the key that actually signed. It builds the
+// claims straight from the granted request, where fosite's JWT strategy
+// would build, copy and re-read a claim map per token.
+type accessTokenStrategy struct {
+	keys       Keyring
+	issuerName string
+	issuerURL  string
+	verify     func(ctx context.Context, issuerName, raw string) (AccessClaims, error)
+}
+
+var _ oauth2.AccessTokenStrategy = (*accessTokenStrategy)(nil)
 
 var errNoActiveKey = errors.New("issuer has no active signing key")
 
-func (s *accessTokenSigner) Generate(_ context.Context, claims jwt.MapClaims, _ jwt.Mapper) (string, string, error) {
-	key, ok := s.keys.Active(s.issuerName)
+// accessTokenClaims is the RFC 9068 claim set this server signs.
+type accessTokenClaims struct {
+	Issuer         string                 `json:"iss"`
+	Subject        string                 `json:"sub"`
+	Audience       []string               `json:"aud"`
+	Expiry         int64                  `json:"exp"`
+	IssuedAt       int64                  `json:"iat"`
+	NotBefore      int64                  `json:"nbf"`
+	ID             string                 `json:"jti"`
+	Scope          string                 `json:"scope"`
+	ClientID       string                 `json:"client_id"`
+	AuthorizedBy   string                 `json:"azp"`
+	ResourceAccess map[string]clientRoles `json:"resource_access,omitempty"`
+}
+
+// clientRoles is Keycloak's shape, which the gateway plugin reads roles
+// from: resource_access.<audience>.roles.
+type clientRoles struct {
+	Roles []string `json:"roles"`
+}
+
+func (st *accessTokenStrategy) GenerateAccessToken(_ context.Context, req fosite.Requester) (string, string, error) {
+	session, ok := req.GetSession().(*tokenSession)
 	if !ok {
-		return "", "", fmt.Errorf("issuer %q: %w", s.issuerName, errNoActiveKey)
+		return "", "", fmt.Errorf("session is a %T, not a token session", req.GetSession())
 	}
-	payload, err := encodeClaims(claims)
+	client, ok := req.GetClient().(*fositeClient)
+	if !ok {
+		return "", "", fmt.Errorf("client is a %T, not a stored client", req.GetClient())
+	}
+	key, ok := st.keys.Active(st.issuerName)
+	if !ok {
+		return "", "", fmt.Errorf("issuer %q: %w", st.issuerName, errNoActiveKey)
+	}
+	var jti [16]byte
+	_, _ = rand.Read(jti[:])
+	// RFC 9068 §2.2: sub and client_id name the client; azp is what the
+	// gateway plugin matches against its consumer.
+	claims := accessTokenClaims{
+		Issuer:       st.issuerURL,
+		Subject:      client.GetID(),
+		Audience:     req.GetGrantedAudience(),
+		Expiry:       session.expiresAt.Unix(),
+		IssuedAt:     session.issuedAt.Unix(),
+		NotBefore:    session.issuedAt.Unix(),
+		ID:           base64.RawURLEncoding.EncodeToString(jti[:]),
+		Scope:        strings.Join(req.GetGrantedScopes(), " "),
+		ClientID:     client.GetID(),
+		AuthorizedBy: client.GetID(),
+	}
+	if claims.Audience == nil {
+		claims.Audience = []string{}
+	}
+	if roles := client.record.Roles; len(roles) > 0 {
+		claims.ResourceAccess = map[string]clientRoles{client.record.Audience: {Roles: roles}}
+	}
+	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", "", fmt.Errorf("encode claims: %w", err)
 	}
@@ -190,104 +278,15 @@ func (s *accessTokenSigner) Generate(_ context.Context, claims jwt.MapClaims, _ 
 	return token, signaturePart(token), nil
 }
 
-// accessTokenClaims is the RFC 9068 claim set this server signs. Encoding a
-// struct skips the sorting and reflection that encoding fosite's map costs.
-type accessTokenClaims struct {
-	Issuer         string   `json:"iss"`
-	Subject        string   `json:"sub"`
-	Audience       []string `json:"aud"`
-	Expiry         int64    `json:"exp"`
-	IssuedAt       int64    `json:"iat"`
-	NotBefore      int64    `json:"nbf"`
-	ID             string   `json:"jti"`
-	Scope          string   `json:"scope"`
-	ClientID       string   `json:"client_id"`
-	AuthorizedBy   string   `json:"azp"`
-	ResourceAccess any      `json:"resource_access,omitempty"`
+// ValidateAccessToken is fosite's hook for flows this server does not
+// compose (introspection has its own endpoint); it verifies as they do.
+func (st *accessTokenStrategy) ValidateAccessToken(ctx context.Context, _ fosite.Requester, token string) error {
+	_, err := st.verify(ctx, st.issuerName, token)
+	return err
 }
 
-// encodeClaims renders fosite's claims through accessTokenClaims, or, should
-// they hold anything else, as the map itself: no claim is ever dropped.
-func encodeClaims(m jwt.MapClaims) ([]byte, error) {
-	var c accessTokenClaims
-	known := 0
-	str := func(key string, dst *string) {
-		if v, ok := m[key].(string); ok {
-			*dst = v
-			known++
-		}
-	}
-	num := func(key string, dst *int64) {
-		if v, ok := m[key].(int64); ok {
-			*dst = v
-			known++
-		}
-	}
-	str("iss", &c.Issuer)
-	str("sub", &c.Subject)
-	str("jti", &c.ID)
-	str("scope", &c.Scope)
-	str("client_id", &c.ClientID)
-	str("azp", &c.AuthorizedBy)
-	num("exp", &c.Expiry)
-	num("iat", &c.IssuedAt)
-	num("nbf", &c.NotBefore)
-	if aud, ok := m["aud"].([]string); ok {
-		c.Audience = aud
-		known++
-	}
-	if ra, ok := m["resource_access"]; ok {
-		c.ResourceAccess = ra
-		known++
-	}
-	if known != len(m) {
-		return json.Marshal(m)
-	}
-	return json.Marshal(c)
+func (st *accessTokenStrategy) AccessTokenSignature(_ context.Context, token string) string {
+	return signaturePart(token)
 }
-
-// Decode verifies a token against every key the issuer publishes.
-func (s *accessTokenSigner) Decode(_ context.Context, token string) (*jwt.Token, error) {
-	return jwt.Parse(token, func(t *jwt.Token) (any, error) {
-		jwks, ok := s.keys.JWKS(s.issuerName)
-		if !ok {
-			return nil, fmt.Errorf("issuer %q publishes no keys", s.issuerName)
-		}
-		kid, _ := t.Header["kid"].(string)
-		pub, ok := jwks.PublicKey(kid)
-		if !ok {
-			return nil, fmt.Errorf("unknown kid %q", kid)
-		}
-		if alg, _ := t.Header["alg"].(string); alg != pub.Algorithm {
-			return nil, fmt.Errorf("alg %q does not match key %s (%s)", alg, kid, pub.Algorithm)
-		}
-		return pub.Key, nil
-	})
-}
-
-func (s *accessTokenSigner) Validate(ctx context.Context, token string) (string, error) {
-	t, err := s.Decode(ctx, token)
-	if err != nil {
-		return "", err
-	}
-	if err := t.Claims.Valid(); err != nil {
-		return "", err
-	}
-	return signaturePart(token), nil
-}
-
-func (s *accessTokenSigner) Hash(_ context.Context, in []byte) ([]byte, error) {
-	sum := sha256.Sum256(in)
-	return sum[:], nil
-}
-
-func (s *accessTokenSigner) GetSignature(_ context.Context, token string) (string, error) {
-	if strings.Count(token, ".") != 2 {
-		return "", errors.New("token is not a compact JWS")
-	}
-	return signaturePart(token), nil
-}
-
-func (s *accessTokenSigner) GetSigningMethodLength(context.Context) int { return jwt.SHA256HashSize }
 
 func signaturePart(token string) string { return token[strings.LastIndexByte(token, '.')+1:] }

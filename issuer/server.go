@@ -17,8 +17,6 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
-	"github.com/ory/fosite/handler/oauth2"
-	"github.com/ory/fosite/token/jwt"
 
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
@@ -353,15 +351,11 @@ func (s *Server) newTenant(iss store.Issuer) (*tenant, error) {
 		TokenURL:                 s.TokenURL(iss.Name),
 		ScopeStrategy:            fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy: fosite.ExactAudienceMatchingStrategy,
-		JWTScopeClaimKey:         jwt.JWTScopeFieldString,
 		ClientSecretsHasher:      secretHasher{},
 		GlobalSecret:             s.globalSecret,
 	}
 	storage := &fositeStorage{clients: s.client, issuer: iss, now: s.cfg.Now}
-	strategy := &oauth2.DefaultJWTStrategy{
-		Signer: &accessTokenSigner{keys: s.keys, issuerName: iss.Name},
-		Config: cfg,
-	}
+	strategy := &accessTokenStrategy{keys: s.keys, issuerName: iss.Name, issuerURL: cfg.AccessTokenIssuer, verify: s.VerifyAccessToken}
 	meta, err := s.renderMetadata(iss)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,14 @@ func TestTokenCarriesRFC9068ClaimsAndHeader(t *testing.T) {
 	}
 	if jti, _ := c["jti"].(string); jti == "" {
 		t.Fatal("jti missing")
+	}
+	var names []string
+	for name := range c {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	if want := []string{"aud", "azp", "client_id", "exp", "iat", "iss", "jti", "nbf", "scope", "sub"}; !slices.Equal(names, want) {
+		t.Fatalf("claims %v, want exactly %v", names, want)
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/handler/oauth2"
-	"github.com/ory/fosite/token/jwt"
 
 	"github.com/authz-dev/authz/store"
 )
@@ -49,10 +47,7 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request) {
 	}
 
 	now := s.cfg.Now().UTC().Truncate(time.Second)
-	session := &oauth2.JWTSession{
-		JWTClaims: &jwt.JWTClaims{NotBefore: now, IssuedAt: now},
-		JWTHeader: &jwt.Headers{},
-	}
+	session := &tokenSession{issuedAt: now}
 	req, err := t.provider.NewAccessRequest(ctx, r, session)
 	if err != nil {
 		s.writeTokenError(w, r, t, req, err)
@@ -60,17 +55,7 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request) {
 	}
 	client := req.GetClient().(*fositeClient)
 	grantRequested(req, client)
-
-	// RFC 9068 §2.2: sub and client_id name the client; azp is what the
-	// gateway plugin matches against its consumer.
-	session.JWTClaims.Subject = client.GetID()
-	session.JWTClaims.Extra = map[string]any{"client_id": client.GetID(), "azp": client.GetID()}
-	if roles := client.record.Roles; len(roles) > 0 {
-		// Keycloak's shape, which the gateway plugin reads roles from.
-		session.JWTClaims.Extra["resource_access"] = map[string]any{
-			client.record.Audience: map[string]any{"roles": roles},
-		}
-	}
+	session.subject = client.GetID()
 
 	// exp follows from the same instant as iat and nbf, so the three agree
 	// to the second and expires_in is the exact lifetime.

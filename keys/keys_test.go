@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -563,5 +564,62 @@ func TestRotatorRotatesOnlyWhileItHoldsTheLock(t *testing.T) {
 	<-done
 	if _, _, ok, _ := h.st.TryLock(context.Background(), rotationLock); !ok {
 		t.Fatal("the rotator kept the lock after it stopped")
+	}
+}
+
+func TestES256SignaturesVerifyWhateverTheLengthOfRAndS(t *testing.T) {
+	priv, err := Generate(ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := NewActiveKey(priv, ES256, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: ES256, KeyID: "k"}
+	// One r or s in 128 has a leading zero byte that ASN.1 drops; 3,000
+	// signatures meet some 23 of them.
+	short := 0
+	for i := range 3000 {
+		token, err := key.SignCompact(fmt.Appendf(nil, `{"n":%d}`, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := jws.Verify(pub); err != nil {
+			t.Fatalf("signature %d does not verify: %v", i, err)
+		}
+		sig := jws.Signatures[0].Signature
+		if sig[0] == 0 || sig[32] == 0 {
+			short++
+		}
+	}
+	if short == 0 {
+		t.Fatal("no signature with a short r or s among 3,000: the padding path went untested")
+	}
+	again, _ := key.SignCompact([]byte(`{"n":0}`))
+	if first, _ := key.SignCompact([]byte(`{"n":0}`)); first != again {
+		t.Error("ES256 signatures should be deterministic (RFC 6979)")
+	}
+}
+
+func TestECDSAJWSSignatureRefusesMalformedASN1(t *testing.T) {
+	for name, der := range map[string][]byte{
+		"empty":           {},
+		"not a sequence":  {0x02, 0x01, 0x01},
+		"one integer":     {0x30, 0x03, 0x02, 0x01, 0x01},
+		"trailing data":   {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x00},
+		"integer too big": append([]byte{0x30, 0x26, 0x02, 0x21, 0x01}, append(make([]byte, 32), 0x02, 0x01, 0x01)...),
+	} {
+		if _, err := ecdsaJWSSignature(der, 32); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	sig, err := ecdsaJWSSignature([]byte{0x30, 0x07, 0x02, 0x02, 0x00, 0x80, 0x02, 0x01, 0x05}, 32)
+	if err != nil || sig[31] != 0x80 || sig[63] != 0x05 || bytes.Count(sig, []byte{0}) != 62 {
+		t.Fatalf("small values: %x, %v", sig, err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -10,7 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +29,7 @@ import (
 const (
 	maxWorkers  = 512
 	maxDuration = 5 * time.Minute
+	maxRounds   = 10
 )
 
 type loadConfig struct {
@@ -39,7 +44,9 @@ type loadConfig struct {
 	duration     time.Duration
 	rate         int
 	compare      bool
+	rounds       int
 	alg          string
+	cpuProfile   string
 }
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,14 +64,26 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each phase runs")
 	fs.IntVar(&c.rate, "rate", 0, "requests per second in all (0: as fast as the server answers)")
 	fs.BoolVar(&c.compare, "compare", false, "also measure a trivial handler and raw signing, and print ratios")
+	fs.IntVar(&c.rounds, "rounds", 1, "with --compare: run the phases this many times, interleaved, and add them up, so a drift in the machine's load touches every phase alike")
 	fs.StringVar(&c.alg, "alg", "RS256", "with --compare: the issuer's signing algorithm")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if c.workers < 1 || c.workers > maxWorkers || c.duration <= 0 || c.duration > maxDuration || c.rate < 0 {
-		return fmt.Errorf("--workers must be 1 to %d and --duration at most %s", maxWorkers, maxDuration)
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
-	var phases []result
+	if c.workers < 1 || c.workers > maxWorkers || c.duration <= 0 || c.duration > maxDuration || c.rate < 0 || c.rounds < 1 || c.rounds > maxRounds {
+		return fmt.Errorf("--workers must be 1 to %d, --duration at most %s and --rounds 1 to %d", maxWorkers, maxDuration, maxRounds)
+	}
 	var req requestFactory
 	switch c.target {
 	case "token":
@@ -83,22 +102,41 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return fmt.Errorf("--target must be token or jwks")
 	}
-	if c.compare {
-		baseline, err := loadBaseline(ctx, c)
-		if err != nil {
-			return err
-		}
-		phases = append(phases, baseline)
+	name := map[string]string{"token": "token endpoint", "jwks": "JWKS endpoint"}[c.target]
+	if !c.compare {
+		report(stdout, c, []result{drive(ctx, name, req, c.workers, c.duration, c.rate)})
+		return nil
+	}
+	trivialURL, stopTrivial, err := startTrivialServer(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTrivial()
+	baseline := c
+	baseline.tokenURL = trivialURL
+	trivial := tokenRequests(baseline)
+	if c.target == "jwks" {
+		trivial = func(int) (*http.Request, error) { return http.NewRequest(http.MethodGet, trivialURL, nil) }
+	}
+	var phases []result
+	for round := range c.rounds {
+		this := []result{drive(ctx, "trivial handler", trivial, c.workers, c.duration, c.rate)}
 		if c.target == "token" {
 			signing, err := loadSigning(ctx, c.alg, c.duration)
 			if err != nil {
 				return err
 			}
-			phases = append(phases, signing)
+			this = append(this, signing)
+		}
+		this = append(this, drive(ctx, name, req, c.workers, c.duration, c.rate))
+		if round == 0 {
+			phases = this
+			continue
+		}
+		for i := range phases {
+			phases[i] = phases[i].add(this[i])
 		}
 	}
-	name := map[string]string{"token": "token endpoint", "jwks": "JWKS endpoint"}[c.target]
-	phases = append(phases, drive(ctx, name, req, c.workers, c.duration, c.rate))
 	report(stdout, c, phases)
 	return nil
 }
@@ -152,6 +190,13 @@ type result struct {
 	errors    int64
 	elapsed   time.Duration
 	latencies []time.Duration // empty for phases without requests
+}
+
+// add sums two runs of the same phase.
+func (r result) add(o result) result {
+	all := slices.Concat(r.latencies, o.latencies)
+	slices.Sort(all)
+	return result{name: r.name, ops: r.ops + o.ops, errors: r.errors + o.errors, elapsed: r.elapsed + o.elapsed, latencies: all}
 }
 
 func (r result) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
@@ -224,27 +269,53 @@ func drive(ctx context.Context, name string, next requestFactory, workers int, d
 	return result{name: name, ops: ops.Load(), errors: errs.Load(), elapsed: time.Since(start), latencies: all}
 }
 
-// loadBaseline measures a trivial net/http handler on loopback with the
-// same request shape: the ceiling any HTTP endpoint here can reach.
-func loadBaseline(ctx context.Context, c loadConfig) (result, error) {
+// startTrivialServer starts the baseline: a trivial net/http handler on
+// loopback, the ceiling any HTTP endpoint here can reach. It runs in a
+// process of its own, as the server under test does: in the load tool's
+// own process it would share one Go runtime with the workers and skip the
+// cross-process wake-ups every real request pays.
+func startTrivialServer(ctx context.Context) (url string, stop func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, trivialServerCommand)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start the trivial server: %w", err)
+	}
+	stop = func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("the trivial server did not say where it listens: %w", err)
+	}
+	return "http://" + strings.TrimSpace(addr) + "/", stop, nil
+}
+
+// trivialServerCommand is the hidden command the baseline phase runs.
+const trivialServerCommand = "trivial-server"
+
+// serveTrivial answers every request with a small JSON object on a loopback
+// port it prints, until the load tool kills it.
+func serveTrivial(stdout io.Writer) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return result{}, err
+		return err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprintln(stdout, ln.Addr())
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"ok":true}`))
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	base := c
-	base.tokenURL, base.jwksURL = "http://"+ln.Addr().String()+"/", "http://"+ln.Addr().String()+"/"
-	next := tokenRequests(base)
-	if c.target == "jwks" {
-		next = func(int) (*http.Request, error) { return http.NewRequest(http.MethodGet, base.jwksURL, nil) }
-	}
-	return drive(ctx, "trivial handler", next, c.workers, c.duration, c.rate), nil
+	}))
 }
 
 // loadSigning signs a token-sized payload on every core, with no HTTP: the
@@ -279,7 +350,7 @@ func loadSigning(ctx context.Context, alg string, d time.Duration) (result, erro
 }
 
 func report(w io.Writer, c loadConfig, phases []result) {
-	fmt.Fprintf(w, "workers=%d duration=%s rate=%d cpus=%d\n", c.workers, c.duration, c.rate, runtime.NumCPU())
+	fmt.Fprintf(w, "workers=%d duration=%s rounds=%d rate=%d cpus=%d\n", c.workers, c.duration, c.rounds, c.rate, runtime.NumCPU())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "phase\tops/s\tp50\tp90\tp99\tmax\terrors\t")
 	for _, p := range phases {
