@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reruns every figure in BENCHMARKS.md on this machine, loopback only.
-#   bash cmd/authz-bench/run-benchmarks.sh [seconds-per-phase]
+#   bash cmd/authz-bench/run-benchmarks.sh [seconds-per-phase]   (--compare runs every phase in 3 interleaved rounds)
 # Needs the PostgreSQL that `make test` sets up (AUTHZ_TEST_DATABASE_URL).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -71,9 +71,9 @@ echo
 echo "== memory store"
 start_server memory
 setup "$(grep -oP 'client_id:\s+\K\S+' "$work/memory.out")" "$(grep -oP 'client_secret:\s+\K\S+' "$work/memory.out")"
-run --compare --alg RS256 --token-url "$PUBLIC/issuers/bench-rs256/token" --client-id bench-rs --client-secret "$RS_SECRET"
-run --compare --alg ES256 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET" | tee "$work/es-memory.txt"
-run --compare --target jwks --jwks-url "$PUBLIC/issuers/bench-es256/jwks.json"
+run --compare --rounds 3 --alg RS256 --token-url "$PUBLIC/issuers/bench-rs256/token" --client-id bench-rs --client-secret "$RS_SECRET"
+run --compare --rounds 3 --alg ES256 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET" | tee "$work/es-memory.txt"
+run --compare --rounds 3 --target jwks --jwks-url "$PUBLIC/issuers/bench-es256/jwks.json"
 # tokens/s is field 3 of the phase row, p99 field 6.
 half=$(awk '/^ +token endpoint/ {printf "%d", $3/2}' "$work/es-memory.txt")
 echo "== ES256 latency at half the maximum throughput ($half tokens/s)"
@@ -87,7 +87,7 @@ export AUTHZ_DATABASE_URL=$bench_db AUTHZ_KEK=$kek
 boot=$("$authz" bootstrap)
 start_server postgres
 setup "$(echo "$boot" | grep -oP 'client_id:\s+\K\S+')" "$(echo "$boot" | grep -oP 'client_secret:\s+\K\S+')"
-run --compare --alg ES256 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET" | tee "$work/es-postgres.txt"
+run --compare --rounds 3 --alg ES256 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET" | tee "$work/es-postgres.txt"
 
 echo "== 1 k and 1 M registered clients, the same load over 1000 warm clients"
 "$bench" seed --database-url "$bench_db" --issuer bench-es256 --count 1000 --secret seeded-secret --scope read
