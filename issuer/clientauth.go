@@ -115,7 +115,8 @@ func clientAuthFailure(reason string) error {
 func (s *Server) authenticateClient(ctx context.Context, t *tenant, secretAuth fosite.ClientAuthenticationStrategy, r *http.Request, form url.Values) (fosite.Client, error) {
 	allowed := t.issuer.ClientAuthenticators
 	assertionType := form.Get("client_assertion_type")
-	if _, _, basic := r.BasicAuth(); !basic && form.Get("client_id") == "" && assertionType == "" && form.Get("client_assertion") == "" {
+	_, _, basic := r.BasicAuth()
+	if !basic && form.Get("client_id") == "" && assertionType == "" && form.Get("client_assertion") == "" {
 		// RFC 6749 §5.2 counts a request without client authentication as
 		// invalid_client.
 		return nil, clientAuthFailure("Client authentication is required: HTTP Basic, client_secret_post, or a client assertion.")
@@ -129,7 +130,7 @@ func (s *Server) authenticateClient(ctx context.Context, t *tenant, secretAuth f
 	if assertionType != jwtBearerAssertion {
 		return nil, clientAuthFailure("client_assertion_type must be " + jwtBearerAssertion + ".")
 	}
-	if _, _, basic := r.BasicAuth(); basic || form.Get("client_secret") != "" {
+	if basic || form.Get("client_secret") != "" {
 		return nil, clientAuthFailure("Use one client authentication method, not a secret and an assertion.")
 	}
 	return s.authenticateAssertion(ctx, t, form)

@@ -22,10 +22,14 @@ import (
 // fositeClient presents a stored client to fosite. Only the secrets still
 // valid when the client was read take part in authentication.
 type fositeClient struct {
-	record *store.Client // shared with the cache: read only
-	hashes [][]byte
-	scopes fosite.Arguments
+	record   *store.Client // shared with the cache: read only
+	hashes   [][]byte
+	scopes   fosite.Arguments
+	audience fosite.Arguments
 }
+
+// clientGrantTypes is every client's only grant; fosite only reads it.
+var clientGrantTypes = fosite.Arguments{grantClientCredentials}
 
 var (
 	_ fosite.ClientWithSecretRotation       = (*fositeClient)(nil)
@@ -36,6 +40,9 @@ var (
 // scopes its issuer still offers, even if the issuer dropped one since.
 func newFositeClient(c *store.Client, iss store.Issuer, now time.Time) *fositeClient {
 	fc := &fositeClient{record: c, scopes: c.Scopes}
+	if c.Audience != "" {
+		fc.audience = fosite.Arguments{c.Audience}
+	}
 	if slices.ContainsFunc(c.Scopes, func(sc string) bool { return !slices.Contains(iss.AvailableScopes, sc) }) {
 		fc.scopes = slices.DeleteFunc(slices.Clone(c.Scopes), func(sc string) bool { return !slices.Contains(iss.AvailableScopes, sc) })
 	}
@@ -66,19 +73,12 @@ func (c *fositeClient) GetRotatedHashes() [][]byte {
 	return c.hashes[1:]
 }
 
-func (c *fositeClient) GetRedirectURIs() []string { return nil }
-func (c *fositeClient) GetGrantTypes() fosite.Arguments {
-	return fosite.Arguments{"client_credentials"}
-}
+func (c *fositeClient) GetRedirectURIs() []string          { return nil }
+func (c *fositeClient) GetGrantTypes() fosite.Arguments    { return clientGrantTypes }
 func (c *fositeClient) GetResponseTypes() fosite.Arguments { return nil }
 func (c *fositeClient) GetScopes() fosite.Arguments        { return c.scopes }
 func (c *fositeClient) IsPublic() bool                     { return false }
-func (c *fositeClient) GetAudience() fosite.Arguments {
-	if c.record.Audience == "" {
-		return nil
-	}
-	return fosite.Arguments{c.record.Audience}
-}
+func (c *fositeClient) GetAudience() fosite.Arguments      { return c.audience }
 
 func (c *fositeClient) GetEffectiveLifespan(_ fosite.GrantType, tt fosite.TokenType, fallback time.Duration) time.Duration {
 	if tt == fosite.AccessToken && c.record.TokenLifetime > 0 {

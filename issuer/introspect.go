@@ -25,7 +25,7 @@ type introspection struct {
 func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	t, ok := s.formRequest(w, r, "introspection")
-	if !ok || s.refuseIfThrottled(w, r, t.issuer.Name) {
+	if !ok {
 		return
 	}
 	caller, err := t.authenticate(ctx, r, r.PostForm)

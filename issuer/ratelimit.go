@@ -120,7 +120,11 @@ func (s *Server) refuseIfThrottled(w http.ResponseWriter, r *http.Request, issue
 		}
 	}
 	seconds := int(math.Ceil(wait.Seconds()))
-	s.cfg.Metrics.Throttled(map[bool]string{true: "client", false: "address"}[byClient])
+	by := "address"
+	if byClient {
+		by = "client"
+	}
+	s.cfg.Metrics.Throttled(by)
 	s.cfg.Logger.InfoContext(r.Context(), "token request throttled", "issuer", issuerName, "client_id", clientIDOf(r),
 		"source", sourceAddress(r), "by_client", byClient, "retry_after_s", seconds)
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))

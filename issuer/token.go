@@ -21,7 +21,6 @@ const grantClientCredentials = "client_credentials"
 // an RFC 9068 JWT access token.
 func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	name := r.PathValue("name")
 	w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
 	// Only names of issuers that exist become metric labels: the path is the
 	// caller's to choose.
@@ -29,11 +28,10 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.cfg.Metrics.TokenRequest(label, w.status, time.Since(start)) }()
 	t, ok := s.formRequest(w, r, "token")
-	if !ok {
-		return
+	if t != nil {
+		label = t.issuer.Name
 	}
-	label = t.issuer.Name
-	if s.refuseIfThrottled(w, r, name) {
+	if !ok {
 		return
 	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
@@ -70,7 +68,7 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request) {
 	scope := strings.Join(req.GetGrantedScopes(), " ")
 	// Successes are counted, not logged: a log line per token would cost
 	// more than the token. Refusals are logged.
-	s.cfg.Logger.DebugContext(ctx, "token issued", "issuer", name, "client_id", client.GetID(), "scope", scope)
+	s.cfg.Logger.DebugContext(ctx, "token issued", "issuer", t.issuer.Name, "client_id", client.GetID(), "scope", scope)
 	writeTokenResponse(w, tokenResponse{AccessToken: resp.GetAccessToken(), TokenType: "Bearer",
 		ExpiresIn: int64(lifetime / time.Second), Scope: scope})
 }
@@ -108,8 +106,9 @@ func writeTokenResponse(w http.ResponseWriter, resp tokenResponse) {
 }
 
 // formRequest admits a POST of an RFC 6749 form to one of an issuer's
-// endpoints and returns the issuer's protocol state. It answers every
-// refusal itself.
+// endpoints and returns the issuer's protocol state, once the issuer is
+// known, whether the request is admitted or not. It answers every refusal
+// itself, a throttled caller's included.
 func (s *Server) formRequest(w http.ResponseWriter, r *http.Request, endpoint string) (*tenant, bool) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -135,6 +134,9 @@ func (s *Server) formRequest(w http.ResponseWriter, r *http.Request, endpoint st
 		s.cfg.Logger.ErrorContext(r.Context(), "load issuer", "issuer", name, "err", err)
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer could not be loaded; retry shortly.")
 		return nil, false
+	}
+	if s.refuseIfThrottled(w, r, t.issuer.Name) {
+		return t, false
 	}
 	return t, true
 }

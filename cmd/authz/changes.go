@@ -19,18 +19,7 @@ import (
 // notification lost in a way the listener could not notice.
 func followChanges(ctx context.Context, st store.Store, public *issuer.Server, km *keys.Manager, poll time.Duration, log *slog.Logger) {
 	q := newReloadQueue()
-	go func() {
-		tick := time.NewTicker(poll)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				q.addAll()
-			}
-		}
-	}()
+	go every(ctx, poll, func(time.Time) { q.addAll() })
 	go func() {
 		for {
 			names, all, ok := q.next(ctx)

@@ -335,9 +335,7 @@ func TestMigrateCommandIsRepeatable(t *testing.T) {
 func TestFailedAuthenticationLimitIsConfigurable(t *testing.T) {
 	t.Parallel()
 	p := startServer(t, []string{"AUTHZ_DATABASE_URL=", "AUTHZ_KEK=", "AUTHZ_AUTH_FAILURES_PER_CLIENT=3"})
-	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
-	client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "c"}, http.StatusCreated)
-	id := client["client_id"].(string)
+	id, _ := newPaymentsClient(t, p)
 	var statuses []int
 	for range 5 {
 		statuses = append(statuses, tokenStatus(t, p, "payments", id, "wrong"))
@@ -351,9 +349,7 @@ func TestMetricsCountTokensCacheAndThrottling(t *testing.T) {
 	t.Parallel()
 	_, _, env := postgresEnv(t)
 	p := startPostgresServer(t, append(env, "AUTHZ_AUTH_FAILURES_PER_CLIENT=2"))
-	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
-	client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "c"}, http.StatusCreated)
-	id, secret := client["client_id"].(string), client["client_secret"].(string)
+	id, secret := newPaymentsClient(t, p)
 	waitForStatus(t, p, "payments", id, secret, http.StatusOK, 5*time.Second)
 	tokenStatus(t, p, "payments", id, secret)
 	for range 3 {

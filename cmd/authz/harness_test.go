@@ -355,6 +355,15 @@ func (p *process) adminToken(t *testing.T) string {
 	return clientToken(t, p.publicURL+"/issuers/system/token", p.admin.clientID, p.admin.clientSecret, "")
 }
 
+// newPaymentsClient registers the issuer "payments" (audience "a") and one
+// client of it.
+func newPaymentsClient(t *testing.T, p *process) (id, secret string) {
+	t.Helper()
+	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
+	client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "c"}, http.StatusCreated)
+	return client["client_id"].(string), client["client_secret"].(string)
+}
+
 // clientToken runs the client-credentials grant and returns the token.
 func clientToken(t *testing.T, tokenURL, id, secret, scope string) string {
 	t.Helper()

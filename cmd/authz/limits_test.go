@@ -47,9 +47,7 @@ func TestConcurrencyLimitRefusesAtOnceBeyondTheLimit(t *testing.T) {
 func TestSlowHeadersAndOversizedRequestsAreCutWhileOthersAreServed(t *testing.T) {
 	t.Parallel()
 	p := startServer(t, []string{"AUTHZ_DATABASE_URL=", "AUTHZ_KEK="}, "--read-header-timeout", "1s")
-	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
-	client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "c"}, http.StatusCreated)
-	id, secret := client["client_id"].(string), client["client_secret"].(string)
+	id, secret := newPaymentsClient(t, p)
 	addr := strings.TrimPrefix(p.publicURL, "http://")
 
 	// Twenty slow-header connections, each trickling a byte every 200 ms.

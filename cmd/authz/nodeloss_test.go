@@ -13,9 +13,7 @@ import (
 func TestKillingOneNodeFailsOnlyItsInFlightRequests(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3)
-	nodes[0].adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
-	client := nodes[0].adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "c"}, http.StatusCreated)
-	id, secret := client["client_id"].(string), client["client_secret"].(string)
+	id, secret := newPaymentsClient(t, nodes[0])
 	for _, p := range nodes {
 		waitForStatus(t, p, "payments", id, secret, http.StatusOK, 5*time.Second)
 	}

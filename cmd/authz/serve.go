@@ -255,19 +255,26 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // forgetExpiredAssertions deletes used client-assertion ids once they have
 // expired: an expired assertion is refused anyway, so its id need not be
 // remembered.
-func forgetExpiredAssertions(ctx context.Context, st store.Store, every time.Duration, log *slog.Logger) {
-	tick := time.NewTicker(every)
+func forgetExpiredAssertions(ctx context.Context, st store.Store, interval time.Duration, log *slog.Logger) {
+	every(ctx, interval, func(now time.Time) {
+		if n, err := st.DeleteExpiredAssertions(ctx, now); err != nil && ctx.Err() == nil {
+			log.Warn("forget expired client assertions", "err", err)
+		} else if n > 0 {
+			log.Debug("forgot expired client assertions", "count", n)
+		}
+	})
+}
+
+// every runs do at each tick of interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, do func(now time.Time)) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			if n, err := st.DeleteExpiredAssertions(ctx, now); err != nil && ctx.Err() == nil {
-				log.Warn("forget expired client assertions", "err", err)
-			} else if n > 0 {
-				log.Debug("forgot expired client assertions", "count", n)
-			}
+			do(now)
 		}
 	}
 }

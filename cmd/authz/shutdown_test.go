@@ -51,14 +51,6 @@ func slowTokenRequest(t *testing.T, p *process, id, secret string) (finish func(
 	}
 }
 
-// newPaymentsClient registers an issuer and a client on a dev-mode server.
-func newPaymentsClient(t *testing.T, p *process) (id, secret string) {
-	t.Helper()
-	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
-	client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "c"}, http.StatusCreated)
-	return client["client_id"].(string), client["client_secret"].(string)
-}
-
 func TestSIGTERMDrainsARequestInFlightAndRefusesNewConnections(t *testing.T) {
 	t.Parallel()
 	p := startServer(t, []string{"AUTHZ_DATABASE_URL=", "AUTHZ_KEK="}, "--shutdown-timeout", "20s")
