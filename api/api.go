@@ -10,7 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/authz-dev/authz/issuer"
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/store"
 )
 
@@ -45,7 +45,7 @@ type Public interface {
 	IssuerURL(issuerName string) string
 	TokenURL(issuerName string) string
 	JWKSURL(issuerName string) string
-	VerifyAccessToken(ctx context.Context, issuerName, raw string) (issuer.AccessClaims, error)
+	VerifyAccessToken(ctx context.Context, issuerName, raw string) (credential.AccessClaims, error)
 	ValidateJWKSURI(uri string) error
 }
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/authz-dev/authz/issuer"
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/store"
 )
 
@@ -39,7 +39,7 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 			return
 		}
 		claims, err := s.public.VerifyAccessToken(r.Context(), SystemIssuer, strings.TrimSpace(raw))
-		if errors.Is(err, issuer.ErrInvalidToken) {
+		if errors.Is(err, credential.ErrInvalidToken) {
 			s.log.InfoContext(r.Context(), "admin token refused", "reason", err.Error())
 			w.Header().Set("WWW-Authenticate", `Bearer realm="authz-admin", error="invalid_token"`)
 			writeProblem(w, http.StatusUnauthorized, "The bearer token is invalid, expired, or its client is disabled.")
@@ -83,7 +83,7 @@ func Bootstrap(ctx context.Context, st Store, km KeyManager) (BootstrapResult, e
 			Audience:             systemAudience,
 			TokenLifetime:        time.Hour,
 			SigningAlgorithm:     "RS256",
-			ClientAuthenticators: []string{issuer.AuthClientSecret},
+			ClientAuthenticators: []string{credential.ClientSecret},
 		}, 0)
 	}
 	if err != nil {
@@ -99,7 +99,7 @@ func Bootstrap(ctx context.Context, st Store, km KeyManager) (BootstrapResult, e
 	if len(existing) > 0 {
 		return BootstrapResult{}, ErrAlreadyBootstrapped
 	}
-	secret, sec := issuer.NewClientSecret(time.Time{})
+	secret := credential.NewSecret()
 	c, err := st.CreateClient(ctx, store.Client{
 		IssuerName: SystemIssuer,
 		ID:         newClientID(),
@@ -107,10 +107,10 @@ func Bootstrap(ctx context.Context, st Store, km KeyManager) (BootstrapResult, e
 		Scopes:     []string{AdminScope},
 		Audience:   systemAudience,
 		Enabled:    true,
-		Secrets:    []store.Secret{sec},
+		Secrets:    []store.Secret{storedSecret(secret, time.Time{})},
 	})
 	if err != nil {
 		return BootstrapResult{}, fmt.Errorf("create the first admin client: %w", err)
 	}
-	return BootstrapResult{ClientID: c.ID, ClientSecret: secret}, nil
+	return BootstrapResult{ClientID: c.ID, ClientSecret: secret.Value}, nil
 }

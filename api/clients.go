@@ -1,11 +1,9 @@
 package api
 
 import (
-	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base32"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -19,7 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/gorilla/mux"
 
-	"github.com/authz-dev/authz/issuer"
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
 )
@@ -94,7 +92,7 @@ func (s *Server) applyAssertionKey(c *store.Client, jwk json.RawMessage, jwksURI
 	}
 	switch {
 	case setJWK:
-		normalized, err := issuer.ValidateClientJWK(jwk)
+		normalized, err := credential.ValidateClientJWK(jwk)
 		if err != nil {
 			return []FieldError{{Field: "jwk", Reason: err.Error()}}
 		}
@@ -192,8 +190,8 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusUnprocessableEntity, "The client is invalid.", errs...)
 		return
 	}
-	secret, sec := issuer.NewClientSecret(time.Time{})
-	c.Secrets = []store.Secret{sec}
+	secret := credential.NewSecret()
+	c.Secrets = []store.Secret{storedSecret(secret, time.Time{})}
 	stored, err := s.store.CreateClient(r.Context(), c)
 	if errors.Is(err, store.ErrConflict) {
 		writeProblem(w, http.StatusConflict, fmt.Sprintf("Client %q already exists under issuer %q.", c.ID, iss.Name),
@@ -205,7 +203,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", r.URL.Path+"/"+stored.ID)
-	writeJSON(w, http.StatusCreated, CreatedClientResponse{ClientResponse: s.clientResponse(stored), ClientSecret: secret})
+	writeJSON(w, http.StatusCreated, CreatedClientResponse{ClientResponse: s.clientResponse(stored), ClientSecret: secret.Value})
 }
 
 func (s *Server) getClient(w http.ResponseWriter, r *http.Request) {
@@ -390,15 +388,15 @@ func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
 		}
 		retireOthersAt = s.now().Add(grace)
 	}
-	secret, sec := issuer.NewClientSecret(time.Time{})
-	c, err := s.store.AddClientSecret(r.Context(), vars["name"], vars["clientId"], sec, retireOthersAt)
+	secret := credential.NewSecret()
+	c, err := s.store.AddClientSecret(r.Context(), vars["name"], vars["clientId"], storedSecret(secret, time.Time{}), retireOthersAt)
 	if err != nil {
 		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", vars["clientId"], vars["name"]), err)
 		return
 	}
-	i := slices.IndexFunc(c.Secrets, func(x store.Secret) bool { return x.ID == sec.ID })
-	w.Header().Set("Location", r.URL.Path+"/"+sec.ID)
-	writeJSON(w, http.StatusCreated, CreatedSecret{SecretResponse: s.secretResponse(c.Secrets[i]), ClientSecret: secret})
+	i := slices.IndexFunc(c.Secrets, func(x store.Secret) bool { return x.ID == secret.ID })
+	w.Header().Set("Location", r.URL.Path+"/"+secret.ID)
+	writeJSON(w, http.StatusCreated, CreatedSecret{SecretResponse: s.secretResponse(c.Secrets[i]), ClientSecret: secret.Value})
 }
 
 func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
@@ -445,15 +443,13 @@ func (s *Server) generateClientKey(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, "The key", err)
 		return
 	}
-	privJWK := jose.JSONWebKey{Key: priv, Algorithm: req.Algorithm, Use: "sig"}
-	pubJWK := privJWK.Public()
-	thumb, err := pubJWK.Thumbprint(crypto.SHA256)
+	kid, err := credential.ThumbprintKID(priv)
 	if err != nil {
 		s.writeStoreError(w, "The key", err)
 		return
 	}
-	privJWK.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
-	pubJWK.KeyID = privJWK.KeyID
+	privJWK := jose.JSONWebKey{Key: priv, KeyID: kid, Algorithm: req.Algorithm, Use: "sig"}
+	pubJWK := privJWK.Public()
 	pubJSON, _ := pubJWK.MarshalJSON()
 	privJSON, _ := privJWK.MarshalJSON()
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
@@ -474,6 +470,11 @@ func (s *Server) generateClientKey(w http.ResponseWriter, r *http.Request) {
 		KID: privJWK.KeyID, Algorithm: req.Algorithm, PublicJWK: pubJSON, PrivateJWK: privJSON,
 		PrivateKeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
 	})
+}
+
+// storedSecret is what the store keeps of a secret: never its value.
+func storedSecret(sec credential.Secret, expiresAt time.Time) store.Secret {
+	return store.Secret{ID: sec.ID, Digest: sec.Digest, Hint: sec.Hint, ExpiresAt: expiresAt}
 }
 
 func nonNil(s []string) []string {

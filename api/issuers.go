@@ -13,7 +13,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/authz-dev/authz/issuer"
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
 )
@@ -178,12 +178,12 @@ func (r issuerRequest) toIssuer(name string) (store.Issuer, []FieldError) {
 	errs = append(errs, validateSchedule(r, lifetime)...)
 	authenticators := []string(r.ClientAuthenticator)
 	if len(authenticators) == 0 {
-		authenticators = []string{issuer.AuthClientSecret}
+		authenticators = []string{credential.ClientSecret}
 	}
 	for i, a := range authenticators {
-		if !slices.Contains(issuer.Authenticators(), a) {
+		if !slices.Contains(credential.Authenticators(), a) {
 			errs = append(errs, FieldError{Field: fmt.Sprintf("clientAuthenticator[%d]", i),
-				Reason: fmt.Sprintf("%q is not one of %s", a, strings.Join(issuer.Authenticators(), ", "))})
+				Reason: fmt.Sprintf("%q is not one of %s", a, strings.Join(credential.Authenticators(), ", "))})
 		}
 	}
 	return store.Issuer{

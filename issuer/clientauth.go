@@ -2,12 +2,6 @@ package issuer
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,35 +14,11 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/ory/fosite"
 
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/store"
 )
 
-// Client authenticators an issuer may accept, in the API Services Portal's
-// names.
-const (
-	AuthClientSecret = "client-secret"
-	AuthClientJWT    = "client-jwt"
-	AuthClientJWKS   = "client-jwt-jwks-url"
-)
-
-// Authenticators lists every client authenticator.
-func Authenticators() []string { return []string{AuthClientSecret, AuthClientJWT, AuthClientJWKS} }
-
 const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-// assertionAlgorithms are the signatures a client assertion may carry:
-// asymmetric only, so no "none" and no HMAC keyed with a public key.
-var assertionAlgorithms = []jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.ES256, jose.ES384, jose.EdDSA,
-}
-
-func assertionAlgorithmNames() []string {
-	names := make([]string, len(assertionAlgorithms))
-	for i, a := range assertionAlgorithms {
-		names[i] = string(a)
-	}
-	return names
-}
 
 // Bounds on a client assertion's times.
 const (
@@ -59,47 +29,6 @@ const (
 	assertionSkew = 30 * time.Second
 )
 
-// ValidateClientJWK checks a client's public key for private_key_jwt and
-// returns it normalized, with a kid (its RFC 7638 thumbprint when it had
-// none). It accepts RSA of at least 2048 bits, EC P-256 and P-384, and
-// Ed25519.
-func ValidateClientJWK(raw []byte) ([]byte, error) {
-	var jwk jose.JSONWebKey
-	if err := jwk.UnmarshalJSON(raw); err != nil {
-		return nil, fmt.Errorf("is not a JSON Web Key: %v", err)
-	}
-	if !jwk.IsPublic() {
-		return nil, errors.New("must be a public key: never send a private key")
-	}
-	if jwk.Use != "" && jwk.Use != "sig" {
-		return nil, errors.New(`use must be "sig"`)
-	}
-	switch k := jwk.Key.(type) {
-	case *rsa.PublicKey:
-		if k.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("RSA keys must have at least 2048 bits, not %d", k.N.BitLen())
-		}
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
-			return nil, errors.New("EC keys must be on P-256 or P-384")
-		}
-	case ed25519.PublicKey:
-	default:
-		return nil, fmt.Errorf("key type %T is not accepted; use RSA, EC or Ed25519", jwk.Key)
-	}
-	if jwk.Algorithm != "" && !slices.Contains(assertionAlgorithmNames(), jwk.Algorithm) {
-		return nil, fmt.Errorf("alg %q is not accepted for client assertions", jwk.Algorithm)
-	}
-	if jwk.KeyID == "" {
-		thumb, err := jwk.Thumbprint(crypto.SHA256)
-		if err != nil {
-			return nil, err
-		}
-		jwk.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
-	}
-	return jwk.MarshalJSON()
-}
-
 // ValidateJWKSURI checks a client's jwks_uri against the fetch policy.
 func (s *Server) ValidateJWKSURI(uri string) error { return s.jwks.validate(uri) }
 
@@ -109,51 +38,102 @@ func clientAuthFailure(reason string) error {
 	return fosite.ErrInvalidClient.WithHint(reason)
 }
 
-// authenticateClient is the issuer's client authentication: a signed JWT
-// (RFC 7523) when the request carries one, else a client secret, each only
-// if the issuer accepts it.
-func (s *Server) authenticateClient(ctx context.Context, t *tenant, secretAuth fosite.ClientAuthenticationStrategy, r *http.Request, form url.Values) (fosite.Client, error) {
-	allowed := t.issuer.ClientAuthenticators
-	assertionType := form.Get("client_assertion_type")
-	_, _, basic := r.BasicAuth()
-	if !basic && form.Get("client_id") == "" && assertionType == "" && form.Get("client_assertion") == "" {
+// errNoRequest would mean fosite authenticated a client outside serveToken.
+var errNoRequest = errors.New("client authentication outside a token request")
+
+// fositeAuthentication is the client-authentication strategy every tenant's
+// fosite is composed with: it authenticates the request serveToken already
+// read, which travels in the context.
+func (s *Server) fositeAuthentication(ctx context.Context, _ *http.Request, _ url.Values) (fosite.Client, error) {
+	req, ok := requestFrom(ctx)
+	if !ok {
+		return nil, errNoRequest
+	}
+	c, err := s.authenticate(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// authenticate is the issuer's client authentication: a signed JWT
+// (RFC 7523) or a client secret, each only if the issuer accepts it.
+func (s *Server) authenticate(ctx context.Context, req *request) (*fositeClient, error) {
+	allowed := req.tenant.issuer.ClientAuthenticators
+	switch req.credentials.method {
+	case authNone:
 		// RFC 6749 §5.2 counts a request without client authentication as
 		// invalid_client.
 		return nil, clientAuthFailure("Client authentication is required: HTTP Basic, client_secret_post, or a client assertion.")
+	case authAssertion:
+		return s.authenticateAssertion(ctx, req)
 	}
-	if assertionType == "" && form.Get("client_assertion") == "" {
-		if !slices.Contains(allowed, AuthClientSecret) {
-			return nil, clientAuthFailure("This issuer accepts only signed-JWT client authentication (private_key_jwt).")
-		}
-		return secretAuth(ctx, r, form)
+	if !slices.Contains(allowed, credential.ClientSecret) {
+		return nil, clientAuthFailure("This issuer accepts only signed-JWT client authentication (private_key_jwt).")
 	}
-	if assertionType != jwtBearerAssertion {
-		return nil, clientAuthFailure("client_assertion_type must be " + jwtBearerAssertion + ".")
-	}
-	if basic || form.Get("client_secret") != "" {
-		return nil, clientAuthFailure("Use one client authentication method, not a secret and an assertion.")
-	}
-	return s.authenticateAssertion(ctx, t, form)
+	return s.authenticateSecret(ctx, req)
 }
 
-func (s *Server) authenticateAssertion(ctx context.Context, t *tenant, form url.Values) (fosite.Client, error) {
-	raw := form.Get("client_assertion")
-	tok, err := jwt.ParseSigned(raw, assertionAlgorithms)
+// errSecretRefused is every failed secret check alike: unknown client,
+// disabled client, wrong or expired secret.
+var errSecretRefused = clientAuthFailure("Client authentication failed: unknown client, disabled client, or wrong secret.")
+
+func (s *Server) authenticateSecret(ctx context.Context, req *request) (*fositeClient, error) {
+	iss := req.tenant.issuer
+	c, err := s.client(ctx, iss.Name, req.credentials.clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errSecretRefused
+	}
+	if err != nil {
+		return nil, err
+	}
+	req.clientKnown = true
+	now := s.cfg.Now()
+	if !c.Enabled || !secretValid(c, req.credentials.secret, now) {
+		return nil, errSecretRefused
+	}
+	return newFositeClient(c, iss), nil
+}
+
+// secretValid reports whether secret is one of the client's secrets still
+// valid at now. Every secret is compared, so the time taken does not tell
+// which one matched.
+func secretValid(c *store.Client, secret string, now time.Time) bool {
+	ok := false
+	for _, sec := range c.Secrets {
+		if credential.SecretMatches(sec.Digest, secret) && sec.ValidAt(now) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+func (s *Server) authenticateAssertion(ctx context.Context, req *request) (*fositeClient, error) {
+	form := req.credentials
+	t := req.tenant
+	if form.assertionType != jwtBearerAssertion {
+		return nil, clientAuthFailure("client_assertion_type must be " + jwtBearerAssertion + ".")
+	}
+	if form.alsoSecret {
+		return nil, clientAuthFailure("Use one client authentication method, not a secret and an assertion.")
+	}
+	tok, err := jwt.ParseSigned(form.assertion, credential.AssertionAlgorithms)
 	if err != nil {
 		return nil, clientAuthFailure("The client_assertion is not a JWT signed with an accepted algorithm (" +
-			strings.Join(assertionAlgorithmNames(), ", ") + ").")
+			strings.Join(credential.AssertionAlgorithmNames(), ", ") + ").")
 	}
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
 		return nil, clientAuthFailure("The client_assertion's claims are unreadable.")
 	}
 	clientID := unverified.Subject
-	if id := form.Get("client_id"); id != "" && id != clientID {
+	if form.clientID != "" && form.clientID != clientID {
 		return nil, clientAuthFailure("client_id does not match the assertion's sub.")
 	}
 	if clientID == "" || unverified.Issuer != clientID {
 		return nil, clientAuthFailure("The assertion's iss and sub must both be the client_id.")
 	}
+	req.credentials.clientID = clientID
 	c, err := s.client(ctx, t.issuer.Name, clientID)
 	if err != nil || !c.Enabled {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -161,6 +141,7 @@ func (s *Server) authenticateAssertion(ctx context.Context, t *tenant, form url.
 		}
 		return nil, clientAuthFailure("Unknown or disabled client.")
 	}
+	req.clientKnown = true
 	header := tok.Headers[0]
 	candidates, err := s.assertionKeys(ctx, t, c, header.KeyID)
 	if err != nil {
@@ -189,7 +170,7 @@ func (s *Server) authenticateAssertion(ctx context.Context, t *tenant, form url.
 		}
 		return nil, err
 	}
-	return newFositeClient(c, t.issuer, s.cfg.Now()), nil
+	return newFositeClient(c, t.issuer), nil
 }
 
 // assertionKeys returns the keys that may have signed a client's
@@ -198,7 +179,7 @@ func (s *Server) assertionKeys(ctx context.Context, t *tenant, c *store.Client, 
 	allowed := t.issuer.ClientAuthenticators
 	switch {
 	case len(c.PublicJWK) > 0:
-		if !slices.Contains(allowed, AuthClientJWT) {
+		if !slices.Contains(allowed, credential.ClientJWT) {
 			return nil, clientAuthFailure("This issuer does not accept client-jwt authentication.")
 		}
 		var jwk jose.JSONWebKey
@@ -210,7 +191,7 @@ func (s *Server) assertionKeys(ctx context.Context, t *tenant, c *store.Client, 
 		}
 		return []jose.JSONWebKey{jwk}, nil
 	case c.JWKSURI != "":
-		if !slices.Contains(allowed, AuthClientJWKS) {
+		if !slices.Contains(allowed, credential.ClientJWKSURL) {
 			return nil, clientAuthFailure("This issuer does not accept client-jwt-jwks-url authentication.")
 		}
 		keys, err := s.jwks.keys(ctx, c.JWKSURI, kid)

@@ -21,33 +21,21 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/issuer"
-	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
-	"github.com/authz-dev/authz/store/memory"
 )
 
 // jwtFixture is an issuer that accepts every client authenticator, with a
-// client registered by public JWK and one by jwks_uri, on a clock the test
-// moves.
+// client registered by public JWK and one by jwks_uri, on a frozen clock
+// the test moves.
 type jwtFixture struct {
-	srv       *httptest.Server
-	store     *memory.Store
-	issuer    *issuer.Server
-	keys      *keys.Manager
-	now       atomic.Pointer[time.Time]
+	*testbed
 	clientKey crypto.Signer
 	jwksKey   crypto.Signer
 	jwksSrv   *httptest.Server
 	jwksHits  atomic.Int64
 	jwksServe atomic.Pointer[func(w http.ResponseWriter)]
-}
-
-func (f *jwtFixture) clock() time.Time { return *f.now.Load() }
-
-func (f *jwtFixture) advance(d time.Duration) {
-	t := f.clock().Add(d)
-	f.now.Store(&t)
 }
 
 func publicJWKJSON(t testing.TB, key crypto.Signer, kid string) []byte {
@@ -69,26 +57,14 @@ func mustECKey() crypto.Signer {
 
 func newJWTFixture(t testing.TB, clientKey crypto.Signer, allowPrivate bool) *jwtFixture {
 	t.Helper()
-	ctx := context.Background()
-	f := &jwtFixture{store: memory.New(), clientKey: clientKey}
-	start := time.Now().UTC().Truncate(time.Second)
-	f.now.Store(&start)
-	if _, _, err := f.store.PutIssuer(ctx, store.Issuer{
-		Name: "payments", AvailableScopes: []string{"read"}, Audience: "https://api.example.test",
-		TokenLifetime: 5 * time.Minute, SigningAlgorithm: keys.RS256,
-		ClientAuthenticators: []string{issuer.AuthClientSecret, issuer.AuthClientJWT, issuer.AuthClientJWKS},
-	}, 0); err != nil {
-		t.Fatal(err)
-	}
-	kek := make([]byte, keys.KEKSize)
-	_, _ = rand.Read(kek)
-	sealer, _ := keys.NewSealer(kek)
-	ring := keys.NewKeyring()
-	f.keys = keys.NewManager(f.store, sealer, ring, keys.DefaultSchedule(time.Minute), f.clock)
-	if _, err := f.keys.Reconcile(ctx, "payments"); err != nil {
-		t.Fatal(err)
-	}
-
+	f := &jwtFixture{clientKey: clientKey}
+	f.testbed = newTestbed(t,
+		withIssuer(func(iss *store.Issuer) {
+			iss.AvailableScopes = []string{"read"}
+			iss.ClientAuthenticators = credential.Authenticators()
+		}),
+		withConfig(func(c *issuer.Config) { c.AllowPrivateJWKSURI = allowPrivate }))
+	f.freeze()
 	f.jwksKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	f.jwksSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		f.jwksHits.Add(1)
@@ -100,7 +76,7 @@ func newJWTFixture(t testing.TB, clientKey crypto.Signer, allowPrivate bool) *jw
 		_, _ = w.Write([]byte(`{"keys":[` + string(publicJWKJSON(t, f.jwksKey, "remote-1")) + `]}`))
 	}))
 	t.Cleanup(f.jwksSrv.Close)
-
+	ctx := context.Background()
 	for _, c := range []store.Client{
 		{IssuerName: "payments", ID: "c-jwk", Name: "jwk", Scopes: []string{"read"}, Audience: "https://api.example.test",
 			Enabled: true, PublicJWK: publicJWKJSON(t, clientKey, "static-1")},
@@ -111,15 +87,8 @@ func newJWTFixture(t testing.TB, clientKey crypto.Signer, allowPrivate bool) *jw
 			t.Fatal(err)
 		}
 	}
-	var handler http.Handler
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	t.Cleanup(f.srv.Close)
-	f.issuer = issuer.New(issuer.Config{PublicURL: f.srv.URL, Now: f.clock, AllowPrivateJWKSURI: allowPrivate}, f.store, ring)
-	handler = f.issuer.Handler()
 	return f
 }
-
-func (f *jwtFixture) tokenURL() string { return f.srv.URL + "/issuers/payments/token" }
 
 // assertion is the claims of a client assertion, with defaults a valid one
 // has.
@@ -358,7 +327,7 @@ func TestIssuerAuthenticatorListDecidesMethods(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	f := newJWTFixture(t, key, true)
 	iss, _ := f.store.GetIssuer(context.Background(), "payments")
-	iss.ClientAuthenticators = []string{issuer.AuthClientSecret}
+	iss.ClientAuthenticators = []string{credential.ClientSecret}
 	if _, _, err := f.store.PutIssuer(context.Background(), iss, 0); err != nil {
 		t.Fatal(err)
 	}

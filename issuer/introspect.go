@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/authz-dev/authz/credential"
 )
 
 // introspection is an RFC 7662 answer about an active token.
@@ -24,13 +26,14 @@ type introspection struct {
 // from this issuer, for a client that is still enabled.
 func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	t, ok := s.formRequest(w, r, "introspection")
+	req, ok := s.admit(w, r, "introspection")
 	if !ok {
 		return
 	}
-	caller, err := t.authenticate(ctx, r, r.PostForm)
+	t := req.tenant
+	caller, err := s.authenticate(ctx, req)
 	if err != nil {
-		s.writeTokenError(w, r, t, nil, err)
+		s.writeTokenError(w, r, req, nil, err)
 		return
 	}
 	raw := strings.TrimSpace(r.PostForm.Get("token"))
@@ -42,7 +45,7 @@ func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	claims, err := s.VerifyAccessToken(ctx, t.issuer.Name, raw)
-	if errors.Is(err, ErrInvalidToken) {
+	if errors.Is(err, credential.ErrInvalidToken) {
 		s.cfg.Logger.InfoContext(ctx, "introspection: inactive token", "issuer", t.issuer.Name, "caller", caller.GetID(), "reason", err.Error())
 		writeJSON(w, introspection{Active: false})
 		return
@@ -53,8 +56,8 @@ func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, introspection{
-		Active: true, Scope: strings.Join(claims.Scopes, " "), ClientID: claims.ClientID, Subject: claims.Subject,
-		Audience: claims.Audience, Issuer: claims.Issuer, Expiry: claims.Expiry.Unix(), IssuedAt: claims.IssuedAt.Unix(),
+		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, Subject: claims.Subject,
+		Audience: claims.Audience, Issuer: claims.Issuer, Expiry: claims.Expiry, IssuedAt: claims.IssuedAt,
 		TokenType: "Bearer",
 	})
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authz-dev/authz/issuer"
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
 )
@@ -21,11 +21,7 @@ func TestIntrospection(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	f := newJWTFixture(t, key, true)
 	ctx := context.Background()
-	secret, sec := issuer.NewClientSecret(time.Time{})
-	if _, err := f.store.CreateClient(ctx, store.Client{IssuerName: "payments", ID: "c-rs", Name: "resource server",
-		Audience: "https://api.example.test", Enabled: true, Secrets: []store.Secret{sec}}); err != nil {
-		t.Fatal(err)
-	}
+	secret := f.addClient(store.Client{ID: "c-rs", Name: "resource server", Enabled: true})
 	// introspect asks about token; auth adds the caller's credentials to
 	// the request or its form.
 	introspect := func(t *testing.T, token string, auth func(*http.Request, url.Values)) (int, http.Header, map[string]any) {
@@ -82,17 +78,13 @@ func TestIntrospection(t *testing.T) {
 	t.Run("garbage", func(t *testing.T) { inactive(t, "garbage") })
 	t.Run("another issuer's token", func(t *testing.T) {
 		if _, _, err := f.store.PutIssuer(ctx, store.Issuer{Name: "billing", Audience: "a", TokenLifetime: time.Minute,
-			SigningAlgorithm: keys.RS256, ClientAuthenticators: []string{issuer.AuthClientSecret}}, 0); err != nil {
+			SigningAlgorithm: keys.RS256, ClientAuthenticators: []string{credential.ClientSecret}}, 0); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.keys.Reconcile(ctx, "billing"); err != nil {
 			t.Fatal(err)
 		}
-		billingSecret, bsec := issuer.NewClientSecret(time.Time{})
-		if _, err := f.store.CreateClient(ctx, store.Client{IssuerName: "billing", ID: "c-b", Name: "b", Audience: "a", Enabled: true,
-			Secrets: []store.Secret{bsec}}); err != nil {
-			t.Fatal(err)
-		}
+		billingSecret := f.addClient(store.Client{IssuerName: "billing", ID: "c-b", Audience: "a", Enabled: true})
 		req := mustRequest(t, f.srv.URL+"/issuers/billing/token", url.Values{"grant_type": {"client_credentials"}})
 		req.SetBasicAuth("c-b", billingSecret)
 		resp, err := http.DefaultClient.Do(req)

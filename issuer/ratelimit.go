@@ -1,8 +1,8 @@
 package issuer
 
 import (
+	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -95,27 +95,21 @@ func (l *failureLimiter) dropRefilled(now time.Time) {
 	}
 }
 
-// sourceAddress is the caller's IP address. Behind a proxy it is the
-// proxy's: X-Forwarded-For is not trusted, because any caller can set it.
-func sourceAddress(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// clientFailureKey is the bucket of the client a request claims to be.
+func clientFailureKey(req *request) string {
+	if req.credentials.clientID == "" {
+		return ""
 	}
-	return host
+	return req.tenant.issuer.Name + "\x00" + req.credentials.clientID
 }
 
 // refuseIfThrottled answers 429 when the client id or the source address
 // has used up its failed authentications, and reports whether it did.
-func (s *Server) refuseIfThrottled(w http.ResponseWriter, r *http.Request, issuerName string) bool {
-	clientKey := ""
-	if id := clientIDOf(r); id != "" {
-		clientKey = issuerName + "\x00" + id
-	}
-	wait, byClient := s.clientFailures.blocked(clientKey)
+func (s *Server) refuseIfThrottled(w http.ResponseWriter, r *http.Request, req *request) bool {
+	wait, byClient := s.clientFailures.blocked(clientFailureKey(req))
 	if !byClient {
 		var byAddress bool
-		if wait, byAddress = s.addressFailures.blocked(sourceAddress(r)); !byAddress {
+		if wait, byAddress = s.addressFailures.blocked(req.source); !byAddress {
 			return false
 		}
 	}
@@ -125,8 +119,8 @@ func (s *Server) refuseIfThrottled(w http.ResponseWriter, r *http.Request, issue
 		by = "client"
 	}
 	s.cfg.Metrics.Throttled(by)
-	s.cfg.Logger.InfoContext(r.Context(), "token request throttled", "issuer", issuerName, "client_id", clientIDOf(r),
-		"source", sourceAddress(r), "by_client", byClient, "retry_after_s", seconds)
+	s.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "token request throttled", slog.String("issuer", req.tenant.issuer.Name),
+		req.clientAttr(), slog.String("source", req.source), slog.Bool("by_client", byClient), slog.Int("retry_after_s", seconds))
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
 	writeJSONError(w, http.StatusTooManyRequests, "temporarily_unavailable",
 		"Too many failed client authentications; retry in "+strconv.Itoa(seconds)+" s.")
@@ -134,9 +128,7 @@ func (s *Server) refuseIfThrottled(w http.ResponseWriter, r *http.Request, issue
 }
 
 // recordAuthFailure spends a failure of the request's client id and source.
-func (s *Server) recordAuthFailure(r *http.Request, issuerName string) {
-	if id := clientIDOf(r); id != "" {
-		s.clientFailures.fail(issuerName + "\x00" + id)
-	}
-	s.addressFailures.fail(sourceAddress(r))
+func (s *Server) recordAuthFailure(req *request) {
+	s.clientFailures.fail(clientFailureKey(req))
+	s.addressFailures.fail(req.source)
 }

@@ -1,71 +1,39 @@
 package issuer_test
 
 import (
-	"context"
-	"crypto/rand"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/authz-dev/authz/issuer"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
-	"github.com/authz-dev/authz/store/memory"
 )
 
 type throttleFixture struct {
-	url     string
-	now     atomic.Pointer[time.Time]
+	*testbed
 	secrets map[string]string
 }
 
 func newThrottleFixture(t *testing.T, perClient, perAddress int) *throttleFixture {
 	t.Helper()
-	ctx := context.Background()
 	f := &throttleFixture{secrets: map[string]string{}}
-	start := time.Now()
-	f.now.Store(&start)
-	clock := func() time.Time { return *f.now.Load() }
-	st := memory.New()
-	if _, _, err := st.PutIssuer(ctx, store.Issuer{Name: "payments", Audience: "a", TokenLifetime: 5 * time.Minute,
-		SigningAlgorithm: keys.ES256, ClientAuthenticators: []string{issuer.AuthClientSecret}}, 0); err != nil {
-		t.Fatal(err)
-	}
-	kek := make([]byte, keys.KEKSize)
-	_, _ = rand.Read(kek)
-	sealer, _ := keys.NewSealer(kek)
-	ring := keys.NewKeyring()
-	if _, err := keys.NewManager(st, sealer, ring, keys.DefaultSchedule(time.Minute), clock).Reconcile(ctx, "payments"); err != nil {
-		t.Fatal(err)
-	}
+	f.testbed = newTestbed(t,
+		withIssuer(func(iss *store.Issuer) { iss.SigningAlgorithm = keys.ES256 }),
+		withConfig(func(c *issuer.Config) { c.AuthFailuresPerClient, c.AuthFailuresPerAddress = perClient, perAddress }))
+	f.freeze()
 	for _, id := range []string{"c-victim", "c-bystander"} {
-		secret, sec := issuer.NewClientSecret(time.Time{})
-		f.secrets[id] = secret
-		if _, err := st.CreateClient(ctx, store.Client{IssuerName: "payments", ID: id, Name: id, Audience: "a", Enabled: true,
-			Secrets: []store.Secret{sec}}); err != nil {
-			t.Fatal(err)
-		}
+		f.secrets[id] = f.addClient(store.Client{ID: id, Enabled: true})
 	}
-	srv := httptest.NewServer(issuer.New(issuer.Config{PublicURL: "http://authz.test", Now: clock,
-		AuthFailuresPerClient: perClient, AuthFailuresPerAddress: perAddress}, st, ring).Handler())
-	t.Cleanup(srv.Close)
-	f.url = srv.URL + "/issuers/payments/token"
 	return f
-}
-
-func (f *throttleFixture) advance(d time.Duration) {
-	t := f.now.Load().Add(d)
-	f.now.Store(&t)
 }
 
 func (f *throttleFixture) token(t *testing.T, id, secret string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, f.url, strings.NewReader("grant_type=client_credentials"))
+	req, _ := http.NewRequest(http.MethodPost, f.tokenURL(), strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(id, secret)
 	resp, err := http.DefaultClient.Do(req)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 
+	"github.com/authz-dev/authz/document"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
 )
@@ -126,11 +126,8 @@ type Server struct {
 type tenant struct {
 	issuer   store.Issuer
 	provider fosite.OAuth2Provider
-	metadata document
+	metadata *document.Document
 	loadedAt time.Time
-	// authenticate is the issuer's client authentication, shared by the
-	// token and introspection endpoints.
-	authenticate fosite.ClientAuthenticationStrategy
 }
 
 // maxTenants bounds the issuer cache, so that requests for made-up issuer
@@ -346,32 +343,25 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 
 func (s *Server) newTenant(iss store.Issuer) (*tenant, error) {
 	cfg := &fosite.Config{
-		AccessTokenLifespan:      iss.TokenLifetime,
-		AccessTokenIssuer:        s.IssuerURL(iss.Name),
-		TokenURL:                 s.TokenURL(iss.Name),
-		ScopeStrategy:            fosite.ExactScopeStrategy,
-		AudienceMatchingStrategy: fosite.ExactAudienceMatchingStrategy,
-		ClientSecretsHasher:      secretHasher{},
-		GlobalSecret:             s.globalSecret,
+		AccessTokenLifespan:          iss.TokenLifetime,
+		AccessTokenIssuer:            s.IssuerURL(iss.Name),
+		TokenURL:                     s.TokenURL(iss.Name),
+		ScopeStrategy:                fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:     fosite.ExactAudienceMatchingStrategy,
+		ClientAuthenticationStrategy: s.fositeAuthentication,
+		GlobalSecret:                 s.globalSecret,
 	}
-	storage := &fositeStorage{clients: s.client, issuer: iss, now: s.cfg.Now}
-	strategy := &accessTokenStrategy{keys: s.keys, issuerName: iss.Name, issuerURL: cfg.AccessTokenIssuer, verify: s.VerifyAccessToken}
+	strategy := &accessTokenStrategy{keys: s.keys, issuerName: iss.Name, issuerURL: cfg.AccessTokenIssuer}
 	meta, err := s.renderMetadata(iss)
 	if err != nil {
 		return nil, err
 	}
-	t := &tenant{
+	return &tenant{
 		issuer:   iss,
-		provider: compose.Compose(cfg, storage, strategy, compose.OAuth2ClientCredentialsGrantFactory),
+		provider: compose.Compose(cfg, fositeStorage{}, strategy, compose.OAuth2ClientCredentialsGrantFactory),
 		metadata: meta,
 		loadedAt: s.cfg.Now(),
-	}
-	secretAuth := t.provider.(*fosite.Fosite).DefaultClientAuthenticationStrategy
-	t.authenticate = func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
-		return s.authenticateClient(ctx, t, secretAuth, r, form)
-	}
-	cfg.ClientAuthenticationStrategy = t.authenticate
-	return t, nil
+	}, nil
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {

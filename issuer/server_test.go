@@ -2,13 +2,11 @@ package issuer_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -17,17 +15,14 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/issuer"
-	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
-	"github.com/authz-dev/authz/store/memory"
 )
 
 // fixture is one issuer with one client, served by a real HTTP server.
 type fixture struct {
-	srv      *httptest.Server
-	store    *memory.Store
-	issuer   *issuer.Server
+	*testbed
 	clientID string
 	secret   string
 	// expiredSecret belongs to clientID but expired a minute ago;
@@ -37,62 +32,11 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	st := memory.New()
-	if _, _, err := st.PutIssuer(ctx, store.Issuer{
-		Name:                 "payments",
-		AvailableScopes:      []string{"read", "write", "admin"},
-		Audience:             "https://api.example.test",
-		TokenLifetime:        5 * time.Minute,
-		SigningAlgorithm:     keys.RS256,
-		ClientAuthenticators: []string{"client-secret"},
-		ClientRoles:          []string{"viewer", "editor"},
-	}, 0); err != nil {
-		t.Fatal(err)
-	}
-	kek := make([]byte, keys.KEKSize)
-	_, _ = rand.Read(kek)
-	sealer, _ := keys.NewSealer(kek)
-	ring := keys.NewKeyring()
-	km := keys.NewManager(st, sealer, ring, keys.Schedule{RotationPeriod: time.Hour, PublishLead: 11 * time.Minute, RetirePeriod: time.Hour}, nil)
-	if _, err := km.Reconcile(ctx, "payments"); err != nil {
-		t.Fatal(err)
-	}
-	secret, sec := issuer.NewClientSecret(time.Time{})
-	expiredSecret, expiredSec := issuer.NewClientSecret(time.Now().Add(-time.Minute))
-	if _, err := st.CreateClient(ctx, store.Client{
-		IssuerName: "payments", ID: "c-billing", Name: "billing", Scopes: []string{"read", "write"},
-		Audience: "https://api.example.test", Enabled: true, Secrets: []store.Secret{sec, expiredSec},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	disabledSecret, dsec := issuer.NewClientSecret(time.Time{})
-	if _, err := st.CreateClient(ctx, store.Client{
-		IssuerName: "payments", ID: "c-disabled", Name: "off", Scopes: []string{"read"},
-		Audience: "https://api.example.test", Enabled: false, Secrets: []store.Secret{dsec},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{store: st, clientID: "c-billing", secret: secret, expiredSecret: expiredSecret, disabledSecret: disabledSecret}
-	// The public URL must be known before the server starts, so the
-	// handler is swapped in behind a placeholder.
-	var handler http.Handler
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	t.Cleanup(f.srv.Close)
-	f.issuer = issuer.New(issuer.Config{PublicURL: f.srv.URL + "/", MetadataMaxAge: 2 * time.Minute}, st, ring)
-	handler = f.issuer.Handler()
-	watchCtx, stop := context.WithCancel(ctx)
-	watching := make(chan struct{})
-	go func() {
-		_ = st.Watch(watchCtx, func(c store.Change) {
-			if c.Kind == store.ChangeAll {
-				close(watching)
-			}
-			f.issuer.Invalidate(c)
-		})
-	}()
-	t.Cleanup(stop)
-	<-watching
+	b := newTestbed(t, withConfig(func(c *issuer.Config) { c.MetadataMaxAge = 2 * time.Minute }))
+	f := &fixture{testbed: b, clientID: "c-billing"}
+	f.secret = b.addClient(store.Client{ID: "c-billing", Name: "billing", Scopes: []string{"read", "write"}, Enabled: true})
+	f.expiredSecret = b.addSecret("c-billing", time.Now().Add(-time.Minute))
+	f.disabledSecret = b.addClient(store.Client{ID: "c-disabled", Name: "off", Scopes: []string{"read"}, Enabled: false})
 	return f
 }
 
@@ -268,13 +212,7 @@ func TestTokenEndpointRefusesBadRequests(t *testing.T) {
 
 func TestClientLifetimeOverridesIssuerLifetime(t *testing.T) {
 	f := newFixture(t)
-	secret, sec := issuer.NewClientSecret(time.Time{})
-	if _, err := f.store.CreateClient(context.Background(), store.Client{
-		IssuerName: "payments", ID: "c-short", Name: "short", Scopes: []string{"read"},
-		Audience: "https://api.example.test", TokenLifetime: 90 * time.Second, Enabled: true, Secrets: []store.Secret{sec},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	secret := f.addClient(store.Client{ID: "c-short", Scopes: []string{"read"}, TokenLifetime: 90 * time.Second, Enabled: true})
 	resp := f.post(t, "/issuers/payments/token", url.Values{"grant_type": {"client_credentials"}}, "c-short", secret)
 	if tok := decode[tokenResponse](t, resp.Body); tok.ExpiresIn != 90 {
 		t.Fatalf("expires_in = %d, want 90", tok.ExpiresIn)
@@ -432,12 +370,7 @@ func TestClientCreatedAfterAMissIsServed(t *testing.T) {
 	if resp := f.post(t, "/issuers/payments/token", form, "c-late", "x"); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("unknown client: status %d", resp.StatusCode)
 	}
-	secret, sec := issuer.NewClientSecret(time.Time{})
-	if _, err := f.store.CreateClient(context.Background(), store.Client{
-		IssuerName: "payments", ID: "c-late", Name: "late", Audience: "https://api.example.test", Enabled: true, Secrets: []store.Secret{sec},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	secret := f.addClient(store.Client{ID: "c-late", Name: "late", Enabled: true})
 	eventually(t, "the new client gets a token", func() bool {
 		return f.post(t, "/issuers/payments/token", form, "c-late", secret).StatusCode == http.StatusOK
 	})
@@ -481,7 +414,7 @@ func TestVerifyAccessTokenAcceptsOnlyLiveTokensOfLiveClients(t *testing.T) {
 		"another issuer":  {"nowhere", raw},
 		"unsigned header": {"payments", "eyJhbGciOiJub25lIn0." + parts[1] + "."},
 	} {
-		if _, err := f.issuer.VerifyAccessToken(ctx, tc.issuer, tc.token); !errors.Is(err, issuer.ErrInvalidToken) {
+		if _, err := f.issuer.VerifyAccessToken(ctx, tc.issuer, tc.token); !errors.Is(err, credential.ErrInvalidToken) {
 			t.Errorf("%s: error %v, want ErrInvalidToken", name, err)
 		}
 	}
@@ -490,7 +423,7 @@ func TestVerifyAccessTokenAcceptsOnlyLiveTokensOfLiveClients(t *testing.T) {
 	}
 	eventually(t, "the disabled client's token is refused", func() bool {
 		_, err := f.issuer.VerifyAccessToken(ctx, "payments", raw)
-		return errors.Is(err, issuer.ErrInvalidToken)
+		return errors.Is(err, credential.ErrInvalidToken)
 	})
 }
 

@@ -4,86 +4,59 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/authz-dev/authz/keys"
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/store"
 )
-
-// AccessClaims are the claims of an access token this server issued.
-type AccessClaims struct {
-	Issuer   string
-	Subject  string
-	ClientID string
-	Scopes   []string
-	Audience []string
-	IssuedAt time.Time
-	Expiry   time.Time
-}
-
-// HasScope reports whether the token grants scope.
-func (c AccessClaims) HasScope(scope string) bool { return slices.Contains(c.Scopes, scope) }
-
-// ErrInvalidToken is wrapped by every reason VerifyAccessToken refuses.
-var ErrInvalidToken = errors.New("invalid access token")
 
 var signingAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.EdDSA}
 
 // VerifyAccessToken checks that raw is an unexpired access token that
 // issuerName signed with a key it still publishes, for a client that still
-// exists and is enabled.
-func (s *Server) VerifyAccessToken(ctx context.Context, issuerName, raw string) (AccessClaims, error) {
+// exists and is enabled. Every refusal wraps credential.ErrInvalidToken.
+func (s *Server) VerifyAccessToken(ctx context.Context, issuerName, raw string) (credential.AccessClaims, error) {
+	var claims credential.AccessClaims
+	invalid := func(reason string) (credential.AccessClaims, error) {
+		return credential.AccessClaims{}, fmt.Errorf("%w: %s", credential.ErrInvalidToken, reason)
+	}
 	tok, err := jwt.ParseSigned(raw, signingAlgorithms)
 	if err != nil {
-		return AccessClaims{}, fmt.Errorf("%w: not a signed JWT", ErrInvalidToken)
+		return invalid("not a signed JWT")
 	}
 	h := tok.Headers[0]
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, keys.AccessTokenType) {
-		return AccessClaims{}, fmt.Errorf("%w: typ is not %s", ErrInvalidToken, keys.AccessTokenType)
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, credential.AccessTokenType) {
+		return invalid("typ is not " + credential.AccessTokenType)
 	}
 	jwks, ok := s.keys.JWKS(issuerName)
 	if !ok {
-		return AccessClaims{}, fmt.Errorf("%w: unknown issuer", ErrInvalidToken)
+		return invalid("unknown issuer")
 	}
 	pub, ok := jwks.PublicKey(h.KeyID)
 	if !ok || pub.Algorithm != h.Algorithm {
-		return AccessClaims{}, fmt.Errorf("%w: signed by no key the issuer publishes", ErrInvalidToken)
+		return invalid("signed by no key the issuer publishes")
 	}
-	var std jwt.Claims
-	var extra struct {
-		ClientID string `json:"client_id"`
-		Scope    string `json:"scope"`
+	if err := tok.Claims(pub.Key, &claims); err != nil {
+		return invalid("bad signature or claims")
 	}
-	if err := tok.Claims(pub.Key, &std, &extra); err != nil {
-		return AccessClaims{}, fmt.Errorf("%w: bad signature", ErrInvalidToken)
+	now := s.cfg.Now().Unix()
+	switch {
+	case claims.Issuer != s.IssuerURL(issuerName):
+		return invalid("issued by another issuer")
+	case now >= claims.Expiry:
+		return invalid("expired")
+	case now < claims.NotBefore || now < claims.IssuedAt:
+		return invalid("not valid yet")
 	}
-	if err := std.ValidateWithLeeway(jwt.Expected{Issuer: s.IssuerURL(issuerName), Time: s.cfg.Now()}, 0); err != nil {
-		return AccessClaims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
-	}
-	c, err := s.client(ctx, issuerName, extra.ClientID)
+	c, err := s.client(ctx, issuerName, claims.ClientID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !c.Enabled) {
-		return AccessClaims{}, fmt.Errorf("%w: client is deleted or disabled", ErrInvalidToken)
+		return invalid("client is deleted or disabled")
 	}
 	if err != nil {
-		return AccessClaims{}, err
+		return credential.AccessClaims{}, err
 	}
-	out := AccessClaims{
-		Issuer:   std.Issuer,
-		Subject:  std.Subject,
-		ClientID: extra.ClientID,
-		Scopes:   strings.Fields(extra.Scope),
-		Audience: std.Audience,
-	}
-	if std.IssuedAt != nil {
-		out.IssuedAt = std.IssuedAt.Time()
-	}
-	if std.Expiry != nil {
-		out.Expiry = std.Expiry.Time()
-	}
-	return out, nil
+	return claims, nil
 }

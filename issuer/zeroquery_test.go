@@ -2,15 +2,11 @@ package issuer_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/authz-dev/authz/issuer"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
 	"github.com/authz-dev/authz/store/postgres"
@@ -31,41 +27,16 @@ func TestWarmTokenRequestsSendNoQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, _, err := st.PutIssuer(ctx, store.Issuer{Name: "payments", AvailableScopes: []string{"read"}, Audience: "a",
-		TokenLifetime: 5 * time.Minute, SigningAlgorithm: keys.ES256, ClientAuthenticators: []string{issuer.AuthClientSecret}}, 0); err != nil {
-		t.Fatal(err)
-	}
-	kek := make([]byte, keys.KEKSize)
-	_, _ = rand.Read(kek)
-	sealer, _ := keys.NewSealer(kek)
-	ring := keys.NewKeyring()
-	if _, err := keys.NewManager(st, sealer, ring, keys.DefaultSchedule(time.Minute), nil).Reconcile(ctx, "payments"); err != nil {
-		t.Fatal(err)
-	}
+	bed := newTestbed(t, withStore(st), withIssuer(func(iss *store.Issuer) {
+		iss.SigningAlgorithm, iss.AvailableScopes, iss.Audience = keys.ES256, []string{"read"}, "a"
+	}))
 	const clients = 10
 	secrets := map[string]string{}
 	for i := range clients {
-		secret, sec := issuer.NewClientSecret(time.Time{})
 		id := fmt.Sprintf("c-%d", i)
-		secrets[id] = secret
-		if _, err := st.CreateClient(ctx, store.Client{IssuerName: "payments", ID: id, Name: id, Scopes: []string{"read"},
-			Audience: "a", Enabled: true, Secrets: []store.Secret{sec}}); err != nil {
-			t.Fatal(err)
-		}
+		secrets[id] = bed.addClient(store.Client{ID: id, Scopes: []string{"read"}, Audience: "a", Enabled: true})
 	}
-	srv := issuer.New(issuer.Config{PublicURL: "http://authz.test"}, st, ring)
-	watching := make(chan struct{})
-	go func() {
-		_ = st.Watch(ctx, func(c store.Change) {
-			if c.Kind == store.ChangeAll {
-				close(watching)
-			}
-			srv.Invalidate(c)
-		})
-	}()
-	<-watching
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	ts := bed.srv
 	token := func(id string) {
 		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/issuers/payments/token", strings.NewReader("grant_type=client_credentials&scope=read"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -19,6 +19,9 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/authz-dev/authz/credential"
+	"github.com/authz-dev/authz/document"
 )
 
 // ActiveKey is the key an issuer signs with now. Its protected header is
@@ -48,14 +51,12 @@ func (k *ActiveKey) SignCompact(payload []byte) (string, error) {
 	return string(buf), nil
 }
 
-// JWKS is an issuer's published key set, rendered once per change.
+// JWKS is an issuer's published key set, rendered once per change. Its
+// MaxAge is how long verifiers may cache the set, derived from the issuer's
+// publication lead.
 type JWKS struct {
-	Body []byte
-	ETag string
-	// MaxAge is how long verifiers may cache the set, derived from the
-	// issuer's publication lead.
-	MaxAge time.Duration
-	keys   map[string]jose.JSONWebKey
+	*document.Document
+	keys map[string]jose.JSONWebKey
 }
 
 // PublicKey returns the published key with the given kid.
@@ -123,18 +124,18 @@ func (r *Keyring) set(issuerName string, k issuerKeys) {
 // NewActiveKey prepares a signer of access tokens for a private key, as the
 // keyring does; the load tool uses it to measure raw signing.
 func NewActiveKey(priv crypto.Signer, alg, kid string) (*ActiveKey, error) {
-	return newActiveKey(jose.JSONWebKey{Key: priv, Algorithm: alg, KeyID: kid}, AccessTokenType)
+	return newActiveKey(jose.JSONWebKey{Key: priv, Algorithm: alg, KeyID: kid})
 }
 
 // newActiveKey prepares a signer for a private JWK: the JWS signature of its
 // algorithm (RFC 7518 §3, RFC 8037 §3.1) over the standard library's
 // primitives.
-func newActiveKey(priv jose.JSONWebKey, typ string) (*ActiveKey, error) {
+func newActiveKey(priv jose.JSONWebKey) (*ActiveKey, error) {
 	header, err := json.Marshal(struct {
 		Alg string `json:"alg"`
 		Kid string `json:"kid"`
 		Typ string `json:"typ"`
-	}{priv.Algorithm, priv.KeyID, typ})
+	}{priv.Algorithm, priv.KeyID, credential.AccessTokenType})
 	if err != nil {
 		return nil, err
 	}
@@ -178,27 +179,20 @@ func newActiveKey(priv jose.JSONWebKey, typ string) (*ActiveKey, error) {
 	return k, nil
 }
 
-// newJWKS renders the published set. The ETag is a digest of the body, so
-// every node that publishes the same keys hands out the same ETag.
+// newJWKS renders the published set.
 func newJWKS(published []jose.JSONWebKey, maxAge time.Duration) (*JWKS, error) {
 	if published == nil {
 		published = []jose.JSONWebKey{}
 	}
-	body, err := json.Marshal(jose.JSONWebKeySet{Keys: published})
+	doc, err := document.New(jose.JSONWebKeySet{Keys: published}, maxAge)
 	if err != nil {
 		return nil, fmt.Errorf("render JWKS: %w", err)
 	}
-	sum := sha256.Sum256(body)
 	byKid := make(map[string]jose.JSONWebKey, len(published))
 	for _, k := range published {
 		byKid[k.KeyID] = k
 	}
-	return &JWKS{
-		Body:   body,
-		ETag:   `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`,
-		MaxAge: maxAge,
-		keys:   byKid,
-	}, nil
+	return &JWKS{Document: doc, keys: byKid}, nil
 }
 
 // ecdsaJWSSignature turns an ASN.1 ECDSA signature into the JWS form

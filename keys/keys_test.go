@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/store"
 	"github.com/authz-dev/authz/store/memory"
 )
@@ -194,7 +195,7 @@ func TestReconcileSignsWithEveryAlgorithm(t *testing.T) {
 				t.Fatalf("ParseSigned: %v", err)
 			}
 			hdr := jws.Signatures[0].Header
-			if hdr.KeyID != active.ID || hdr.Algorithm != alg || hdr.ExtraHeaders["typ"] != AccessTokenType {
+			if hdr.KeyID != active.ID || hdr.Algorithm != alg || hdr.ExtraHeaders["typ"] != credential.AccessTokenType {
 				t.Fatalf("header kid=%q alg=%q typ=%v", hdr.KeyID, hdr.Algorithm, hdr.ExtraHeaders["typ"])
 			}
 			jwks, _ := h.ring.JWKS("payments")

@@ -2,10 +2,8 @@ package keys
 
 import (
 	"context"
-	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,12 +11,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/store"
 )
-
-// AccessTokenType is the JWS typ of every token the keyring signs: RFC 9068
-// access tokens.
-const AccessTokenType = "at+jwt"
 
 // KeyStore is the part of the store the key manager needs.
 type KeyStore interface {
@@ -280,7 +275,7 @@ func (m *Manager) load(iss store.Issuer, stored []store.SigningKey) error {
 		if err != nil {
 			return err
 		}
-		if next.active, err = newActiveKey(priv, AccessTokenType); err != nil {
+		if next.active, err = newActiveKey(priv); err != nil {
 			return err
 		}
 		_, activeIsRSA = priv.Key.(*rsa.PrivateKey)
@@ -312,14 +307,11 @@ func (m *Manager) newSealedKey(issuerName, alg string, state store.KeyState) (st
 	if err != nil {
 		return store.SigningKey{}, err
 	}
-	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: alg, Use: "sig"}
-	thumb, err := pub.Thumbprint(crypto.SHA256)
+	kid, err := credential.ThumbprintKID(priv)
 	if err != nil {
-		return store.SigningKey{}, fmt.Errorf("thumbprint new key: %w", err)
+		return store.SigningKey{}, err
 	}
-	// The RFC 7638 thumbprint is unique per key and lets anyone holding the
-	// public key recompute its kid.
-	pub.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
+	pub := jose.JSONWebKey{Key: priv.Public(), KeyID: kid, Algorithm: alg, Use: "sig"}
 	pubJSON, err := pub.MarshalJSON()
 	if err != nil {
 		return store.SigningKey{}, fmt.Errorf("encode public key: %w", err)

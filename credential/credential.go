@@ -1,0 +1,29 @@
+// Package credential holds what makes a credential valid, in one place for
+// every side that issues, stores or checks one: client secrets, the public
+// keys clients sign assertions with and their thumbprint kids, the names of
+// the client authenticators, and the claims of an access token. It imports
+// nothing else from this module.
+package credential
+
+import "slices"
+
+// Client authenticators an issuer may accept, in the API Services Portal's
+// names.
+const (
+	// ClientSecret is client_secret_basic and client_secret_post.
+	ClientSecret = "client-secret"
+	// ClientJWT is RFC 7523 private_key_jwt with a registered public key.
+	ClientJWT = "client-jwt"
+	// ClientJWKSURL is private_key_jwt with keys fetched from the client's
+	// jwks_uri.
+	ClientJWKSURL = "client-jwt-jwks-url"
+)
+
+// Authenticators lists every client authenticator.
+func Authenticators() []string { return []string{ClientSecret, ClientJWT, ClientJWKSURL} }
+
+// AcceptsAssertions reports whether a list of authenticators admits a signed
+// client assertion of any kind.
+func AcceptsAssertions(authenticators []string) bool {
+	return slices.Contains(authenticators, ClientJWT) || slices.Contains(authenticators, ClientJWKSURL)
+}

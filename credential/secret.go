@@ -1,0 +1,59 @@
+package credential
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+)
+
+// secretBytes is the entropy of a generated client secret: 256 bits, enough
+// that a plain SHA-256 digest is as strong as any password hash.
+const secretBytes = 32
+
+// hintLength is how much of a secret an operator sees to tell secrets
+// apart: too little to help an attacker.
+const hintLength = 4
+
+// Secret is a client secret as it is stored: an id, the SHA-256 digest and a
+// hint. Value holds the secret itself only right after NewSecret, so that it
+// can be shown once.
+type Secret struct {
+	Value  string
+	ID     string
+	Digest []byte
+	Hint   string
+}
+
+// NewSecret makes a random secret of 256 bits.
+func NewSecret() Secret {
+	raw := make([]byte, secretBytes)
+	_, _ = rand.Read(raw)
+	return StoredSecret(base64.RawURLEncoding.EncodeToString(raw))
+}
+
+// StoredSecret is what is kept of a secret chosen elsewhere, such as one
+// carried over from another server: its digest, never the value.
+func StoredSecret(value string) Secret {
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	hint := value
+	if len(hint) > hintLength {
+		hint = hint[len(hint)-hintLength:]
+	}
+	return Secret{Value: value, ID: hex.EncodeToString(id), Digest: SecretDigest(value), Hint: hint}
+}
+
+// SecretDigest is the digest under which a secret is stored.
+func SecretDigest(value string) []byte {
+	sum := sha256.Sum256([]byte(value))
+	return sum[:]
+}
+
+// SecretMatches reports, in time independent of where they differ, whether
+// presented is the secret whose digest is stored.
+func SecretMatches(digest []byte, presented string) bool {
+	sum := sha256.Sum256([]byte(presented))
+	return len(digest) == len(sum) && subtle.ConstantTimeCompare(digest, sum[:]) == 1
+}

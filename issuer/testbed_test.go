@@ -1,0 +1,185 @@
+package issuer_test
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/authz-dev/authz/credential"
+	"github.com/authz-dev/authz/issuer"
+	"github.com/authz-dev/authz/keys"
+	"github.com/authz-dev/authz/store"
+	"github.com/authz-dev/authz/store/memory"
+)
+
+// testbed is the public side as every test of this package builds it: a
+// store holding one issuer and its keys, a keyring, the issuer server on
+// a real HTTP server, change notifications wired to its caches, and a clock
+// the test moves.
+type testbed struct {
+	t      testing.TB
+	store  store.Store
+	keys   *keys.Manager
+	ring   *keys.Keyring
+	issuer *issuer.Server
+	srv    *httptest.Server
+	// The clock is the wall clock moved by offset, or frozen at frozen
+	// when that is set.
+	offset atomic.Int64
+	frozen atomic.Pointer[time.Time]
+}
+
+// bedSettings are what a test may vary; newTestbed fills in the rest.
+type bedSettings struct {
+	store  store.Store
+	issuer store.Issuer
+	config issuer.Config
+	// watch wires change notifications to the server's caches.
+	watch bool
+}
+
+type bedOption func(*bedSettings)
+
+// withIssuer changes the issuer the testbed starts with.
+func withIssuer(change func(*store.Issuer)) bedOption {
+	return func(s *bedSettings) { change(&s.issuer) }
+}
+
+// withConfig changes the server's configuration.
+func withConfig(change func(*issuer.Config)) bedOption {
+	return func(s *bedSettings) { change(&s.config) }
+}
+
+// withStore runs the testbed on another store, such as PostgreSQL.
+func withStore(st store.Store) bedOption { return func(s *bedSettings) { s.store = st } }
+
+// withoutWatch leaves change notifications out, for tests that count or
+// time what a request alone does.
+func withoutWatch(s *bedSettings) { s.watch = false }
+
+// newTestbed builds the issuer "payments" (audience https://api.example.test,
+// RS256, client secrets, 5-minute tokens) unless options say otherwise.
+func newTestbed(t testing.TB, opts ...bedOption) *testbed {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	set := bedSettings{
+		store: nil,
+		issuer: store.Issuer{
+			Name:                 "payments",
+			AvailableScopes:      []string{"read", "write", "admin"},
+			ClientRoles:          []string{"viewer", "editor"},
+			Audience:             "https://api.example.test",
+			TokenLifetime:        5 * time.Minute,
+			SigningAlgorithm:     keys.RS256,
+			ClientAuthenticators: []string{credential.ClientSecret},
+		},
+		watch: true,
+	}
+	for _, o := range opts {
+		o(&set)
+	}
+	if set.store == nil {
+		set.store = memory.New()
+	}
+	b := &testbed{t: t, store: set.store, ring: keys.NewKeyring()}
+	if _, _, err := b.store.PutIssuer(ctx, set.issuer, 0); err != nil {
+		t.Fatal(err)
+	}
+	kek := make([]byte, keys.KEKSize)
+	_, _ = rand.Read(kek)
+	sealer, _ := keys.NewSealer(kek)
+	b.keys = keys.NewManager(b.store, sealer, b.ring,
+		keys.Schedule{RotationPeriod: time.Hour, PublishLead: 11 * time.Minute, RetirePeriod: time.Hour}, b.clock)
+	if _, err := b.keys.Reconcile(ctx, set.issuer.Name); err != nil {
+		t.Fatal(err)
+	}
+	// The public URL must be known before the server is built, so the
+	// handler is swapped in behind a placeholder.
+	var handler http.Handler
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(b.srv.Close)
+	cfg := set.config
+	cfg.PublicURL, cfg.Now, cfg.LoadKeys = b.srv.URL, b.clock, b.keys.Sync
+	b.issuer = issuer.New(cfg, b.store, b.ring)
+	handler = b.issuer.Handler()
+	if set.watch {
+		watching := make(chan struct{})
+		go func() {
+			_ = b.store.Watch(ctx, func(c store.Change) {
+				if c.Kind == store.ChangeAll {
+					select {
+					case <-watching:
+					default:
+						close(watching)
+					}
+				}
+				b.issuer.Invalidate(c)
+			})
+		}()
+		<-watching
+	}
+	return b
+}
+
+func (b *testbed) clock() time.Time {
+	if t := b.frozen.Load(); t != nil {
+		return *t
+	}
+	return time.Now().Add(time.Duration(b.offset.Load()))
+}
+
+// freeze stops the clock at the current second.
+func (b *testbed) freeze() {
+	t := b.clock().Truncate(time.Second)
+	b.frozen.Store(&t)
+}
+
+func (b *testbed) advance(d time.Duration) {
+	if t := b.frozen.Load(); t != nil {
+		next := t.Add(d)
+		b.frozen.Store(&next)
+		return
+	}
+	b.offset.Add(int64(d))
+}
+
+// tokenURL is the token endpoint of the testbed's issuer.
+func (b *testbed) tokenURL() string { return b.srv.URL + "/issuers/payments/token" }
+
+// addClient registers c under "payments" with defaults for what it leaves
+// out, and returns the secret it gives it.
+func (b *testbed) addClient(c store.Client) string {
+	b.t.Helper()
+	if c.IssuerName == "" {
+		c.IssuerName = "payments"
+	}
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	if c.Audience == "" {
+		c.Audience = "https://api.example.test"
+	}
+	sec := credential.NewSecret()
+	c.Secrets = append(c.Secrets, store.Secret{ID: sec.ID, Digest: sec.Digest, Hint: sec.Hint})
+	if _, err := b.store.CreateClient(context.Background(), c); err != nil {
+		b.t.Fatal(err)
+	}
+	return sec.Value
+}
+
+// addSecret gives a client of "payments" another secret, valid until
+// expires, and returns it.
+func (b *testbed) addSecret(clientID string, expires time.Time) string {
+	b.t.Helper()
+	sec := credential.NewSecret()
+	if _, err := b.store.AddClientSecret(context.Background(), "payments", clientID,
+		store.Secret{ID: sec.ID, Digest: sec.Digest, Hint: sec.Hint, ExpiresAt: expires}, time.Time{}); err != nil {
+		b.t.Fatal(err)
+	}
+	return sec.Value
+}
