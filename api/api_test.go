@@ -689,3 +689,51 @@ func TestClientJWKRegistrationAndGeneratedKeys(t *testing.T) {
 		t.Fatalf("jwk null did not remove the key: %v", cleared)
 	}
 }
+
+func TestDryRunsSayWhatAWriteWouldDoAndChangeNothing(t *testing.T) {
+	f := newFixture(t)
+	auditCount := func() int {
+		entries, _ := f.store.ListAudit(context.Background(), store.Page{})
+		return len(entries)
+	}
+	dry := func(want int, c call) map[string]any {
+		t.Helper()
+		before, audits := snapshot(t, f.store), auditCount()
+		_, body := f.must(t, want, c)
+		if after := snapshot(t, f.store); !reflect.DeepEqual(before, after) || auditCount() != audits {
+			t.Fatalf("%s %s changed the store or the audit log", c.method, c.path)
+		}
+		return body
+	}
+	if got := dry(http.StatusOK, call{method: "PUT", path: "/issuers/payments?dryRun=true", body: validIssuer}); got["result"] != "created" {
+		t.Fatalf("dry PUT of a new issuer: %v", got)
+	}
+	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
+	if got := dry(http.StatusOK, call{method: "PUT", path: "/issuers/payments?dryRun=true", body: validIssuer}); got["result"] != "unchanged" || got["changes"] != nil {
+		t.Fatalf("dry PUT of the same issuer: %v", got)
+	}
+	changed := strings.Replace(strings.Replace(validIssuer, `"Payments"`, `"Payments v2"`, 1), `600`, `900`, 1)
+	got := dry(http.StatusOK, call{method: "PUT", path: "/issuers/payments?dryRun=true", body: changed})
+	if got["result"] != "updated" || !reflect.DeepEqual(got["changes"], []any{"description", "tokenLifetime"}) {
+		t.Fatalf("dry PUT of a changed issuer: %v", got)
+	}
+	dry(http.StatusUnprocessableEntity, call{method: "PUT", path: "/issuers/payments?dryRun=true", body: `{"audience":""}`})
+	dry(http.StatusPreconditionFailed, call{method: "PUT", path: "/issuers/payments?dryRun=true", body: changed, header: map[string]string{"If-Match": `"7"`}})
+
+	if got := dry(http.StatusOK, call{method: "POST", path: "/issuers/payments/clients?dryRun=true", body: `{"clientId":"c-dry","name":"dry","scopes":["read"]}`}); got["result"] != "created" {
+		t.Fatalf("dry POST: %v", got)
+	}
+	dry(http.StatusUnprocessableEntity, call{method: "POST", path: "/issuers/payments/clients?dryRun=true", body: `{"name":"dry","scopes":["nope"]}`})
+	f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients", body: `{"clientId":"c-dry","name":"dry","scopes":["read"]}`})
+	dry(http.StatusConflict, call{method: "POST", path: "/issuers/payments/clients?dryRun=true", body: `{"clientId":"c-dry","name":"dry"}`})
+
+	got = dry(http.StatusOK, call{method: "PATCH", path: "/issuers/payments/clients/c-dry?dryRun=true", body: `{"scopes":["read","write"],"enabled":false}`})
+	if got["result"] != "updated" || !reflect.DeepEqual(got["changes"], []any{"scopes", "enabled"}) {
+		t.Fatalf("dry PATCH: %v", got)
+	}
+	if got = dry(http.StatusOK, call{method: "PATCH", path: "/issuers/payments/clients/c-dry?dryRun=true", body: `{"name":"dry"}`}); got["result"] != "unchanged" {
+		t.Fatalf("dry PATCH with nothing new: %v", got)
+	}
+	dry(http.StatusUnprocessableEntity, call{method: "PATCH", path: "/issuers/payments/clients/c-dry?dryRun=true", body: `{"roles":["nope"]}`})
+	dry(http.StatusNotFound, call{method: "PATCH", path: "/issuers/payments/clients/c-none?dryRun=true", body: `{"name":"x"}`})
+}

@@ -33,6 +33,11 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // ended. It records no request body, so no secret can reach the log.
 func (s *Server) audited(action string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dryRun(r) {
+			// A dry run writes nothing, so there is nothing to audit.
+			next.ServeHTTP(w, r)
+			return
+		}
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		outcome := "success"
@@ -56,7 +61,8 @@ func (s *Server) audited(action string, next http.Handler) http.Handler {
 	})
 }
 
-type auditEntry struct {
+// AuditEntryResponse is one admin write as the audit log shows it.
+type AuditEntryResponse struct {
 	ID       int64  `json:"id"`
 	At       string `json:"at"`
 	Actor    string `json:"actor"`
@@ -83,10 +89,10 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entries, next := cut(p, entries, func(e store.AuditEntry) string { return strconv.FormatInt(e.ID, 10) })
-	items := make([]auditEntry, 0, len(entries))
+	items := make([]AuditEntryResponse, 0, len(entries))
 	for _, e := range entries {
-		items = append(items, auditEntry{ID: e.ID, At: e.At.UTC().Format(time.RFC3339Nano), Actor: e.Actor,
+		items = append(items, AuditEntryResponse{ID: e.ID, At: e.At.UTC().Format(time.RFC3339Nano), Actor: e.Actor,
 			Action: e.Action, Resource: e.Resource, Outcome: e.Outcome, Status: e.Status})
 	}
-	writeJSON(w, http.StatusOK, ListResponse[auditEntry]{Items: items, NextCursor: next})
+	writeJSON(w, http.StatusOK, ListResponse[AuditEntryResponse]{Items: items, NextCursor: next})
 }

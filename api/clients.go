@@ -143,20 +143,22 @@ func validateClient(c store.Client, iss store.Issuer) []FieldError {
 	return errs
 }
 
-type createClientRequest struct {
-	ClientID      string          `json:"clientId"`
+// CreateClientRequest is the body of POST /issuers/{name}/clients. A client
+// id is generated unless given; the audience is the issuer's unless given.
+type CreateClientRequest struct {
+	ClientID      string          `json:"clientId,omitempty"`
 	Name          string          `json:"name"`
-	Scopes        []string        `json:"scopes"`
-	Roles         []string        `json:"roles"`
-	Audience      string          `json:"audience"`
-	TokenLifetime *int64          `json:"tokenLifetime"`
-	Enabled       *bool           `json:"enabled"`
-	JWK           json.RawMessage `json:"jwk"`
-	JWKSURI       *string         `json:"jwksUri"`
+	Scopes        []string        `json:"scopes,omitempty"`
+	Roles         []string        `json:"roles,omitempty"`
+	Audience      string          `json:"audience,omitempty"`
+	TokenLifetime *int64          `json:"tokenLifetime,omitempty"`
+	Enabled       *bool           `json:"enabled,omitempty"`
+	JWK           json.RawMessage `json:"jwk,omitempty"`
+	JWKSURI       *string         `json:"jwksUri,omitempty"`
 }
 
 func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
-	var req createClientRequest
+	var req CreateClientRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
@@ -188,6 +190,19 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 	errs = append(errs, s.applyAssertionKey(&c, req.JWK, req.JWKSURI)...)
 	if len(errs) > 0 {
 		writeProblem(w, http.StatusUnprocessableEntity, "The client is invalid.", errs...)
+		return
+	}
+	if dryRun(r) {
+		_, err := s.store.GetClient(r.Context(), iss.Name, c.ID)
+		switch {
+		case err == nil:
+			writeProblem(w, http.StatusConflict, fmt.Sprintf("Client %q already exists under issuer %q.", c.ID, iss.Name),
+				FieldError{Field: "clientId", Reason: "is taken"})
+		case errors.Is(err, store.ErrNotFound):
+			writeJSON(w, http.StatusOK, DryRunResponse{Result: ResultCreated})
+		default:
+			s.writeStoreError(w, fmt.Sprintf("Issuer %q", iss.Name), err)
+		}
 		return
 	}
 	secret := credential.NewSecret()
@@ -248,17 +263,19 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ListResponse[ClientResponse]{Items: items, NextCursor: next})
 }
 
-// patchClientRequest changes only the fields present. tokenLifetime 0
-// removes the client's own lifetime, so the issuer's applies again.
-type patchClientRequest struct {
-	Name          *string         `json:"name"`
-	Scopes        *[]string       `json:"scopes"`
-	Roles         *[]string       `json:"roles"`
-	Audience      *string         `json:"audience"`
-	TokenLifetime *int64          `json:"tokenLifetime"`
-	Enabled       *bool           `json:"enabled"`
-	JWK           json.RawMessage `json:"jwk"`
-	JWKSURI       *string         `json:"jwksUri"`
+// PatchClientRequest is the body of PATCH /issuers/{name}/clients/{id}: it
+// changes only the fields present. tokenLifetime 0 removes the client's own
+// lifetime, so the issuer's applies again; a jwk of JSON null or an empty
+// jwksUri removes it.
+type PatchClientRequest struct {
+	Name          *string         `json:"name,omitempty"`
+	Scopes        *[]string       `json:"scopes,omitempty"`
+	Roles         *[]string       `json:"roles,omitempty"`
+	Audience      *string         `json:"audience,omitempty"`
+	TokenLifetime *int64          `json:"tokenLifetime,omitempty"`
+	Enabled       *bool           `json:"enabled,omitempty"`
+	JWK           json.RawMessage `json:"jwk,omitempty"`
+	JWKSURI       *string         `json:"jwksUri,omitempty"`
 }
 
 // errInvalidPatch carries field errors out of the store's update callback.
@@ -267,7 +284,7 @@ type errInvalidPatch []FieldError
 func (e errInvalidPatch) Error() string { return "invalid client patch" }
 
 func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
-	var req patchClientRequest
+	var req PatchClientRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
@@ -276,7 +293,7 @@ func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["clientId"]
-	updated, err := s.store.UpdateClient(r.Context(), iss.Name, id, func(c *store.Client) error {
+	patch := func(c *store.Client) error {
 		var errs []FieldError
 		if req.Name != nil {
 			c.Name = *req.Name
@@ -307,7 +324,23 @@ func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 			return errInvalidPatch(errs)
 		}
 		return nil
-	})
+	}
+	var updated store.Client
+	var err error
+	if dryRun(r) {
+		var before store.Client
+		if before, err = s.store.GetClient(r.Context(), iss.Name, id); err == nil {
+			updated = before
+			updated.Scopes, updated.Roles = slices.Clone(before.Scopes), slices.Clone(before.Roles)
+			err = patch(&updated)
+		}
+		if err == nil {
+			writeJSON(w, http.StatusOK, dryRunResult(clientFields, before.ChangedSettings(updated)))
+			return
+		}
+	} else {
+		updated, err = s.store.UpdateClient(r.Context(), iss.Name, id, patch)
+	}
 	var invalid errInvalidPatch
 	if errors.As(err, &invalid) {
 		writeProblem(w, http.StatusUnprocessableEntity, "The change would make the client invalid.", invalid...)
@@ -366,14 +399,15 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ListResponse[SecretResponse]{Items: items})
 }
 
-type createSecretRequest struct {
+// CreateSecretRequest is the body of POST .../secrets.
+type CreateSecretRequest struct {
 	// GraceSeconds, when present, is how long the client's other secrets
 	// stay valid; 0 revokes them now. Absent, they are left as they are.
-	GraceSeconds *int64 `json:"graceSeconds"`
+	GraceSeconds *int64 `json:"graceSeconds,omitempty"`
 }
 
 func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
-	var req createSecretRequest
+	var req CreateSecretRequest
 	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
 		return
 	}
@@ -408,8 +442,10 @@ func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-type generateKeyRequest struct {
-	Algorithm string `json:"algorithm"`
+// GenerateKeyRequest is the body of POST .../keys: the key's algorithm,
+// RS256 unless given.
+type GenerateKeyRequest struct {
+	Algorithm string `json:"algorithm,omitempty"`
 }
 
 // GeneratedKey is the only answer that carries a client's private key; the
@@ -426,7 +462,7 @@ type GeneratedKey struct {
 // Portal does for its consumers: the public key is registered, the private
 // key is returned once and forgotten.
 func (s *Server) generateClientKey(w http.ResponseWriter, r *http.Request) {
-	var req generateKeyRequest
+	var req GenerateKeyRequest
 	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
 		return
 	}
@@ -482,4 +518,10 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// clientFields names the client's settings as the API spells them.
+var clientFields = map[string]string{
+	"Name": "name", "Scopes": "scopes", "Roles": "roles", "Audience": "audience", "TokenLifetime": "tokenLifetime",
+	"Enabled": "enabled", "PublicJWK": "jwk", "JWKSURI": "jwksUri",
 }

@@ -32,11 +32,12 @@ var issuerNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{2,62}$`)
 // rule so they can travel in the same places.
 var scopeTokenPattern = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]{1,128}$`)
 
-// authenticatorList accepts the portal's single clientAuthenticator string
+// AuthenticatorList accepts the portal's single clientAuthenticator string
 // as well as a list.
-type authenticatorList []string
+type AuthenticatorList []string
 
-func (l *authenticatorList) UnmarshalJSON(b []byte) error {
+// UnmarshalJSON reads a string or a list of strings.
+func (l *AuthenticatorList) UnmarshalJSON(b []byte) error {
 	var one string
 	if err := json.Unmarshal(b, &one); err == nil {
 		*l = []string{one}
@@ -50,17 +51,19 @@ func (l *authenticatorList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-type issuerRequest struct {
-	Description         string            `json:"description"`
-	AvailableScopes     []string          `json:"availableScopes"`
-	ClientRoles         []string          `json:"clientRoles"`
+// IssuerRequest is the body of PUT /issuers/{name}: the whole issuer. Absent
+// fields take their defaults; times are in seconds.
+type IssuerRequest struct {
+	Description         string            `json:"description,omitempty"`
+	AvailableScopes     []string          `json:"availableScopes,omitempty"`
+	ClientRoles         []string          `json:"clientRoles,omitempty"`
 	Audience            string            `json:"audience"`
-	TokenLifetime       *int64            `json:"tokenLifetime"`
-	SigningAlgorithm    string            `json:"signingAlgorithm"`
-	ClientAuthenticator authenticatorList `json:"clientAuthenticator"`
-	KeyRotationPeriod   int64             `json:"keyRotationPeriod"`
-	KeyPublishLead      int64             `json:"keyPublishLead"`
-	KeyRetirePeriod     int64             `json:"keyRetirePeriod"`
+	TokenLifetime       *int64            `json:"tokenLifetime,omitempty"`
+	SigningAlgorithm    string            `json:"signingAlgorithm,omitempty"`
+	ClientAuthenticator AuthenticatorList `json:"clientAuthenticator,omitempty"`
+	KeyRotationPeriod   int64             `json:"keyRotationPeriod,omitempty"`
+	KeyPublishLead      int64             `json:"keyPublishLead,omitempty"`
+	KeyRetirePeriod     int64             `json:"keyRetirePeriod,omitempty"`
 }
 
 // IssuerResponse is a CredentialIssuer as the admin API shows it.
@@ -153,7 +156,7 @@ func validateLifetime(seconds *int64) (time.Duration, []FieldError) {
 	return d, nil
 }
 
-func (r issuerRequest) toIssuer(name string) (store.Issuer, []FieldError) {
+func (r IssuerRequest) toIssuer(name string) (store.Issuer, []FieldError) {
 	var errs []FieldError
 	if !issuerNamePattern.MatchString(name) {
 		errs = append(errs, FieldError{Field: "name", Reason: "must be 3 to 63 characters of lowercase letters, digits and '-', starting with a letter"})
@@ -208,7 +211,7 @@ const (
 	maxRetirePeriod   = 30 * 24 * 3600
 )
 
-func validateSchedule(r issuerRequest, lifetime time.Duration) []FieldError {
+func validateSchedule(r IssuerRequest, lifetime time.Duration) []FieldError {
 	var errs []FieldError
 	check := func(field string, v, maxSeconds int64) {
 		if v < 0 || v > maxSeconds {
@@ -258,7 +261,7 @@ func (s *Server) putIssuer(w http.ResponseWriter, r *http.Request) {
 	if refuseSystemIssuer(w, name) {
 		return
 	}
-	var req issuerRequest
+	var req IssuerRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
@@ -268,8 +271,17 @@ func (s *Server) putIssuer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var before *store.Issuer
-	if prev, err := s.store.GetIssuer(r.Context(), name); err == nil {
+	prev, err := s.store.GetIssuer(r.Context(), name)
+	switch {
+	case err == nil:
 		before = &prev
+	case !errors.Is(err, store.ErrNotFound):
+		s.writeStoreError(w, fmt.Sprintf("Issuer %q", name), err)
+		return
+	}
+	if dryRun(r) {
+		s.answerIssuerDryRun(w, r, before, iss)
+		return
 	}
 	stored, result, err := s.store.PutIssuer(r.Context(), iss, ifMatchRevision(r))
 	if err != nil {
@@ -349,4 +361,25 @@ func (s *Server) loadIssuer(w http.ResponseWriter, r *http.Request) (store.Issue
 		return store.Issuer{}, false
 	}
 	return iss, true
+}
+
+// answerIssuerDryRun says what a PUT would do, having changed nothing.
+func (s *Server) answerIssuerDryRun(w http.ResponseWriter, r *http.Request, before *store.Issuer, iss store.Issuer) {
+	if before == nil {
+		writeJSON(w, http.StatusOK, DryRunResponse{Result: ResultCreated})
+		return
+	}
+	if err := before.CheckRevision(ifMatchRevision(r)); err != nil {
+		s.writeStoreError(w, fmt.Sprintf("Issuer %q", iss.Name), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, dryRunResult(issuerFields, before.ChangedSettings(iss)))
+}
+
+// issuerFields names the issuer's settings as the API spells them.
+var issuerFields = map[string]string{
+	"Description": "description", "AvailableScopes": "availableScopes", "ClientRoles": "clientRoles",
+	"Audience": "audience", "TokenLifetime": "tokenLifetime", "SigningAlgorithm": "signingAlgorithm",
+	"ClientAuthenticators": "clientAuthenticator", "KeyRotationPeriod": "keyRotationPeriod",
+	"KeyPublishLead": "keyPublishLead", "KeyRetirePeriod": "keyRetirePeriod",
 }

@@ -27,6 +27,7 @@ type Store interface {
 	GetClient(ctx context.Context, issuerName, clientID string) (store.Client, error)
 	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
 	RecordAssertion(ctx context.Context, issuerName, clientID, jti string, expiresAt time.Time) error
+	DeleteExpiredAssertions(ctx context.Context, now time.Time) (int64, error)
 	Ping(ctx context.Context) error
 }
 

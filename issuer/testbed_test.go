@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -182,4 +183,19 @@ func (b *testbed) addSecret(clientID string, expires time.Time) string {
 		b.t.Fatal(err)
 	}
 	return sec.Value
+}
+
+// tokenStatus is the status of a client-credentials request with Basic
+// credentials.
+func (b *testbed) tokenStatus(t testing.TB, clientID, secret string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.tokenURL(), strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,11 +52,38 @@ type Issuer struct {
 
 // SameSettings reports whether o would change nothing a caller can set on
 // i: a replacement with the same settings keeps its revision.
-func (i Issuer) SameSettings(o Issuer) bool {
-	return i.Description == o.Description && slices.Equal(i.AvailableScopes, o.AvailableScopes) &&
-		slices.Equal(i.ClientRoles, o.ClientRoles) && i.Audience == o.Audience && i.TokenLifetime == o.TokenLifetime &&
-		i.SigningAlgorithm == o.SigningAlgorithm && slices.Equal(i.ClientAuthenticators, o.ClientAuthenticators) &&
-		i.KeyRotationPeriod == o.KeyRotationPeriod && i.KeyPublishLead == o.KeyPublishLead && i.KeyRetirePeriod == o.KeyRetirePeriod
+func (i Issuer) SameSettings(o Issuer) bool { return len(i.ChangedSettings(o)) == 0 }
+
+// ChangedSettings names the settings o would change on i, by field name.
+func (i Issuer) ChangedSettings(o Issuer) []string {
+	return changed(
+		setting{"Description", i.Description == o.Description},
+		setting{"AvailableScopes", slices.Equal(i.AvailableScopes, o.AvailableScopes)},
+		setting{"ClientRoles", slices.Equal(i.ClientRoles, o.ClientRoles)},
+		setting{"Audience", i.Audience == o.Audience},
+		setting{"TokenLifetime", i.TokenLifetime == o.TokenLifetime},
+		setting{"SigningAlgorithm", i.SigningAlgorithm == o.SigningAlgorithm},
+		setting{"ClientAuthenticators", slices.Equal(i.ClientAuthenticators, o.ClientAuthenticators)},
+		setting{"KeyRotationPeriod", i.KeyRotationPeriod == o.KeyRotationPeriod},
+		setting{"KeyPublishLead", i.KeyPublishLead == o.KeyPublishLead},
+		setting{"KeyRetirePeriod", i.KeyRetirePeriod == o.KeyRetirePeriod},
+	)
+}
+
+// setting is one compared field: its name and whether it is unchanged.
+type setting struct {
+	name string
+	same bool
+}
+
+func changed(settings ...setting) []string {
+	var out []string
+	for _, s := range settings {
+		if !s.same {
+			out = append(out, s.name)
+		}
+	}
+	return out
 }
 
 // CheckRevision is the condition of a conditional write: ErrPrecondition
@@ -85,6 +113,21 @@ type Client struct {
 	JWKSURI   string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// ChangedSettings names the settings o would change on c, by field name:
+// what an update may change, not its secrets or times.
+func (c Client) ChangedSettings(o Client) []string {
+	return changed(
+		setting{"Name", c.Name == o.Name},
+		setting{"Scopes", slices.Equal(c.Scopes, o.Scopes)},
+		setting{"Roles", slices.Equal(c.Roles, o.Roles)},
+		setting{"Audience", c.Audience == o.Audience},
+		setting{"TokenLifetime", c.TokenLifetime == o.TokenLifetime},
+		setting{"Enabled", c.Enabled == o.Enabled},
+		setting{"PublicJWK", bytes.Equal(c.PublicJWK, o.PublicJWK)},
+		setting{"JWKSURI", c.JWKSURI == o.JWKSURI},
+	)
 }
 
 // Secret is one credential of a client. Only its SHA-256 digest is kept.

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/store"
 	"github.com/authz-dev/authz/store/postgres"
 )
@@ -39,7 +39,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	digest := sha256.Sum256([]byte(*secret))
+	sec := credential.StoredSecret(*secret)
 	var scopeList []string
 	if *scopes != "" {
 		scopeList = []string{*scopes}
@@ -48,7 +48,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	err = st.ImportClients(ctx, *count, func(i int) store.Client {
 		id := fmt.Sprintf("%s%06d", *prefix, i+1)
 		return store.Client{IssuerName: iss.Name, ID: id, Name: "bench " + id, Scopes: scopeList, Audience: iss.Audience, Enabled: true,
-			Secrets: []store.Secret{{ID: "s1", Digest: digest[:], Hint: (*secret)[max(0, len(*secret)-4):]}}}
+			Secrets: []store.Secret{{ID: "s1", Digest: sec.Digest, Hint: sec.Hint}}}
 	})
 	if err != nil {
 		return err

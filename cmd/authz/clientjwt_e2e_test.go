@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authz-dev/authz/api"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
@@ -76,10 +78,8 @@ func TestSignedJWTClientsOnPostgres(t *testing.T) {
 	t.Parallel()
 	_, _, env := postgresEnv(t)
 	p := startPostgresServer(t, env, "--allow-private-jwks-uri")
-	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{
-		"audience": tutorialAudience, "availableScopes": []string{"read"},
-		"clientAuthenticator": []string{"client-jwt", "client-jwt-jwks-url"},
-	}, http.StatusCreated)
+	p.putIssuer(t, "payments", api.IssuerRequest{Audience: tutorialAudience, AvailableScopes: []string{"read"},
+		ClientAuthenticator: api.AuthenticatorList{"client-jwt", "client-jwt-jwks-url"}})
 	issuerURL := p.publicURL + "/issuers/payments"
 
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
@@ -102,9 +102,7 @@ func TestSignedJWTClientsOnPostgres(t *testing.T) {
 	for name, key := range keys {
 		t.Run(name+" static JWK", func(t *testing.T) {
 			pub, _ := jose.JSONWebKey{Key: key.Public(), KeyID: "static-" + name}.MarshalJSON()
-			c := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients",
-				map[string]any{"name": name + " static", "scopes": []string{"read"}, "jwk": json.RawMessage(pub)}, http.StatusCreated)
-			id := c["client_id"].(string)
+			id := p.createClient(t, "payments", api.CreateClientRequest{Name: name + " static", Scopes: []string{"read"}, JWK: pub}).ClientID
 			status, body := assertionToken(t, issuerURL+"/token", signAssertion(t, key, "static-"+name, id, issuerURL+"/token"), nil)
 			if status != http.StatusOK {
 				t.Fatalf("status %d: %v", status, body)
@@ -112,9 +110,8 @@ func TestSignedJWTClientsOnPostgres(t *testing.T) {
 			verifyAsGateway(t, issuerURL, body["access_token"].(string), id, "read")
 		})
 		t.Run(name+" jwks_uri", func(t *testing.T) {
-			c := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients",
-				map[string]any{"name": name + " remote", "scopes": []string{"read"}, "jwksUri": jwksSrv.URL + "/jwks.json"}, http.StatusCreated)
-			id := c["client_id"].(string)
+			uri := jwksSrv.URL + "/jwks.json"
+			id := p.createClient(t, "payments", api.CreateClientRequest{Name: name + " remote", Scopes: []string{"read"}, JWKSURI: &uri}).ClientID
 			// The assertion's aud may also be the issuer URL.
 			status, body := assertionToken(t, issuerURL+"/token", signAssertion(t, key, "remote-"+name, id, issuerURL), nil)
 			if status != http.StatusOK {
@@ -125,15 +122,18 @@ func TestSignedJWTClientsOnPostgres(t *testing.T) {
 	}
 
 	t.Run("server-generated key, as the portal hands out", func(t *testing.T) {
-		c := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "portal consumer", "scopes": []string{"read"}}, http.StatusCreated)
-		id := c["client_id"].(string)
-		generated := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients/"+id+"/keys", map[string]any{"algorithm": "ES256"}, http.StatusCreated)
-		block, _ := pem.Decode([]byte(generated["privateKeyPem"].(string)))
+		id := p.createClient(t, "payments", api.CreateClientRequest{Name: "portal consumer", Scopes: []string{"read"}}).ClientID
+		generated, err := p.api(t).GenerateClientKey(context.Background(), "payments", id, api.GenerateKeyRequest{Algorithm: "ES256"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runLog.remember("a generated private key", generated.PrivateKeyPEM)
+		block, _ := pem.Decode([]byte(generated.PrivateKeyPEM))
 		priv, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertion := signAssertion(t, priv.(crypto.Signer), generated["kid"].(string), id, issuerURL+"/token")
+		assertion := signAssertion(t, priv.(crypto.Signer), generated.KID, id, issuerURL+"/token")
 		status, body := assertionToken(t, issuerURL+"/token", assertion, nil)
 		if status != http.StatusOK {
 			t.Fatalf("status %d: %v", status, body)
@@ -146,7 +146,7 @@ func TestSignedJWTClientsOnPostgres(t *testing.T) {
 		}
 		// The same client introspects its own token, authenticated by a
 		// fresh assertion.
-		form := url.Values{"token": {token}, "client_assertion": {signAssertion(t, priv.(crypto.Signer), generated["kid"].(string), id, issuerURL+"/token")},
+		form := url.Values{"token": {token}, "client_assertion": {signAssertion(t, priv.(crypto.Signer), generated.KID, id, issuerURL+"/token")},
 			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}}
 		resp, err := http.Post(issuerURL+"/introspect", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 		if err != nil {

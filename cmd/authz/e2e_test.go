@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/authz-dev/authz/api"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
 	"github.com/authz-dev/authz/store/postgres"
@@ -41,24 +42,22 @@ type tutorial struct {
 func runTutorial(t *testing.T, p *process) tutorial {
 	t.Helper()
 	ctx := context.Background()
-	iss := p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/"+tutorialIssuer, map[string]any{
-		"description":         "Payments API",
-		"availableScopes":     []string{"read", "write"},
-		"audience":            tutorialAudience,
-		"tokenLifetime":       300,
-		"clientAuthenticator": "client-secret",
-	}, http.StatusCreated)
+	lifetime := int64(300)
+	iss := p.putIssuer(t, tutorialIssuer, api.IssuerRequest{
+		Description:         "Payments API",
+		AvailableScopes:     []string{"read", "write"},
+		Audience:            tutorialAudience,
+		TokenLifetime:       &lifetime,
+		ClientAuthenticator: api.AuthenticatorList{"client-secret"},
+	})
 	issuerURL := p.publicURL + "/issuers/" + tutorialIssuer
-	if iss["issuer"] != issuerURL {
-		t.Fatalf("issuer URL = %v, want %s", iss["issuer"], issuerURL)
+	if iss.Issuer != issuerURL {
+		t.Fatalf("issuer URL = %v, want %s", iss.Issuer, issuerURL)
 	}
-	client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/"+tutorialIssuer+"/clients", map[string]any{
-		"name":   "billing batch",
-		"scopes": []string{"read", "write"},
-	}, http.StatusCreated)
-	tut := tutorial{clientID: client["client_id"].(string), clientSecret: client["client_secret"].(string)}
-	if client["token_endpoint"] != issuerURL+"/token" || client["issuer"] != issuerURL {
-		t.Fatalf("client answer = %v", client)
+	client := p.createClient(t, tutorialIssuer, api.CreateClientRequest{Name: "billing batch", Scopes: []string{"read", "write"}})
+	tut := tutorial{clientID: client.ClientID, clientSecret: client.ClientSecret}
+	if client.TokenEndpoint != issuerURL+"/token" || client.Issuer != issuerURL {
+		t.Fatalf("client answer = %+v", client)
 	}
 
 	for _, style := range []struct {
@@ -267,9 +266,9 @@ func TestRestartOnSameDatabaseKeepsIssuersClientsAndKeys(t *testing.T) {
 		t.Fatalf("token after restart: %v", err)
 	}
 	verifyAsGateway(t, issuerURL, tok.AccessToken, tut.clientID, "read write")
-	got := second.adminJSON(t, http.MethodGet, "/admin/v1/issuers/"+tutorialIssuer, nil, http.StatusOK)
-	if got["description"] != "Payments API" {
-		t.Fatalf("issuer after restart = %v", got)
+	got, err := second.api(t).GetIssuer(context.Background(), tutorialIssuer)
+	if err != nil || got.Description != "Payments API" {
+		t.Fatalf("issuer after restart = %+v, %v", got, err)
 	}
 }
 
@@ -296,10 +295,10 @@ func TestServeConfigErrorsAreClear(t *testing.T) {
 		wantCode int
 		wantText string
 	}{
-		{"database without KEK", []string{"AUTHZ_DATABASE_URL=postgres://127.0.0.1:1/x", "AUTHZ_KEK="}, nil, 1, "--kek (or AUTHZ_KEK) is required"},
+		{"database without KEK", []string{"AUTHZ_DATABASE_URL=postgres://127.0.0.1:1/x", "AUTHZ_KEK="}, nil, 2, "--kek (or $AUTHZ_KEK) is required"},
 		{"short KEK", []string{"AUTHZ_DATABASE_URL=postgres://127.0.0.1:1/x", "AUTHZ_KEK=c2hvcnQ="}, nil, 1, "neither base64 of 32 bytes nor a readable file"},
-		{"bad duration", []string{"AUTHZ_JWKS_MAX_AGE=soon"}, nil, 1, "AUTHZ_JWKS_MAX_AGE"},
-		{"unknown flag", nil, []string{"--frobnicate"}, 2, "flag provided but not defined"},
+		{"bad duration", []string{"AUTHZ_JWKS_MAX_AGE=soon"}, nil, 2, "$AUTHZ_JWKS_MAX_AGE is not a valid duration"},
+		{"unknown flag", nil, []string{"--frobnicate"}, 2, "unknown flag: --frobnicate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -396,7 +395,7 @@ func TestRequestIDsTieAnswersToLogLines(t *testing.T) {
 	if resp.Header.Get("X-Request-Id") != "case-4711" {
 		t.Fatalf("X-Request-Id echoed as %q", resp.Header.Get("X-Request-Id"))
 	}
-	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
+	p.putIssuer(t, "payments", api.IssuerRequest{Audience: "a"})
 	req, _ = http.NewRequest(http.MethodPost, p.publicURL+"/issuers/payments/token", strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Request-Id", `bad id","forged":"field`)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -20,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authz-dev/authz/api"
+	"github.com/authz-dev/authz/api/client"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
@@ -115,6 +116,7 @@ type process struct {
 	publicURL     string
 	advertisedURL string
 	adminURL      string
+	adminAPI      *client.Client
 }
 
 type lockedBuffer struct {
@@ -267,46 +269,39 @@ func freeLoopbackAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// adminJSON sends a JSON request to the admin API and decodes the answer.
-func (p *process) adminJSON(t *testing.T, method, path string, body any, wantStatus int) map[string]any {
+// api is a client of the process's admin API, logged in as its admin
+// client.
+func (p *process) api(t *testing.T) *client.Client {
 	t.Helper()
-	var reader io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		reader = bytes.NewReader(b)
+	p.knowAdmin(t)
+	if p.adminAPI == nil {
+		p.adminAPI = client.New(p.adminURL, &client.ClientCredentials{
+			TokenURL: p.publicURL + "/issuers/system/token", ClientID: p.admin.clientID, ClientSecret: p.admin.clientSecret,
+		}, nil)
 	}
-	url := p.adminURL + path
-	req, _ := http.NewRequest(method, url, reader)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+p.adminToken(t))
-	resp, err := http.DefaultClient.Do(req)
+	return p.adminAPI
+}
+
+// putIssuer creates or replaces an issuer through the admin API.
+func (p *process) putIssuer(t *testing.T, name string, req api.IssuerRequest) api.IssuerResponse {
+	t.Helper()
+	iss, err := p.api(t).PutIssuer(context.Background(), name, req, 0)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("put issuer %s: %v", name, err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != wantStatus {
-		t.Fatalf("%s %s: status %d, want %d: %s", method, url, resp.StatusCode, wantStatus, raw)
+	return iss
+}
+
+// createClient registers a client through the admin API; its secret joins
+// the values the log scan looks for.
+func (p *process) createClient(t *testing.T, issuerName string, req api.CreateClientRequest) api.CreatedClientResponse {
+	t.Helper()
+	c, err := p.api(t).CreateClient(context.Background(), issuerName, req)
+	if err != nil {
+		t.Fatalf("create a client of %s: %v", issuerName, err)
 	}
-	var out map[string]any
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("%s %s: answer is not JSON: %s", method, url, raw)
-		}
-	}
-	for _, field := range []string{"client_secret", "privateKeyPem"} {
-		if v, ok := out[field].(string); ok {
-			runLog.remember(field, v)
-		}
-	}
-	if jwk, ok := out["privateJwk"].(map[string]any); ok {
-		if d, ok := jwk["d"].(string); ok {
-			runLog.remember("a client's private key", d)
-		}
-	}
-	return out
+	runLog.remember("client_secret", c.ClientSecret)
+	return c
 }
 
 // admin holds the credentials of an admin client.
@@ -339,8 +334,16 @@ func bootstrap(t *testing.T, env []string) admin {
 }
 
 // adminToken gets a token for the process's admin client from its own
-// system issuer. A dev-mode server prints its admin client in its banner.
+// system issuer.
 func (p *process) adminToken(t *testing.T) string {
+	t.Helper()
+	p.knowAdmin(t)
+	return clientToken(t, p.publicURL+"/issuers/system/token", p.admin.clientID, p.admin.clientSecret, "")
+}
+
+// knowAdmin learns the admin client of a dev-mode server from its banner,
+// unless the test bootstrapped one.
+func (p *process) knowAdmin(t *testing.T) {
 	t.Helper()
 	if p.admin.clientID == "" {
 		deadline := time.Now().Add(10 * time.Second)
@@ -352,16 +355,15 @@ func (p *process) adminToken(t *testing.T) string {
 		}
 		p.admin = parseAdmin(t, p.banner.String())
 	}
-	return clientToken(t, p.publicURL+"/issuers/system/token", p.admin.clientID, p.admin.clientSecret, "")
 }
 
 // newPaymentsClient registers the issuer "payments" (audience "a") and one
 // client of it.
 func newPaymentsClient(t *testing.T, p *process) (id, secret string) {
 	t.Helper()
-	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
-	client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "c"}, http.StatusCreated)
-	return client["client_id"].(string), client["client_secret"].(string)
+	p.putIssuer(t, "payments", api.IssuerRequest{Audience: "a"})
+	c := p.createClient(t, "payments", api.CreateClientRequest{Name: "c"})
+	return c.ClientID, c.ClientSecret
 }
 
 // clientToken runs the client-credentials grant and returns the token.

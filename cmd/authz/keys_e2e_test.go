@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"github.com/authz-dev/authz/api"
-	"net/http"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/authz-dev/authz/api"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
@@ -18,7 +19,7 @@ func TestKeysCLIListsRotatesAndRevokes(t *testing.T) {
 	p := startPostgresServer(t, env)
 	c := newCLI(t)
 	c.login(p)
-	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a"}, http.StatusCreated)
+	p.putIssuer(t, "payments", api.IssuerRequest{Audience: "a"})
 
 	var listed []api.KeyResponse
 	c.json(&listed, "keys", "list", "--issuer", "payments")
@@ -73,10 +74,10 @@ func TestEveryAlgorithmIssuesVerifiableTokens(t *testing.T) {
 	p := startServer(t, []string{"AUTHZ_DATABASE_URL=", "AUTHZ_KEK="})
 	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
 		name := "alg-" + strings.ToLower(alg)
-		p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/"+name, map[string]any{"audience": tutorialAudience, "signingAlgorithm": alg}, http.StatusCreated)
-		client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/"+name+"/clients", map[string]any{"name": "c"}, http.StatusCreated)
+		p.putIssuer(t, name, api.IssuerRequest{Audience: tutorialAudience, SigningAlgorithm: alg})
+		client := p.createClient(t, name, api.CreateClientRequest{Name: "c"})
 		issuerURL := p.publicURL + "/issuers/" + name
-		raw := clientToken(t, issuerURL+"/token", client["client_id"].(string), client["client_secret"].(string), "")
+		raw := clientToken(t, issuerURL+"/token", client.ClientID, client.ClientSecret, "")
 		jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
 		if err != nil || jws.Signatures[0].Header.Algorithm != alg {
 			t.Fatalf("%s: token header alg: %v", alg, err)
@@ -98,7 +99,7 @@ func TestClientKeyCLI(t *testing.T) {
 	p := startPostgresServer(t, env)
 	c := newCLI(t)
 	c.login(p)
-	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a", "clientAuthenticator": []string{"client-jwt", "client-jwt-jwks-url"}}, http.StatusCreated)
+	p.putIssuer(t, "payments", api.IssuerRequest{Audience: "a", ClientAuthenticator: api.AuthenticatorList{"client-jwt", "client-jwt-jwks-url"}})
 	var created api.CreatedClientResponse
 	c.json(&created, "clients", "create", "--issuer", "payments", "--name", "signer")
 
@@ -121,8 +122,9 @@ func TestClientKeyCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.run("clients", "set-jwk", "--issuer", "payments", created.ClientID, "--jwk-file", file)
-	got := p.adminJSON(t, http.MethodGet, "/admin/v1/issuers/payments/clients/"+created.ClientID, nil, http.StatusOK)
-	if got["jwksUri"] != nil || got["jwk"].(map[string]any)["x"] != "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" {
-		t.Fatalf("client after set-jwk = %v", got)
+	got, err := p.api(t).GetClient(context.Background(), "payments", created.ClientID)
+	var jwk map[string]any
+	if err != nil || json.Unmarshal(got.JWK, &jwk) != nil || got.JWKSURI != "" || jwk["x"] != "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" {
+		t.Fatalf("client after set-jwk = %+v, %v", got, err)
 	}
 }

@@ -1,29 +1,33 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/authz-dev/authz/api"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authz-dev/authz/api"
+	"github.com/authz-dev/authz/credential"
 )
 
-// cli runs authz commands as an operator would, with its own config file.
-type cli struct {
+// operator runs authz commands as an operator would, with its own config
+// file.
+type operator struct {
 	t   *testing.T
 	env []string
 }
 
-func newCLI(t *testing.T) *cli {
-	return &cli{t: t, env: []string{"AUTHZ_CONFIG=" + filepath.Join(t.TempDir(), "config.json")}}
+func newCLI(t *testing.T) *operator {
+	return &operator{t: t, env: []string{"AUTHZ_CONFIG=" + filepath.Join(t.TempDir(), "config.json")}}
 }
 
 // run runs a command that must succeed and returns its output.
-func (c *cli) run(args ...string) string {
+func (c *operator) run(args ...string) string {
 	c.t.Helper()
 	code, out := runAuthz(c.t, c.env, args...)
 	if code != 0 {
@@ -33,7 +37,7 @@ func (c *cli) run(args ...string) string {
 }
 
 // fail runs a command that must fail and returns its output.
-func (c *cli) fail(args ...string) string {
+func (c *operator) fail(args ...string) string {
 	c.t.Helper()
 	code, out := runAuthz(c.t, c.env, args...)
 	if code == 0 {
@@ -42,7 +46,7 @@ func (c *cli) fail(args ...string) string {
 	return out
 }
 
-func (c *cli) json(into any, args ...string) {
+func (c *operator) json(into any, args ...string) {
 	c.t.Helper()
 	out := c.run(append(args, "-o", "json")...)
 	for _, field := range []string{`"client_secret": "`, `"access_token": "`} {
@@ -56,9 +60,10 @@ func (c *cli) json(into any, args ...string) {
 	}
 }
 
-func (c *cli) login(p *process) {
+func (c *operator) login(p *process) {
 	c.t.Helper()
-	c.run("login", "--admin-url", p.adminURL, "--token-url", p.publicURL+"/issuers/system/token",
+	p.knowAdmin(c.t)
+	c.run("login", "--admin-url", p.adminURL, "--public-url", p.publicURL,
 		"--client-id", p.admin.clientID, "--client-secret", p.admin.clientSecret)
 }
 
@@ -150,7 +155,7 @@ func TestAdminLifecycleThroughTheCLI(t *testing.T) {
 	if created.ClientID == "" || created.ClientSecret == "" {
 		t.Fatalf("created = %+v", created)
 	}
-	var tok tokenResponse
+	var tok credential.TokenResponse
 	c.json(&tok, "token", "--issuer", "payments", "--public-url", p.publicURL,
 		"--client-id", created.ClientID, "--client-secret", created.ClientSecret, "--scope", "read")
 	verifyAsGateway(t, p.publicURL+"/issuers/payments", tok.AccessToken, created.ClientID, "read")
@@ -240,13 +245,16 @@ func TestClientDisabledOnOneNodeIsRefusedByAnotherWithinASecond(t *testing.T) {
 	a := startPostgresServer(t, env)
 	b := startServer(t, env)
 	b.admin = a.admin
-	a.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "https://api.example.test"}, http.StatusCreated)
-	client := a.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "shared"}, http.StatusCreated)
-	id, secret := client["client_id"].(string), client["client_secret"].(string)
+	a.putIssuer(t, "payments", api.IssuerRequest{Audience: "https://api.example.test"})
+	client := a.createClient(t, "payments", api.CreateClientRequest{Name: "shared"})
+	id, secret := client.ClientID, client.ClientSecret
 	// Node B learns of the new client and caches it.
 	waitForStatus(t, b, "payments", id, secret, http.StatusOK, 5*time.Second)
 
-	a.adminJSON(t, http.MethodPatch, "/admin/v1/issuers/payments/clients/"+id, map[string]any{"enabled": false}, http.StatusOK)
+	disabled := false
+	if _, err := a.api(t).PatchClient(context.Background(), "payments", id, api.PatchClientRequest{Enabled: &disabled}); err != nil {
+		t.Fatal(err)
+	}
 	took := waitForStatus(t, b, "payments", id, secret, http.StatusUnauthorized, time.Second)
 	t.Logf("node B refused the client disabled on node A after %v", took)
 }

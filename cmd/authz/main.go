@@ -1,10 +1,5 @@
-// Command authz is an OAuth2 client-credentials authorization server.
-//
-//	authz serve        run the server
-//	authz migrate      apply database migrations and exit
-//	authz bootstrap    create the system issuer and the first admin client
-//	authz login, apply, issuers, clients, token: administration over the admin API
-//	authz healthcheck  probe a running server's /healthz (for containers)
+// Command authz is an OAuth2 client-credentials authorization server, and
+// the operator's client of its admin API. `authz --help` lists the commands.
 package main
 
 import (

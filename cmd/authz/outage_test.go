@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authz-dev/authz/api/client"
+
+	"github.com/authz-dev/authz/api"
 	"github.com/authz-dev/authz/store/postgres/pgtest"
 )
 
@@ -49,9 +52,9 @@ func TestDatabaseOutageUnderLoad(t *testing.T) {
 	// A 2 s cache TTL: during the outage every request has to be served
 	// from stale entries, not merely fresh ones.
 	p := startPostgresServer(t, env, "--cache-ttl", "2s", "--key-poll-interval", "1s", "--stale-window", "1m")
-	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a", "description": "before"}, http.StatusCreated)
-	client := p.adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "known"}, http.StatusCreated)
-	id, secret := client["client_id"].(string), client["client_secret"].(string)
+	p.putIssuer(t, "payments", api.IssuerRequest{Audience: "a", Description: "before"})
+	known := p.createClient(t, "payments", api.CreateClientRequest{Name: "known"})
+	id, secret := known.ClientID, known.ClientSecret
 	waitForStatus(t, p, "payments", id, secret, http.StatusOK, 5*time.Second)
 	adminToken := p.adminToken(t)
 
@@ -117,14 +120,13 @@ func TestDatabaseOutageUnderLoad(t *testing.T) {
 	}
 
 	// Nothing was half-written, and writes work again without a restart.
-	if got := p.adminJSON(t, http.MethodGet, "/admin/v1/issuers/payments", nil, http.StatusOK); got["description"] != "before" {
-		t.Fatalf("description = %v: a refused write took effect", got["description"])
+	if got, err := p.api(t).GetIssuer(context.Background(), "payments"); err != nil || got.Description != "before" {
+		t.Fatalf("issuer = %+v, %v: a refused write took effect", got, err)
 	}
-	clients := p.adminJSON(t, http.MethodGet, "/admin/v1/issuers/payments/clients", nil, http.StatusOK)
-	if n := len(clients["items"].([]any)); n != 1 {
-		t.Fatalf("%d clients: a refused create took effect", n)
+	if clients, err := p.api(t).ListClients(context.Background(), "payments", client.ClientFilter{}); err != nil || len(clients) != 1 {
+		t.Fatalf("%d clients, %v: a refused create took effect", len(clients), err)
 	}
-	p.adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "a", "description": "after"}, http.StatusOK)
+	p.putIssuer(t, "payments", api.IssuerRequest{Audience: "a", Description: "after"})
 	// LISTEN is back, announced with a full reload: a change made now
 	// reaches the cache at once.
 	for strings.Count(p.output.String(), "listening for changes") == listens {
@@ -133,6 +135,9 @@ func TestDatabaseOutageUnderLoad(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	p.adminJSON(t, http.MethodPatch, "/admin/v1/issuers/payments/clients/"+id, map[string]any{"enabled": false}, http.StatusOK)
+	disabled := false
+	if _, err := p.api(t).PatchClient(context.Background(), "payments", id, api.PatchClientRequest{Enabled: &disabled}); err != nil {
+		t.Fatal(err)
+	}
 	waitForStatus(t, p, "payments", id, secret, http.StatusUnauthorized, time.Second)
 }

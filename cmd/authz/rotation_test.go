@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/authz-dev/authz/api/client"
+
+	"github.com/authz-dev/authz/api"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
@@ -125,12 +128,11 @@ func TestRotationUnderLoadNeverFailsAGatewayVerifier(t *testing.T) {
 	nodes := startCluster(t, 3)
 	// A key is published 11 s before it signs: longer than the verifier's
 	// 10 s refetch limit, which is what makes rotation invisible to it.
-	nodes[0].adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{
-		"audience": "https://api.example.test", "tokenLifetime": 60,
-		"keyRotationPeriod": 11, "keyPublishLead": 11, "keyRetirePeriod": 120,
-	}, http.StatusCreated)
-	client := nodes[0].adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "load"}, http.StatusCreated)
-	id, secret := client["client_id"].(string), client["client_secret"].(string)
+	lifetime := int64(60)
+	nodes[0].putIssuer(t, "payments", api.IssuerRequest{Audience: "https://api.example.test", TokenLifetime: &lifetime,
+		KeyRotationPeriod: 11, KeyPublishLead: 11, KeyRetirePeriod: 120})
+	load := nodes[0].createClient(t, "payments", api.CreateClientRequest{Name: "load"})
+	id, secret := load.ClientID, load.ClientSecret
 	for _, p := range nodes {
 		waitForStatus(t, p, "payments", id, secret, http.StatusOK, 5*time.Second)
 	}
@@ -155,7 +157,7 @@ func TestRotationUnderLoadNeverFailsAGatewayVerifier(t *testing.T) {
 		wg.Go(func() {
 			for i := w; ctx.Err() == nil; i++ {
 				node := nodes[i%len(nodes)]
-				tok, _, err := requestToken(ctx, http.DefaultClient, node.publicURL+"/issuers/payments/token", id, secret, "")
+				tok, _, err := client.RequestToken(ctx, http.DefaultClient, node.publicURL+"/issuers/payments/token", id, secret, nil)
 				if err != nil {
 					if ctx.Err() == nil {
 						requestErrors.Add(1)
@@ -198,9 +200,9 @@ func TestRotationUnderLoadNeverFailsAGatewayVerifier(t *testing.T) {
 func TestEmergencyRevokeTakesEffectOnEveryNodeWithinASecond(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3)
-	nodes[0].adminJSON(t, http.MethodPut, "/admin/v1/issuers/payments", map[string]any{"audience": "https://api.example.test"}, http.StatusCreated)
-	client := nodes[0].adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/clients", map[string]any{"name": "c"}, http.StatusCreated)
-	id, secret := client["client_id"].(string), client["client_secret"].(string)
+	nodes[0].putIssuer(t, "payments", api.IssuerRequest{Audience: "https://api.example.test"})
+	c := nodes[0].createClient(t, "payments", api.CreateClientRequest{Name: "c"})
+	id, secret := c.ClientID, c.ClientSecret
 	var compromised string
 	for _, p := range nodes {
 		waitForStatus(t, p, "payments", id, secret, http.StatusOK, 5*time.Second)
@@ -211,7 +213,9 @@ func TestEmergencyRevokeTakesEffectOnEveryNodeWithinASecond(t *testing.T) {
 		compromised = kid
 	}
 
-	nodes[1].adminJSON(t, http.MethodPost, "/admin/v1/issuers/payments/keys/"+compromised+"/revoke", nil, http.StatusOK)
+	if _, err := nodes[1].api(t).RevokeKey(context.Background(), "payments", compromised); err != nil {
+		t.Fatal(err)
+	}
 	revokedAt := time.Now()
 	for n, p := range nodes {
 		for {
@@ -230,9 +234,8 @@ func TestEmergencyRevokeTakesEffectOnEveryNodeWithinASecond(t *testing.T) {
 		}
 	}
 	t.Logf("every node dropped the revoked key and signed with a fresh one %v after the revoke", time.Since(revokedAt))
-	keysList := nodes[2].adminJSON(t, http.MethodGet, "/admin/v1/issuers/payments/keys", nil, http.StatusOK)
-	raw, _ := json.Marshal(keysList)
-	if !strings.Contains(string(raw), `"revoked"`) {
-		t.Fatalf("the key list does not record the revocation: %s", raw)
+	keysList, err := nodes[2].api(t).ListKeys(context.Background(), "payments")
+	if err != nil || !slices.ContainsFunc(keysList, func(k api.KeyResponse) bool { return k.KID == compromised && k.State == "revoked" }) {
+		t.Fatalf("the key list does not record the revocation: %+v, %v", keysList, err)
 	}
 }

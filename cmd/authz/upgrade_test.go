@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -92,16 +91,18 @@ func TestUpgradeFromTheFirstSchemaKeepsServingClientsAndKeys(t *testing.T) {
 		t.Fatalf("token signed by %q, want the first release's key %q", h.Kid, pub.KeyID)
 	}
 
-	client := p.adminJSON(t, http.MethodGet, "/admin/v1/issuers/legacy/clients/"+clientID, nil, http.StatusOK)
-	if client["enabled"] != true || client["name"] != "old client" {
-		t.Fatalf("client after the upgrade: %v", client)
+	client, err := p.api(t).GetClient(context.Background(), "legacy", clientID)
+	if err != nil || !client.Enabled || client.Name != "old client" {
+		t.Fatalf("client after the upgrade: %+v, %v", client, err)
 	}
-	listed := p.adminJSON(t, http.MethodGet, "/admin/v1/issuers/legacy/keys", nil, http.StatusOK)
+	listed, err := p.api(t).ListKeys(context.Background(), "legacy")
+	if err != nil {
+		t.Fatal(err)
+	}
 	found := false
-	for _, k := range listed["items"].([]any) {
-		k := k.(map[string]any)
-		if k["kid"] == pub.KeyID {
-			found = k["state"] == "active" && k["activatedAt"] != nil
+	for _, k := range listed {
+		if k.KID == pub.KeyID {
+			found = k.State == "active" && k.ActivatedAt != ""
 		}
 	}
 	if !found {

@@ -6,7 +6,6 @@ package storetest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/store"
 )
 
@@ -78,10 +78,7 @@ func sampleIssuer(name string) store.Issuer {
 	}
 }
 
-func digest(s string) []byte {
-	d := sha256.Sum256([]byte(s))
-	return d[:]
-}
+func digest(s string) []byte { return credential.SecretDigest(s) }
 
 func mustPutIssuer(t *testing.T, s store.Store, iss store.Issuer) store.Issuer {
 	t.Helper()

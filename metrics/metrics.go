@@ -1,4 +1,8 @@
-package main
+// Package metrics is what the server exports to Prometheus: token requests
+// by issuer and status, cache lookups, throttling, key transitions and
+// database errors, on a registry of its own rather than the library's
+// global one.
+package metrics
 
 import (
 	"net/http"
@@ -8,13 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/authz-dev/authz/store"
 )
 
-// metrics is what the server exports to Prometheus, on a registry of its
-// own rather than the library's global one.
-type metrics struct {
+// Metrics counts what the server does; it implements issuer.Metrics.
+type Metrics struct {
 	registry       *prometheus.Registry
 	tokenRequests  *prometheus.CounterVec
 	tokenLatency   *prometheus.HistogramVec
@@ -23,11 +24,10 @@ type metrics struct {
 	keyTransitions *prometheus.CounterVec
 }
 
-// failureCounter is a store that counts its failed queries.
-type failureCounter interface{ FailedQueries() int64 }
-
-func newMetrics(st store.Store) *metrics {
-	m := &metrics{
+// New registers the server's metrics; failedQueries, when not nil, counts
+// the database statements that failed.
+func New(failedQueries func() int64) *Metrics {
+	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authz_token_requests_total", Help: "Token requests by issuer and HTTP status.",
@@ -48,23 +48,30 @@ func newMetrics(st store.Store) *metrics {
 	}
 	m.registry.MustRegister(m.tokenRequests, m.tokenLatency, m.clientLookups, m.throttled, m.keyTransitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if fc, ok := st.(failureCounter); ok {
+	if failedQueries != nil {
 		m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "authz_database_errors_total", Help: "Database statements that failed.",
-		}, func() float64 { return float64(fc.FailedQueries()) }))
+		}, func() float64 { return float64(failedQueries()) }))
 	}
 	return m
 }
 
-func (m *metrics) TokenRequest(issuer string, status int, elapsed time.Duration) {
+// TokenRequest counts a token request and its duration.
+func (m *Metrics) TokenRequest(issuer string, status int, elapsed time.Duration) {
 	m.tokenRequests.WithLabelValues(issuer, strconv.Itoa(status)).Inc()
 	m.tokenLatency.WithLabelValues(issuer).Observe(elapsed.Seconds())
 }
 
-func (m *metrics) ClientLookup(result string) { m.clientLookups.WithLabelValues(result).Inc() }
-func (m *metrics) Throttled(by string)        { m.throttled.WithLabelValues(by).Inc() }
-func (m *metrics) KeysAdvanced(issuer string) { m.keyTransitions.WithLabelValues(issuer).Inc() }
+// ClientLookup counts a client cache lookup by result.
+func (m *Metrics) ClientLookup(result string) { m.clientLookups.WithLabelValues(result).Inc() }
 
-func (m *metrics) handler() http.Handler {
+// Throttled counts a request refused by a failed-authentication limit.
+func (m *Metrics) Throttled(by string) { m.throttled.WithLabelValues(by).Inc() }
+
+// KeysAdvanced counts an issuer whose keys this node moved on.
+func (m *Metrics) KeysAdvanced(issuer string) { m.keyTransitions.WithLabelValues(issuer).Inc() }
+
+// Handler serves the metrics in Prometheus' text format.
+func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }

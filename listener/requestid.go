@@ -1,4 +1,4 @@
-package main
+package listener
 
 import (
 	"context"
@@ -15,10 +15,10 @@ type requestIDKey struct{}
 // that it cannot forge log structure.
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-// withRequestID gives every request an id, the caller's X-Request-Id when it
+// WithRequestID gives every request an id, the caller's X-Request-Id when it
 // is well formed, else a new one, and echoes it in the answer, so that a
 // caller's report and the server's log lines can be matched.
-func withRequestID(h http.Handler) http.Handler {
+func WithRequestID(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if !requestIDPattern.MatchString(id) {
@@ -31,21 +31,25 @@ func withRequestID(h http.Handler) http.Handler {
 	})
 }
 
-// requestIDHandler adds the request id to every record logged with the
-// request's context.
-type requestIDHandler struct{ slog.Handler }
+// WithRequestIDs makes a log handler add the request id to every record
+// logged with a request's context.
+func WithRequestIDs(h slog.Handler) slog.Handler { return logHandler{h} }
 
-func (h requestIDHandler) Handle(ctx context.Context, rec slog.Record) error {
+// logHandler adds the request id to every record logged with the
+// request's context.
+type logHandler struct{ slog.Handler }
+
+func (h logHandler) Handle(ctx context.Context, rec slog.Record) error {
 	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
 		rec.AddAttrs(slog.String("request_id", id))
 	}
 	return h.Handler.Handle(ctx, rec)
 }
 
-func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+func (h logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return logHandler{h.Handler.WithAttrs(attrs)}
 }
 
-func (h requestIDHandler) WithGroup(name string) slog.Handler {
-	return requestIDHandler{h.Handler.WithGroup(name)}
+func (h logHandler) WithGroup(name string) slog.Handler {
+	return logHandler{h.Handler.WithGroup(name)}
 }
