@@ -2,67 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/pem"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/authz-dev/authz/api"
-	"github.com/authz-dev/authz/store/postgres"
 )
-
-func (a *cli) migrateCommand() *cobra.Command {
-	var databaseURL string
-	cmd := &cobra.Command{
-		Use:   "migrate --database-url URL",
-		Short: "Apply the database migrations, then exit (serve also does, under the same lock)",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := postgres.Migrate(cmd.Context(), databaseURL); err != nil {
-				return err
-			}
-			newLogger(a.stderr, "text", slog.LevelInfo).Info("migrations applied")
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&databaseURL, "database-url", "", "PostgreSQL URL (postgres://user@host:5432/db)")
-	bindEnv(cmd.Flags(), "database-url", "AUTHZ_DATABASE_URL")
-	require(cmd.Flags(), "database-url")
-	return cmd
-}
-
-func (a *cli) bootstrapCommand() *cobra.Command {
-	var publicURL string
-	cmd := a.databaseCommand("bootstrap --database-url URL --kek KEK",
-		"Create the system issuer and a first admin client; print its secret once", "",
-		func(ctx context.Context, be *backend) error {
-			admin, err := api.Bootstrap(ctx, be.store, be.keys)
-			if err != nil {
-				return err
-			}
-			publicURL = strings.TrimRight(publicURL, "/")
-			fmt.Fprintf(a.stdout, `Created the first admin client. Its secret is shown only now: keep it safe.
-
-  client_id:     %s
-  client_secret: %s
-  token URL:     %s/issuers/%s/token
-
-Log in with:
-  authz login --public-url %s --client-id %s --client-secret '<the secret above>'
-`, admin.ClientID, admin.ClientSecret, publicURL, api.SystemIssuer, publicURL, admin.ClientID)
-			return nil
-		})
-	cmd.Flags().StringVar(&publicURL, "public-url", defaultPublicURL, "the server's public base URL, to print the token URL")
-	bindEnv(cmd.Flags(), "public-url", "AUTHZ_PUBLIC_URL")
-	return cmd
-}
 
 func (a *cli) healthcheckCommand() *cobra.Command {
 	var target, certFile string
