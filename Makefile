@@ -1,6 +1,6 @@
 # The two set-up commands of the README: `make run` starts the server in
-# development mode, `make test` makes sure PostgreSQL is there and runs every
-# test against it.
+# development mode, `make test` makes sure PostgreSQL and the third-party
+# clients of the interoperability tests are there and runs every test.
 .PHONY: run test build
 
 run:
@@ -10,6 +10,7 @@ run:
 # Then each fuzz target runs briefly on top of its committed seeds.
 test:
 	bash .ci/ensure-postgres
+	bash .ci/ensure-test-tools
 	go test -count=1 -race ./...
 	go test -run '^$$' -fuzz '^FuzzTokenRequest$$' -fuzztime 10s ./issuer
 	go test -run '^$$' -fuzz '^FuzzClientAssertion$$' -fuzztime 10s ./issuer

@@ -737,3 +737,64 @@ func TestDryRunsSayWhatAWriteWouldDoAndChangeNothing(t *testing.T) {
 	dry(http.StatusUnprocessableEntity, call{method: "PATCH", path: "/issuers/payments/clients/c-dry?dryRun=true", body: `{"roles":["nope"]}`})
 	dry(http.StatusNotFound, call{method: "PATCH", path: "/issuers/payments/clients/c-none?dryRun=true", body: `{"name":"x"}`})
 }
+
+func TestAdminAuthenticationRules(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	// The scheme is case-insensitive.
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
+		resp, _ := f.do(t, call{method: "GET", path: "/issuers", token: "none", header: map[string]string{"Authorization": scheme + " " + f.token}})
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("scheme %q: %d", scheme, resp.StatusCode)
+		}
+	}
+	// Only the system issuer's tokens open the admin API, whatever scope
+	// another issuer grants.
+	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/rogue", body: `{"audience":"authz-admin","availableScopes":["authz:admin"]}`})
+	_, rogue := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/rogue/clients", body: `{"name":"r","scopes":["authz:admin"]}`})
+	rogueToken := f.clientToken(t, "rogue", rogue["client_id"].(string), rogue["client_secret"].(string))
+	if resp, _ := f.do(t, call{method: "GET", path: "/issuers", token: rogueToken}); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("another issuer's token granting authz:admin: %d, want 401", resp.StatusCode)
+	}
+
+	// An admin client that loses authz:admin loses its tokens at once.
+	secret := credential.NewSecret()
+	if _, err := f.store.CreateClient(ctx, store.Client{IssuerName: api.SystemIssuer, ID: "c-ops", Name: "ops", Scopes: []string{api.AdminScope},
+		Audience: "authz-admin", Enabled: true, Secrets: []store.Secret{{ID: secret.ID, Digest: secret.Digest, Hint: secret.Hint}}}); err != nil {
+		t.Fatal(err)
+	}
+	opsToken := f.clientToken(t, api.SystemIssuer, "c-ops", secret.Value)
+	f.must(t, http.StatusOK, call{method: "GET", path: "/issuers", token: opsToken})
+	if _, err := f.store.UpdateClient(ctx, api.SystemIssuer, "c-ops", func(c *store.Client) error { c.Scopes = []string{}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, f, opsToken, http.StatusUnauthorized)
+
+	// Deleted and created again under the same id, even with the scope:
+	// the old token stays dead.
+	if err := f.store.DeleteClient(ctx, api.SystemIssuer, "c-ops"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	if _, err := f.store.CreateClient(ctx, store.Client{IssuerName: api.SystemIssuer, ID: "c-ops", Name: "ops again", Scopes: []string{api.AdminScope},
+		Audience: "authz-admin", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := f.do(t, call{method: "GET", path: "/issuers", token: opsToken}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a deleted client's token after re-creation: %d %v", resp.StatusCode, body)
+	}
+}
+
+// waitStatus polls the admin API with token until it answers want: changes
+// reach the token cache through the change feed.
+func waitStatus(t *testing.T, f *fixture, token string, want int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if resp, _ := f.do(t, call{method: "GET", path: "/issuers", token: token}); resp.StatusCode == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the admin API did not answer %d within 5 s", want)
+		}
+	}
+}

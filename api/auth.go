@@ -32,13 +32,13 @@ func actor(ctx context.Context) string {
 // the admin scope.
 func (s *Server) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || raw == "" {
+		raw, ok := bearerToken(r)
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="authz-admin"`)
 			writeProblem(w, http.StatusUnauthorized, "A bearer token from the system issuer is required.")
 			return
 		}
-		claims, err := s.public.VerifyAccessToken(r.Context(), SystemIssuer, strings.TrimSpace(raw))
+		claims, err := s.public.VerifyAccessToken(r.Context(), SystemIssuer, raw)
 		if errors.Is(err, credential.ErrInvalidToken) {
 			s.log.InfoContext(r.Context(), "admin token refused", "reason", err.Error())
 			w.Header().Set("WWW-Authenticate", `Bearer realm="authz-admin", error="invalid_token"`)
@@ -56,6 +56,14 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, claims.ClientID)))
 	})
+}
+
+// bearerToken reads an Authorization: Bearer credential. The scheme is
+// case-insensitive (RFC 9110 §11.1): the portal sends "bearer".
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
 }
 
 // RequireAdmin guards a handler outside the API, such as the profiler, with

@@ -48,8 +48,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// maxBodyBytes bounds every admin request body.
-const maxBodyBytes = 1 << 20
+// MaxBodyBytes bounds every admin request body.
+const MaxBodyBytes = 1 << 20
+
+// Refuse answers a refusal made before the API saw the request, such as
+// the listener's, as a problem.
+func Refuse(w http.ResponseWriter, status int, reason string) { writeProblem(w, status, reason) }
 
 // decodeBody reads a JSON object strictly: the media type must be JSON,
 // unknown fields and trailing data are refused, and the size is bounded. It
@@ -59,7 +63,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, into any) bool {
 		writeProblem(w, http.StatusUnsupportedMediaType, "The request body must be application/json.")
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(into)
 	if err == nil && dec.More() {
@@ -73,7 +77,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, into any) bool {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body exceeds %d bytes.", maxBodyBytes))
+			writeProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body exceeds %d bytes.", MaxBodyBytes))
 			return false
 		}
 		writeProblem(w, http.StatusBadRequest, "The request body is not valid JSON for this resource: "+jsonReason(err))

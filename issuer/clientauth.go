@@ -20,14 +20,9 @@ import (
 
 const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-// Bounds on a client assertion's times.
-const (
-	// maxAssertionLifetime is how far ahead exp may be: an assertion is
-	// made for one request, not to be kept.
-	maxAssertionLifetime = 5 * time.Minute
-	// assertionSkew forgives clocks that disagree a little.
-	assertionSkew = 30 * time.Second
-)
+// assertionSkew forgives clocks that disagree a little about nbf and iat.
+// An assertion's exp gets none: it must be ahead of this server's clock.
+const assertionSkew = 30 * time.Second
 
 // ValidateJWKSURI checks a client's jwks_uri against the fetch policy.
 func (s *Server) ValidateJWKSURI(uri string) error { return s.jwks.validate(uri) }
@@ -108,14 +103,21 @@ func secretValid(c *store.Client, secret string, now time.Time) bool {
 	return ok
 }
 
+// errUnverifiable is the answer to every assertion this server cannot
+// verify for the client it names, whatever the reason: unknown client,
+// disabled client, no usable registered key, or a signature that does not
+// verify. Telling them apart would tell a stranger which client ids
+// exist; the reason goes to the log.
+var errUnverifiable = clientAuthFailure("The client_assertion could not be verified with a key registered for the client it names.")
+
 func (s *Server) authenticateAssertion(ctx context.Context, req *request) (*fositeClient, error) {
 	form := req.credentials
 	t := req.tenant
+	if !credential.AcceptsAssertions(t.issuer.ClientAuthenticators) {
+		return nil, clientAuthFailure("This issuer does not accept client assertions (private_key_jwt); authenticate with the client secret.")
+	}
 	if form.assertionType != jwtBearerAssertion {
 		return nil, clientAuthFailure("client_assertion_type must be " + jwtBearerAssertion + ".")
-	}
-	if form.alsoSecret {
-		return nil, clientAuthFailure("Use one client authentication method, not a secret and an assertion.")
 	}
 	tok, err := jwt.ParseSigned(form.assertion, credential.AssertionAlgorithms)
 	if err != nil {
@@ -135,17 +137,20 @@ func (s *Server) authenticateAssertion(ctx context.Context, req *request) (*fosi
 	}
 	req.credentials.clientID = clientID
 	c, err := s.client(ctx, t.issuer.Name, clientID)
-	if err != nil || !c.Enabled {
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, err
-		}
-		return nil, clientAuthFailure("Unknown or disabled client.")
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, req.refuse(errUnverifiable, "unknown client")
+	case err != nil:
+		return nil, err
 	}
 	req.clientKnown = true
+	if !c.Enabled {
+		return nil, req.refuse(errUnverifiable, "client is disabled")
+	}
 	header := tok.Headers[0]
-	candidates, err := s.assertionKeys(ctx, t, c, header.KeyID)
-	if err != nil {
-		return nil, err
+	candidates, reason := s.assertionKeys(ctx, t, c, header.KeyID)
+	if reason != "" {
+		return nil, req.refuse(errUnverifiable, reason)
 	}
 	var claims jwt.Claims
 	verified := false
@@ -159,12 +164,14 @@ func (s *Server) authenticateAssertion(ctx context.Context, req *request) (*fosi
 		}
 	}
 	if !verified {
-		return nil, clientAuthFailure("The client_assertion's signature does not verify with the client's registered key.")
+		return nil, req.refuse(errUnverifiable, "the signature does not verify with the client's keys")
 	}
 	if err := s.checkAssertionClaims(t, clientID, claims); err != nil {
 		return nil, err
 	}
-	if err := s.store.RecordAssertion(ctx, t.issuer.Name, clientID, claims.ID, claims.Expiry.Time()); err != nil {
+	// The id is kept as long as any node could still take the assertion:
+	// until exp, plus the skew a node whose clock lags might allow.
+	if err := s.store.RecordAssertion(ctx, t.issuer.Name, clientID, claims.ID, claims.Expiry.Time().Add(assertionSkew)); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, clientAuthFailure("This client_assertion's jti was already used; make a new assertion for every request.")
 		}
@@ -174,33 +181,34 @@ func (s *Server) authenticateAssertion(ctx context.Context, req *request) (*fosi
 }
 
 // assertionKeys returns the keys that may have signed a client's
-// assertion, honouring which authenticators the issuer accepts.
-func (s *Server) assertionKeys(ctx context.Context, t *tenant, c *store.Client, kid string) ([]jose.JSONWebKey, error) {
+// assertion, honouring which authenticators the issuer accepts, or why
+// there are none.
+func (s *Server) assertionKeys(ctx context.Context, t *tenant, c *store.Client, kid string) ([]jose.JSONWebKey, string) {
 	allowed := t.issuer.ClientAuthenticators
 	switch {
 	case len(c.PublicJWK) > 0:
 		if !slices.Contains(allowed, credential.ClientJWT) {
-			return nil, clientAuthFailure("This issuer does not accept client-jwt authentication.")
+			return nil, "the issuer does not accept client-jwt authentication"
 		}
 		var jwk jose.JSONWebKey
 		if err := jwk.UnmarshalJSON(c.PublicJWK); err != nil {
-			return nil, fmt.Errorf("client %q has an unreadable JWK: %w", c.ID, err)
+			return nil, "the client's registered JWK is unreadable: " + err.Error()
 		}
 		if kid != "" && jwk.KeyID != "" && kid != jwk.KeyID {
-			return nil, clientAuthFailure(fmt.Sprintf("The assertion's kid %q is not the client's registered key.", kid))
+			return nil, fmt.Sprintf("kid %q is not the client's registered key", kid)
 		}
-		return []jose.JSONWebKey{jwk}, nil
+		return []jose.JSONWebKey{jwk}, ""
 	case c.JWKSURI != "":
 		if !slices.Contains(allowed, credential.ClientJWKSURL) {
-			return nil, clientAuthFailure("This issuer does not accept client-jwt-jwks-url authentication.")
+			return nil, "the issuer does not accept client-jwt-jwks-url authentication"
 		}
 		keys, err := s.jwks.keys(ctx, c.JWKSURI, kid)
 		if err != nil {
-			return nil, clientAuthFailure(err.Error() + ".")
+			return nil, err.Error()
 		}
-		return keys, nil
+		return keys, ""
 	default:
-		return nil, clientAuthFailure("The client has no registered key for signed-JWT authentication.")
+		return nil, "the client has no registered key"
 	}
 }
 
@@ -214,10 +222,10 @@ func (s *Server) checkAssertionClaims(t *tenant, clientID string, c jwt.Claims) 
 		return clientAuthFailure("The assertion's aud must contain this issuer's token endpoint or issuer URL.")
 	case c.Expiry == nil:
 		return clientAuthFailure("The assertion has no exp.")
-	case !now.Before(c.Expiry.Time().Add(assertionSkew)):
+	case !now.Before(c.Expiry.Time()):
 		return clientAuthFailure("The assertion has expired.")
-	case c.Expiry.Time().After(now.Add(maxAssertionLifetime + assertionSkew)):
-		return clientAuthFailure(fmt.Sprintf("The assertion's exp is more than %s ahead.", maxAssertionLifetime))
+	case c.Expiry.Time().After(now.Add(s.cfg.MaxAssertionLifetime + assertionSkew)):
+		return clientAuthFailure(fmt.Sprintf("The assertion's exp is more than %s ahead.", s.cfg.MaxAssertionLifetime))
 	case c.NotBefore != nil && c.NotBefore.Time().After(now.Add(assertionSkew)):
 		return clientAuthFailure("The assertion is not valid yet (nbf).")
 	case c.IssuedAt != nil && c.IssuedAt.Time().After(now.Add(assertionSkew)):

@@ -55,15 +55,15 @@ func mustECKey() crypto.Signer {
 	return k
 }
 
-func newJWTFixture(t testing.TB, clientKey crypto.Signer, allowPrivate bool) *jwtFixture {
+func newJWTFixture(t testing.TB, clientKey crypto.Signer, allowPrivate bool, opts ...bedOption) *jwtFixture {
 	t.Helper()
 	f := &jwtFixture{clientKey: clientKey}
-	f.testbed = newTestbed(t,
+	f.testbed = newTestbed(t, append([]bedOption{
 		withIssuer(func(iss *store.Issuer) {
 			iss.AvailableScopes = []string{"read"}
 			iss.ClientAuthenticators = credential.Authenticators()
 		}),
-		withConfig(func(c *issuer.Config) { c.AllowPrivateJWKSURI = allowPrivate }))
+		withConfig(func(c *issuer.Config) { c.AllowPrivateJWKSURI = allowPrivate })}, opts...)...)
 	f.freeze()
 	f.jwksKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	f.jwksSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -153,14 +153,7 @@ func (f *jwtFixture) post(t *testing.T, raw string, extra url.Values) (int, map[
 	for k, v := range extra {
 		form[k] = v
 	}
-	resp, err := http.Post(f.tokenURL(), "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&body)
-	return resp.StatusCode, body
+	return postForm(t, http.DefaultClient, f.tokenURL(), form.Encode(), "", "")
 }
 
 func TestSignedJWTClientAuthWithEveryKeyType(t *testing.T) {
@@ -207,24 +200,25 @@ func TestClientAssertionAttacksAreRefused(t *testing.T) {
 		assertion string
 		extra     url.Values
 		want      string // in error_description
+		logged    string // in the log, when the caller is told less
 	}{
-		{"replayed jti", replayed, nil, "already used"},
-		{"expired", mutate(func(a *assertion) { a.exp = f.clock().Add(-time.Minute) }), nil, "expired"},
-		{"no exp", mutate(func(a *assertion) { a.exp = time.Time{} }), nil, "no exp"},
-		{"too far in the future", mutate(func(a *assertion) { a.exp = f.clock().Add(time.Hour) }), nil, "ahead"},
-		{"not valid yet", mutate(func(a *assertion) { a.nbf = f.clock().Add(10 * time.Minute) }), nil, "nbf"},
-		{"issued in the future", mutate(func(a *assertion) { a.iat = f.clock().Add(10 * time.Minute) }), nil, "iat"},
-		{"no jti", mutate(func(a *assertion) { a.jti = "" }), nil, "jti"},
-		{"wrong aud", mutate(func(a *assertion) { a.aud = "https://elsewhere.example.test/token" }), nil, "aud"},
-		{"iss is not sub", mutate(func(a *assertion) { a.iss = "c-uri" }), nil, "iss and sub"},
-		{"client_id differs", mutate(func(*assertion) {}), url.Values{"client_id": {"c-uri"}}, "client_id"},
-		{"alg none", noneToken, nil, "accepted algorithm"},
-		{"HS256 keyed with the public key", hmacToken, nil, "accepted algorithm"},
-		{"a key that is not the client's", mutate(func(a *assertion) { a.key = stranger }), nil, "does not verify"},
-		{"another kid", mutate(func(a *assertion) { a.kid = "other" }), nil, "not the client's registered key"},
-		{"unknown client", mutate(func(a *assertion) { a.iss, a.sub = "c-ghost", "c-ghost" }), nil, "Unknown"},
-		{"assertion and secret", mutate(func(*assertion) {}), url.Values{"client_secret": {"x"}}, "one client authentication"},
-		{"garbage", "not-a-jwt", nil, "accepted algorithm"},
+		{"replayed jti", replayed, nil, "already used", ""},
+		{"expired", mutate(func(a *assertion) { a.exp = f.clock().Add(-time.Minute) }), nil, "expired", ""},
+		{"expiring now", mutate(func(a *assertion) { a.exp = f.clock() }), nil, "expired", ""},
+		{"no exp", mutate(func(a *assertion) { a.exp = time.Time{} }), nil, "no exp", ""},
+		{"too far in the future", mutate(func(a *assertion) { a.exp = f.clock().Add(2 * time.Hour) }), nil, "ahead", ""},
+		{"not valid yet", mutate(func(a *assertion) { a.nbf = f.clock().Add(10 * time.Minute) }), nil, "nbf", ""},
+		{"issued in the future", mutate(func(a *assertion) { a.iat = f.clock().Add(10 * time.Minute) }), nil, "iat", ""},
+		{"no jti", mutate(func(a *assertion) { a.jti = "" }), nil, "jti", ""},
+		{"wrong aud", mutate(func(a *assertion) { a.aud = "https://elsewhere.example.test/token" }), nil, "aud", ""},
+		{"iss is not sub", mutate(func(a *assertion) { a.iss = "c-uri" }), nil, "iss and sub", ""},
+		{"client_id differs", mutate(func(*assertion) {}), url.Values{"client_id": {"c-uri"}}, "client_id", ""},
+		{"alg none", noneToken, nil, "accepted algorithm", ""},
+		{"HS256 keyed with the public key", hmacToken, nil, "accepted algorithm", ""},
+		{"a key that is not the client's", mutate(func(a *assertion) { a.key = stranger }), nil, "could not be verified", "does not verify"},
+		{"another kid", mutate(func(a *assertion) { a.kid = "other" }), nil, "could not be verified", "not the client's registered key"},
+		{"unknown client", mutate(func(a *assertion) { a.iss, a.sub = "c-ghost", "c-ghost" }), nil, "could not be verified", "unknown client"},
+		{"garbage", "not-a-jwt", nil, "accepted algorithm", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,7 +227,15 @@ func TestClientAssertionAttacksAreRefused(t *testing.T) {
 			if status != http.StatusUnauthorized || body["error"] != "invalid_client" || !strings.Contains(desc, tc.want) {
 				t.Fatalf("status %d body %v; want 401 invalid_client mentioning %q", status, body, tc.want)
 			}
+			if tc.logged != "" {
+				f.logged(t, tc.logged)
+			}
 		})
+	}
+	// Two methods at once is a malformed request (RFC 6749 §2.3).
+	if status, body := f.post(t, mutate(func(*assertion) {}), url.Values{"client_secret": {"x"}}); status != http.StatusBadRequest ||
+		body["error"] != "invalid_request" || !strings.Contains(body["error_description"].(string), "one client authentication") {
+		t.Fatalf("assertion and secret: %d %v", status, body)
 	}
 	// Nothing changed: the client still authenticates.
 	if status, body := f.post(t, f.valid("c-jwk", key, "static-1").sign(t), nil); status != http.StatusOK {
@@ -260,9 +262,10 @@ func TestJWKSURIFailuresAreInvalidClientNotServerErrors(t *testing.T) {
 			f.jwksServe.Store(&tc.serve)
 			status, body := f.post(t, f.valid("c-uri", f.jwksKey, "remote-1").sign(t), nil)
 			desc, _ := body["error_description"].(string)
-			if status != http.StatusUnauthorized || body["error"] != "invalid_client" || !strings.Contains(desc, tc.want) {
-				t.Fatalf("status %d body %v; want 401 invalid_client mentioning %q", status, body, tc.want)
+			if status != http.StatusUnauthorized || body["error"] != "invalid_client" || !strings.Contains(desc, "could not be verified") {
+				t.Fatalf("status %d body %v; want 401 invalid_client", status, body)
 			}
+			f.logged(t, tc.want)
 		})
 	}
 }
@@ -281,10 +284,10 @@ func TestSSRFGuardRefusesInternalJWKSURIs(t *testing.T) {
 	}
 	f.issuer.Invalidate(store.Change{Kind: store.ChangeClient, Issuer: "payments", ClientID: "c-uri"})
 	status, body := f.post(t, f.valid("c-uri", f.jwksKey, "remote-1").sign(t), nil)
-	desc, _ := body["error_description"].(string)
-	if status != http.StatusUnauthorized || !strings.Contains(desc, "internal address") || f.jwksHits.Load() != 0 {
+	if status != http.StatusUnauthorized || body["error"] != "invalid_client" || f.jwksHits.Load() != 0 {
 		t.Fatalf("status %d body %v hits %d; want invalid_client and no fetch", status, body, f.jwksHits.Load())
 	}
+	f.logged(t, "internal address")
 	for _, uri := range []string{"http://keys.example.test/jwks", "https://127.0.0.1/jwks", "https://[::1]/jwks", "https://169.254.169.254/latest",
 		"https://10.0.0.8/jwks", "https://u:p@keys.example.test/jwks", "ftp://keys.example.test/jwks"} {
 		if err := f.issuer.ValidateJWKSURI(uri); err == nil {
@@ -333,7 +336,7 @@ func TestIssuerAuthenticatorListDecidesMethods(t *testing.T) {
 	}
 	f.issuer.Invalidate(store.Change{Kind: store.ChangeIssuer, Issuer: "payments"})
 	status, body := f.post(t, f.valid("c-jwk", key, "static-1").sign(t), nil)
-	if status != http.StatusUnauthorized || !strings.Contains(body["error_description"].(string), "client-jwt") {
+	if status != http.StatusUnauthorized || !strings.Contains(body["error_description"].(string), "does not accept client assertions") {
 		t.Fatalf("client-jwt on a client-secret issuer: %d %v", status, body)
 	}
 	resp, err := http.Get(f.srv.URL + "/issuers/payments/.well-known/openid-configuration")

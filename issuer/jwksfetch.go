@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/authz-dev/authz/credential"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -34,13 +35,38 @@ const (
 // errBlockedAddress is the SSRF guard's refusal.
 var errBlockedAddress = errors.New("address is loopback, private, link-local or otherwise internal")
 
+// blockedRanges are address ranges that are internal, reserved, or carry
+// an IPv4 address inside IPv6 that a translator would turn into one of
+// them: NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48), 6to4
+// (2002::/16), Teredo (2001::/32) and IPv4-compatible addresses (::/96).
+var blockedRanges = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),      // "this network"
+	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT
+	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking
+	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, and broadcast
+	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64
+	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64
+	netip.MustParsePrefix("2002::/16"),      // 6to4
+	netip.MustParsePrefix("2001::/32"),      // Teredo
+	netip.MustParsePrefix("::/96"),          // IPv4-compatible
+}
+
 // blockedAddress tells the addresses a server-side fetch must not reach
-// unless the operator allows it: they belong to this host or its network.
+// unless the operator allows it: they belong to this host or its network,
+// or could be translated into such an address.
 func blockedAddress(ip netip.Addr) bool {
 	ip = ip.Unmap()
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() ||
-		netip.MustParsePrefix("100.64.0.0/10").Contains(ip) // carrier-grade NAT
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
+		return true
+	}
+	for _, p := range blockedRanges {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // jwksFetcher fetches and caches clients' key sets.
@@ -193,12 +219,11 @@ func (f *jwksFetcher) fetch(ctx context.Context, uri string) (jose.JSONWebKeySet
 	if err := json.Unmarshal(body, &set); err != nil {
 		return set, 0, errors.New("the client's jwks_uri did not answer a JSON key set")
 	}
-	for _, k := range set.Keys {
-		if !k.IsPublic() {
-			return jose.JSONWebKeySet{}, 0, errors.New("the client's JWKS holds a private key; refusing it")
-		}
+	usable, err := signingKeys(set.Keys)
+	if err != nil {
+		return jose.JSONWebKeySet{}, 0, err
 	}
-	return set, cacheTTL(resp.Header.Get("Cache-Control")), nil
+	return jose.JSONWebKeySet{Keys: usable}, cacheTTL(resp.Header.Get("Cache-Control")), nil
 }
 
 // cacheTTL honours max-age within bounds, so a client can neither pin a set
@@ -216,4 +241,24 @@ func cacheTTL(cacheControl string) time.Duration {
 		}
 	}
 	return jwksDefaultTTL
+}
+
+// signingKeys keeps the keys of a fetched set that a client may sign
+// assertions with, by the rules a registered key meets: encryption keys
+// are passed over, and a private key or a key that breaks the rules (an
+// RSA key under 2048 bits, say) fails the whole set, so that a weak key
+// never verifies anything.
+func signingKeys(keys []jose.JSONWebKey) ([]jose.JSONWebKey, error) {
+	var usable []jose.JSONWebKey
+	for _, k := range keys {
+		err := credential.CheckClientKey(k)
+		switch {
+		case errors.Is(err, credential.ErrEncryptionKey):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("the client's JWKS holds a key that is not accepted (kid %q): %v", k.KeyID, err)
+		}
+		usable = append(usable, k)
+	}
+	return usable, nil
 }

@@ -1,7 +1,6 @@
 package issuer
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -53,14 +52,8 @@ func (s *Server) renderMetadata(iss store.Issuer) (*document.Document, error) {
 }
 
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
-	t, err := s.tenantFor(r.Context(), r.PathValue("name"))
-	if errors.Is(err, store.ErrNotFound) {
-		writeJSONError(w, http.StatusNotFound, "not_found", "No such issuer.")
-		return
-	}
-	if err != nil {
-		s.cfg.Logger.Error("load issuer", "err", err)
-		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer could not be loaded; retry shortly.")
+	t, ok := s.knownTenant(w, r, s.cfg.SourceAddress(r))
+	if !ok {
 		return
 	}
 	t.metadata.ServeHTTP(w, r)

@@ -95,39 +95,56 @@ func (l *failureLimiter) dropRefilled(now time.Time) {
 	}
 }
 
-// clientFailureKey is the bucket of the client a request claims to be.
+// Failures are counted per (client id, source address) and per source
+// address, never per client id alone: client ids are public (every token
+// carries one), so a bucket shared by all of a client's callers would let
+// a stranger lock the client out by failing in its name. A caller
+// presenting valid credentials is refused only for failures from its own
+// address.
+
+// clientFailureKey is the bucket of the client a request claims to be, at
+// the address it comes from.
 func clientFailureKey(req *request) string {
 	if req.credentials.clientID == "" {
 		return ""
 	}
-	return req.tenant.issuer.Name + "\x00" + req.credentials.clientID
+	return req.tenant.issuer.Name + "\x00" + req.credentials.clientID + "\x00" + req.source
 }
 
-// refuseIfThrottled answers 429 when the client id or the source address
-// has used up its failed authentications, and reports whether it did.
+// refuseIfThrottled answers 429 when the request's client id at its
+// source address has used up its failed authentications, and reports
+// whether it did. The source address alone was checked on admission.
 func (s *Server) refuseIfThrottled(w http.ResponseWriter, r *http.Request, req *request) bool {
-	wait, byClient := s.clientFailures.blocked(clientFailureKey(req))
-	if !byClient {
-		var byAddress bool
-		if wait, byAddress = s.addressFailures.blocked(req.source); !byAddress {
-			return false
-		}
+	wait, blocked := s.clientFailures.blocked(clientFailureKey(req))
+	if !blocked {
+		return false
 	}
-	seconds := int(math.Ceil(wait.Seconds()))
-	by := "address"
-	if byClient {
-		by = "client"
-	}
-	s.cfg.Metrics.Throttled(by)
-	s.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "token request throttled", slog.String("issuer", req.tenant.issuer.Name),
-		req.clientAttr(), slog.String("source", req.source), slog.Bool("by_client", byClient), slog.Int("retry_after_s", seconds))
-	w.Header().Set("Retry-After", strconv.Itoa(seconds))
-	writeJSONError(w, http.StatusTooManyRequests, "temporarily_unavailable",
-		"Too many failed client authentications; retry in "+strconv.Itoa(seconds)+" s.")
+	s.refuseThrottled(w, r, wait, "client", slog.String("issuer", req.tenant.issuer.Name), req.clientAttr(), slog.String("source", req.source))
 	return true
 }
 
-// recordAuthFailure spends a failure of the request's client id and source.
+// refuseThrottledAddress answers 429 when the source address has used up
+// its failures, and reports whether it did.
+func (s *Server) refuseThrottledAddress(w http.ResponseWriter, r *http.Request, source string) bool {
+	wait, blocked := s.addressFailures.blocked(source)
+	if !blocked {
+		return false
+	}
+	s.refuseThrottled(w, r, wait, "address", slog.String("source", source))
+	return true
+}
+
+func (s *Server) refuseThrottled(w http.ResponseWriter, r *http.Request, wait time.Duration, by string, attrs ...slog.Attr) {
+	seconds := int(math.Ceil(wait.Seconds()))
+	s.cfg.Metrics.Throttled(by)
+	s.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request throttled", append(attrs, slog.String("by", by), slog.Int("retry_after_s", seconds))...)
+	w.Header().Set("Retry-After", strconv.Itoa(seconds))
+	writeJSONError(w, http.StatusTooManyRequests, "temporarily_unavailable",
+		"Too many failed requests; retry in "+strconv.Itoa(seconds)+" s.")
+}
+
+// recordAuthFailure spends a failure of the request's client id at its
+// source, and of its source.
 func (s *Server) recordAuthFailure(req *request) {
 	s.clientFailures.fail(clientFailureKey(req))
 	s.addressFailures.fail(req.source)

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/ory/fosite"
 
@@ -32,6 +31,15 @@ type request struct {
 	// client of the issuer; until then logs carry only a digest of it,
 	// which might be a secret typed in the wrong field.
 	clientKnown bool
+	// detail is why a refusal was made, for the log only, when the caller
+	// is told less.
+	detail string
+}
+
+// refuse returns err, keeping detail for the log.
+func (req *request) refuse(err error, detail string) error {
+	req.detail = detail
+	return err
 }
 
 // authMethod is how a request authenticates its client.
@@ -55,8 +63,6 @@ type credentials struct {
 	assertion string
 	// assertionType is client_assertion_type as sent.
 	assertionType string
-	// alsoSecret is set when an assertion comes with a secret as well.
-	alsoSecret bool
 }
 
 type requestKey struct{}
@@ -86,30 +92,37 @@ func (req *request) clientAttr() slog.Attr {
 	}
 }
 
-// errBadCredentials is an RFC 6749 invalid_request for credentials that
-// cannot be read at all.
-var errBadCredentials = fosite.ErrInvalidRequest.WithHint("The client credentials in the Authorization header could not be read.")
+// Refusals of credentials that cannot be taken at all: RFC 6749
+// invalid_request, since no client was (yet) authenticated or refused.
+var (
+	errBadCredentials = fosite.ErrInvalidRequest.WithHint("The client credentials in the Authorization header could not be read.")
+	errTwoMethods     = fosite.ErrInvalidRequest.WithHint("Use one client authentication method (RFC 6749 §2.3): HTTP Basic, client_secret_post or a client assertion, not two.")
+	errTwoClientIDs   = fosite.ErrInvalidRequest.WithHint("The client_id parameter names another client than the Authorization header.")
+)
 
 // readCredentials reads the client authentication of a parsed form.
 func readCredentials(r *http.Request) (credentials, error) {
 	form := r.PostForm
 	c := credentials{clientID: form.Get("client_id")}
 	user, pass, basic := r.BasicAuth()
-	if form.Get("client_assertion_type") != "" || form.Get("client_assertion") != "" {
-		c.method, c.assertion, c.assertionType = authAssertion, form.Get("client_assertion"), form.Get("client_assertion_type")
-		c.alsoSecret = basic || form.Get("client_secret") != ""
-		return c, nil
+	assertion := form.Get("client_assertion_type") != "" || form.Get("client_assertion") != ""
+	if (basic && (assertion || form.Has("client_secret"))) || (assertion && form.Has("client_secret")) {
+		return c, errTwoMethods
 	}
-	if basic {
+	switch {
+	case assertion:
+		c.method, c.assertion, c.assertionType = authAssertion, form.Get("client_assertion"), form.Get("client_assertion_type")
+	case basic:
 		id, errID := url.QueryUnescape(user)
 		secret, errSecret := url.QueryUnescape(pass)
 		if errors.Join(errID, errSecret) != nil {
 			return c, errBadCredentials
 		}
+		if c.clientID != "" && c.clientID != id {
+			return c, errTwoClientIDs
+		}
 		c.method, c.clientID, c.secret = authBasic, id, secret
-		return c, nil
-	}
-	if c.clientID != "" {
+	case c.clientID != "":
 		c.method, c.secret = authPost, form.Get("client_secret")
 	}
 	return c, nil
@@ -133,18 +146,17 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint string) 
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")
 		return nil, false
 	}
-	name := r.PathValue("name")
-	t, err := s.tenantFor(r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		writeJSONError(w, http.StatusNotFound, "invalid_request", "No such issuer.")
+	source := s.cfg.SourceAddress(r)
+	t, ok := s.knownTenant(w, r, source)
+	if !ok {
 		return nil, false
 	}
-	if err != nil {
-		s.cfg.Logger.ErrorContext(r.Context(), "load issuer", "issuer", name, "err", err)
-		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer could not be loaded; retry shortly.")
-		return nil, false
+	req := &request{tenant: t, source: source}
+	if name, repeated := repeatedParameter(r.PostForm); repeated {
+		s.writeTokenError(w, r, req, nil, fosite.ErrInvalidRequest.WithHintf("The %s parameter is repeated; RFC 6749 §3.2 allows each parameter once.", name))
+		return req, false
 	}
-	req := &request{tenant: t, source: sourceAddress(r)}
+	var err error
 	if req.credentials, err = readCredentials(r); err != nil {
 		s.writeTokenError(w, r, req, nil, err)
 		return req, false
@@ -155,12 +167,45 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint string) 
 	return req, true
 }
 
-// sourceAddress is the caller's IP address. Behind a proxy it is the
-// proxy's: X-Forwarded-For is not trusted, because any caller can set it.
-func sourceAddress(r *http.Request) string {
+// knownTenant returns the protocol state of the issuer in the request's
+// path, answering every refusal itself. Names that name no issuer count as
+// failures of the caller's address, and an address past its limit is
+// refused before the name is looked up, so made-up names cannot make every
+// request a database query.
+func (s *Server) knownTenant(w http.ResponseWriter, r *http.Request, source string) (*tenant, bool) {
+	if s.refuseThrottledAddress(w, r, source) {
+		return nil, false
+	}
+	name := r.PathValue("name")
+	t, err := s.tenantFor(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		s.addressFailures.fail(source)
+		writeJSONError(w, http.StatusNotFound, "invalid_request", "No such issuer.")
+		return nil, false
+	}
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "load issuer", "issuer", name, "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer could not be loaded; retry shortly.")
+		return nil, false
+	}
+	return t, true
+}
+
+// repeatedParameter names a parameter the form holds more than once.
+func repeatedParameter(form url.Values) (string, bool) {
+	for name, values := range form {
+		if len(values) > 1 {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// peerAddress is the caller's IP address as the connection shows it.
+func peerAddress(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return strings.TrimSpace(host)
+	return host
 }

@@ -81,11 +81,18 @@ type Config struct {
 	// AllowPrivateJWKSURI lets clients' jwks_uri reach loopback and private
 	// addresses over plain http: for tests and closed networks only.
 	AllowPrivateJWKSURI bool
-	// AuthFailuresPerClient and AuthFailuresPerAddress bound failed client
-	// authentications a minute per client id and per source address; past
-	// them requests get 429 before any credential is checked. 0 disables.
+	// AuthFailuresPerClient bounds failed client authentications a minute
+	// per client id and source address, AuthFailuresPerAddress per source
+	// address (unknown issuer names count too); past them requests get 429
+	// before any credential is checked. 0 disables.
 	AuthFailuresPerClient  int
 	AuthFailuresPerAddress int
+	// SourceAddress names the caller a request comes from, the key of the
+	// failure limits; nil means the peer's IP address.
+	SourceAddress func(*http.Request) string
+	// MaxAssertionLifetime is how far ahead a client assertion's exp may
+	// be; 0 means an hour.
+	MaxAssertionLifetime time.Duration
 	// Metrics, when set, counts requests, cache lookups and throttling.
 	Metrics Metrics
 	Logger  *slog.Logger
@@ -131,6 +138,11 @@ type tenant struct {
 	loadedAt time.Time
 }
 
+// DefaultMaxRequestBytes bounds a token or introspection request body
+// unless configured otherwise: a form of a few parameters and at most an
+// assertion.
+const DefaultMaxRequestBytes = 64 << 10
+
 // maxTenants bounds the issuer cache, so that requests for made-up issuer
 // names cannot grow it without limit.
 const maxTenants = 10000
@@ -148,7 +160,7 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 		cfg.Metrics = noMetrics{}
 	}
 	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = 64 << 10
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	if cfg.ClientCacheSize == 0 {
 		cfg.ClientCacheSize = 100_000
@@ -158,6 +170,12 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 	}
 	if cfg.StaleWindow < cfg.CacheTTL {
 		cfg.StaleWindow = max(cfg.CacheTTL, 15*time.Minute)
+	}
+	if cfg.SourceAddress == nil {
+		cfg.SourceAddress = peerAddress
+	}
+	if cfg.MaxAssertionLifetime <= 0 {
+		cfg.MaxAssertionLifetime = time.Hour
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)

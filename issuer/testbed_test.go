@@ -1,11 +1,14 @@
 package issuer_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +31,8 @@ type testbed struct {
 	ring   *keys.Keyring
 	issuer *issuer.Server
 	srv    *httptest.Server
+	// log is everything the server logged, as JSON lines.
+	log *lockedBuffer
 	// The clock is the wall clock moved by offset, or frozen at frozen
 	// when that is set.
 	offset atomic.Int64
@@ -87,7 +92,7 @@ func newTestbed(t testing.TB, opts ...bedOption) *testbed {
 	if set.store == nil {
 		set.store = memory.New()
 	}
-	b := &testbed{t: t, store: set.store, ring: keys.NewKeyring()}
+	b := &testbed{t: t, store: set.store, ring: keys.NewKeyring(), log: &lockedBuffer{}}
 	if _, _, err := b.store.PutIssuer(ctx, set.issuer, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +111,9 @@ func newTestbed(t testing.TB, opts ...bedOption) *testbed {
 	t.Cleanup(b.srv.Close)
 	cfg := set.config
 	cfg.PublicURL, cfg.Now, cfg.LoadKeys = b.srv.URL, b.clock, b.keys.Sync
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	b.issuer = issuer.New(cfg, b.store, b.ring)
 	handler = b.issuer.Handler()
 	if set.watch {
@@ -198,4 +206,30 @@ func (b *testbed) tokenStatus(t testing.TB, clientID, secret string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// logged fails the test unless the server's log holds text.
+func (b *testbed) logged(t testing.TB, text string) {
+	t.Helper()
+	if !strings.Contains(b.log.String(), text) {
+		t.Fatalf("the log does not hold %q:\n%s", text, b.log)
+	}
+}
+
+// lockedBuffer is a log sink that handlers may write to at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

@@ -133,12 +133,15 @@ func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, req *re
 	rfc := fosite.ErrorToRFC6749Error(err)
 	attrs := []slog.Attr{slog.String("issuer", t.issuer.Name), slog.String("error", rfc.ErrorField),
 		slog.String("reason", rfc.GetDescription()), req.clientAttr()}
+	if req.detail != "" {
+		attrs = append(attrs, slog.String("detail", req.detail))
+	}
 	// fosite's debug text can quote the request (a malformed credential's
 	// escape sequence, say), so only server errors, which never stem from
 	// the caller's input alone, carry it into the log.
 	if rfc.CodeField >= http.StatusInternalServerError {
 		if rfc.DebugField != "" {
-			attrs = append(attrs, slog.String("detail", rfc.DebugField))
+			attrs = append(attrs, slog.String("debug", rfc.DebugField))
 		}
 		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "token request failed", append(attrs, slog.Any("err", err))...)
 	} else {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -17,7 +19,10 @@ var signingAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.E
 
 // VerifyAccessToken checks that raw is an unexpired access token that
 // issuerName signed with a key it still publishes, for a client that still
-// exists and is enabled. Every refusal wraps credential.ErrInvalidToken.
+// exists, is enabled, existed when the token was issued (a client deleted
+// and created again under the same id does not inherit its tokens), and
+// may still have every scope the token grants. Every refusal wraps
+// credential.ErrInvalidToken.
 func (s *Server) VerifyAccessToken(ctx context.Context, issuerName, raw string) (credential.AccessClaims, error) {
 	var claims credential.AccessClaims
 	invalid := func(reason string) (credential.AccessClaims, error) {
@@ -57,6 +62,16 @@ func (s *Server) VerifyAccessToken(ctx context.Context, issuerName, raw string) 
 	}
 	if err != nil {
 		return credential.AccessClaims{}, err
+	}
+	if c.CreatedAt.Truncate(time.Second).Unix() > claims.IssuedAt {
+		return invalid("issued to an earlier client of the same id")
+	}
+	t, err := s.tenantFor(ctx, issuerName)
+	if err != nil {
+		return credential.AccessClaims{}, err
+	}
+	if allowed := newFositeClient(c, t.issuer).scopes; slices.ContainsFunc(claims.Scopes(), func(sc string) bool { return !slices.Contains(allowed, sc) }) {
+		return invalid("grants a scope its client no longer has")
 	}
 	return claims, nil
 }

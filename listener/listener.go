@@ -5,10 +5,13 @@
 package listener
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,45 +19,74 @@ import (
 )
 
 // Limits bound what a client can make a listener hold: slow or huge
-// requests, idle connections, and too many requests at once.
+// requests, idle connections, and too many requests or connections at once.
 type Limits struct {
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
-	// MaxConcurrent is how many requests the listener handles at once;
-	// more get 503 at once. 0 means no cap.
+	// MaxConcurrent is how many requests a listener handles at once; more
+	// get 503 at once. A request counts only once its body has arrived.
+	// 0 means no cap.
 	MaxConcurrent int
+	// MaxConnsPerAddress bounds the connections one caller may hold open
+	// on a listener (an IPv6 caller is its /64); trusted proxies are
+	// exempt. 0 means no cap.
+	MaxConnsPerAddress int
 }
+
+// Refusal writes one of the listener's own refusals (413, 503) in the
+// protocol shape of the endpoint.
+type Refusal func(w http.ResponseWriter, status int, reason string)
 
 // Endpoint is one listener and what it serves.
 type Endpoint struct {
 	Name     string
 	Listener net.Listener
 	Handler  http.Handler
+	// MaxBodyBytes bounds a request body. Bodies are read whole before a
+	// request counts against MaxConcurrent.
+	MaxBodyBytes int64
+	// Refuse writes the listener's refusals; nil means RFC 6749's JSON
+	// error shape.
+	Refuse Refusal
 }
 
-// Serve serves every endpoint under limits until ctx ends or one listener
-// fails, then shuts them all down: listeners close at once, requests in
-// flight may finish within shutdownTimeout, and the rest are cut. A nil
-// cert serves plain HTTP.
-func Serve(ctx context.Context, endpoints []Endpoint, limits Limits, cert *Certificate, shutdownTimeout time.Duration, log *slog.Logger) error {
+// Config is what every listener shares.
+type Config struct {
+	Limits  Limits
+	Proxies TrustedProxies
+	// Certificate, when set, serves TLS.
+	Certificate     *Certificate
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Serve serves every endpoint until ctx ends or one listener fails, then
+// shuts them all down: listeners close at once, requests in flight may
+// finish within the shutdown timeout, and the rest are cut.
+func Serve(ctx context.Context, cfg Config, endpoints ...Endpoint) error {
+	log := cfg.Logger
 	servers := make([]*http.Server, len(endpoints))
 	errc := make(chan error, len(endpoints))
 	for i, e := range endpoints {
+		refuse := e.Refuse
+		if refuse == nil {
+			refuse = oauthRefusal
+		}
 		srv := &http.Server{
-			Handler:           WithRequestID(limitConcurrency(e.Handler, limits.MaxConcurrent)),
-			ReadHeaderTimeout: limits.ReadHeaderTimeout,
-			ReadTimeout:       limits.ReadTimeout,
-			WriteTimeout:      limits.WriteTimeout,
-			IdleTimeout:       limits.IdleTimeout,
-			MaxHeaderBytes:    limits.MaxHeaderBytes,
+			Handler:           WithRequestID(admitBody(limitConcurrency(e.Handler, cfg.Limits.MaxConcurrent, refuse), e.MaxBodyBytes, refuse)),
+			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
+			ReadTimeout:       cfg.Limits.ReadTimeout,
+			WriteTimeout:      cfg.Limits.WriteTimeout,
+			IdleTimeout:       cfg.Limits.IdleTimeout,
+			MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
-		ln := e.Listener
-		if cert != nil {
-			srv.TLSConfig = cert.config()
+		ln := capPerAddress(e.Listener, cfg.Limits.MaxConnsPerAddress, cfg.Proxies.trusts)
+		if cfg.Certificate != nil {
+			srv.TLSConfig = cfg.Certificate.config()
 			ln = tls.NewListener(ln, srv.TLSConfig)
 		}
 		servers[i] = srv
@@ -67,11 +99,11 @@ func Serve(ctx context.Context, endpoints []Endpoint, limits Limits, cert *Certi
 	var failed error
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down", "drain_timeout", shutdownTimeout.String())
+		log.Info("shutting down", "drain_timeout", cfg.ShutdownTimeout.String())
 	case failed = <-errc:
 		log.Error("listener failed", "err", failed)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	var shutdownErr error
 	for _, srv := range servers {
@@ -83,10 +115,55 @@ func Serve(ctx context.Context, endpoints []Endpoint, limits Limits, cert *Certi
 	return failed
 }
 
+// oauthRefusal writes a refusal as RFC 6749 §5.2 JSON.
+func oauthRefusal(w http.ResponseWriter, status int, reason string) {
+	code := "invalid_request"
+	if status == http.StatusServiceUnavailable {
+		code = "temporarily_unavailable"
+	}
+	body, _ := json.Marshal(map[string]string{"error": code, "error_description": reason})
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// admitBody reads a request's body whole, up to max bytes, before the
+// request competes for a slot. A caller that sends its body slowly holds a
+// connection until the read timeout, which the per-address cap bounds, but
+// never one of the slots every caller shares.
+func admitBody(h http.Handler, max int64, refuse Refusal) http.Handler {
+	if max <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		tooLarge := fmt.Sprintf("The request body exceeds %d bytes.", max)
+		if r.ContentLength > max {
+			refuse(w, http.StatusRequestEntityTooLarge, tooLarge)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+		switch {
+		case err != nil:
+			refuse(w, http.StatusBadRequest, "The request body could not be read in time.")
+			return
+		case int64(len(body)) > max:
+			refuse(w, http.StatusRequestEntityTooLarge, tooLarge)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		h.ServeHTTP(w, r)
+	})
+}
+
 // limitConcurrency answers 503 at once when n requests are already being
 // handled: under overload, a fast refusal keeps latency bounded for the
 // requests that are admitted, and the client's retry finds a less busy node.
-func limitConcurrency(h http.Handler, n int) http.Handler {
+func limitConcurrency(h http.Handler, n int, refuse Refusal) http.Handler {
 	if n <= 0 {
 		return h
 	}
@@ -98,9 +175,7 @@ func limitConcurrency(h http.Handler, n int) http.Handler {
 			h.ServeHTTP(w, r)
 		default:
 			w.Header().Set("Retry-After", "1")
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"The server is at its request limit; retry shortly."}` + "\n"))
+			refuse(w, http.StatusServiceUnavailable, "The server is at its request limit; retry shortly.")
 		}
 	})
 }

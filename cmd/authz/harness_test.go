@@ -101,6 +101,17 @@ func (l *leakScanner) outputCount() int {
 	return len(l.outputs)
 }
 
+// authzBinary is what the end-to-end tests run as authz: this test binary,
+// which runs main in a child, or the build named by AUTHZ_TEST_BINARY, so
+// that an attack test can be pointed at an older build to measure what it
+// did before a fix.
+func authzBinary() string {
+	if b := os.Getenv("AUTHZ_TEST_BINARY"); b != "" {
+		return b
+	}
+	return os.Args[0]
+}
+
 // process is a running authz server.
 type process struct {
 	admin admin
@@ -142,7 +153,7 @@ func runAuthz(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd := exec.CommandContext(ctx, authzBinary(), args...)
 	cmd.Env = append(append(os.Environ(), childEnv+"=1"), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -170,7 +181,7 @@ func startServer(t *testing.T, env []string, args ...string) *process {
 	if !hasFlag(args, "--admin-addr") {
 		full = append(full, "--admin-addr", "127.0.0.1:0")
 	}
-	p.cmd = exec.Command(os.Args[0], full...)
+	p.cmd = exec.Command(authzBinary(), full...)
 	p.cmd.Env = append(append(os.Environ(), childEnv+"=1"), env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

@@ -79,8 +79,8 @@ func TestSlowHeadersAndOversizedRequestsAreCutWhileOthersAreServed(t *testing.T)
 	if headerResp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("oversized header: %d, want 431", headerResp.StatusCode)
 	}
-	if bigBody.StatusCode != http.StatusBadRequest {
-		t.Errorf("oversized body: %d, want 400", bigBody.StatusCode)
+	if bigBody.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: %d, want 413", bigBody.StatusCode)
 	}
 }
 

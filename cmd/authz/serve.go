@@ -46,6 +46,8 @@ type serveConfig struct {
 	allowPrivateJWKS   bool
 	failuresPerClient  int
 	failuresPerAddress int
+	trustedProxies     string
+	maxAssertionLife   time.Duration
 }
 
 func (a *cli) serveCommand() *cobra.Command {
@@ -97,13 +99,16 @@ vanishes on exit, and it prints an admin client's credentials to get started.`,
 	dur(&c.limits.WriteTimeout, "write-timeout", "AUTHZ_WRITE_TIMEOUT", 15*time.Second, "how long writing a response may take")
 	dur(&c.limits.IdleTimeout, "idle-timeout", "AUTHZ_IDLE_TIMEOUT", 2*time.Minute, "how long an idle keep-alive connection stays open")
 	num(&c.limits.MaxHeaderBytes, "max-header-bytes", "AUTHZ_MAX_HEADER_BYTES", 16<<10, "largest request header block, in bytes")
-	num(&c.limits.MaxConcurrent, "max-concurrent-requests", "AUTHZ_MAX_CONCURRENT_REQUESTS", 1024, "requests each listener handles at once; more get 503 at once")
+	num(&c.limits.MaxConcurrent, "max-concurrent-requests", "AUTHZ_MAX_CONCURRENT_REQUESTS", 1024, "requests each listener handles at once, counted once their body has arrived; more get 503 at once")
+	num(&c.limits.MaxConnsPerAddress, "max-connections-per-address", "AUTHZ_MAX_CONNECTIONS_PER_ADDRESS", 256, "connections one caller (an IPv4 address or an IPv6 /64) may hold open on a listener; more are closed at once; trusted proxies are exempt (0: no limit)")
+	str(&c.trustedProxies, "trusted-proxies", "AUTHZ_TRUSTED_PROXIES", "", "comma-separated CIDR prefixes of load balancers and proxies whose X-Forwarded-For is believed: behind them, the caller is the right-most address they did not add")
 	dur(&c.shutdownTimeout, "shutdown-timeout", "AUTHZ_SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
 	str(&c.tlsCert, "tls-cert", "AUTHZ_TLS_CERT", "", "PEM certificate (chain) file: serve both listeners over TLS; reloaded on SIGHUP")
 	str(&c.tlsKey, "tls-key", "AUTHZ_TLS_KEY", "", "PEM private key file of --tls-cert")
 	flag(&c.insecureHTTP, "insecure-http", "AUTHZ_INSECURE_HTTP", "allow a public URL that is not https outside development mode (tokens and secrets would cross the network in clear)")
-	num(&c.failuresPerClient, "auth-failures-per-client", "AUTHZ_AUTH_FAILURES_PER_CLIENT", 10, "failed client authentications a minute per client_id before 429 (0: no limit)")
-	num(&c.failuresPerAddress, "auth-failures-per-address", "AUTHZ_AUTH_FAILURES_PER_ADDRESS", 600, "failed client authentications a minute per source address before 429 (0: no limit); behind a load balancer every caller shares its address")
+	num(&c.failuresPerClient, "auth-failures-per-client", "AUTHZ_AUTH_FAILURES_PER_CLIENT", 10, "failed client authentications a minute per client_id and source address before 429 (0: no limit)")
+	num(&c.failuresPerAddress, "auth-failures-per-address", "AUTHZ_AUTH_FAILURES_PER_ADDRESS", 600, "failed client authentications and unknown issuer names a minute per source address before 429 (0: no limit); see --trusted-proxies")
+	dur(&c.maxAssertionLife, "max-assertion-lifetime", "AUTHZ_MAX_ASSERTION_LIFETIME", time.Hour, "how far ahead a client assertion's exp may be (private_key_jwt); each jti is kept until then")
 	flag(&c.allowPrivateJWKS, "allow-private-jwks-uri", "AUTHZ_ALLOW_PRIVATE_JWKS_URI", "let clients' jwks_uri reach loopback and private addresses over plain http (tests and closed networks only)")
 	return cmd
 }
@@ -127,8 +132,21 @@ func (c *serveConfig) check() (slog.Level, error) {
 	return level, nil
 }
 
+// proxies reads --trusted-proxies.
+func (c *serveConfig) proxies() (listener.TrustedProxies, error) {
+	p, err := listener.ParseTrustedProxies(c.trustedProxies)
+	if err != nil {
+		return nil, usagef("--trusted-proxies: %v", err)
+	}
+	return p, nil
+}
+
 func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 	level, err := cfg.check()
+	if err != nil {
+		return err
+	}
+	proxies, err := cfg.proxies()
 	if err != nil {
 		return err
 	}
@@ -197,6 +215,8 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 		AllowPrivateJWKSURI:    cfg.allowPrivateJWKS,
 		AuthFailuresPerClient:  cfg.failuresPerClient,
 		AuthFailuresPerAddress: cfg.failuresPerAddress,
+		SourceAddress:          proxies.Caller,
+		MaxAssertionLifetime:   cfg.maxAssertionLife,
 	}, be.store, be.ring)
 	admin := api.New(be.store, be.keys, public, log)
 
@@ -225,10 +245,10 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 	if devMode {
 		printDevBanner(a.stdout, publicURL, scheme+"://"+listener.ReachableAddr(adminLn.Addr()), devAdmin)
 	}
-	err = listener.Serve(ctx, []listener.Endpoint{
-		{Name: "public", Listener: publicLn, Handler: public.Handler()},
-		{Name: "admin", Listener: adminLn, Handler: adminHandler(admin, mx)},
-	}, cfg.limits, cert, cfg.shutdownTimeout, log)
+	err = listener.Serve(ctx, listener.Config{Limits: cfg.limits, Proxies: proxies, Certificate: cert, ShutdownTimeout: cfg.shutdownTimeout, Logger: log},
+		listener.Endpoint{Name: "public", Listener: publicLn, Handler: public.Handler(), MaxBodyBytes: issuer.DefaultMaxRequestBytes},
+		listener.Endpoint{Name: "admin", Listener: adminLn, Handler: adminHandler(admin, mx), MaxBodyBytes: api.MaxBodyBytes, Refuse: api.Refuse},
+	)
 	if err != nil {
 		return err
 	}

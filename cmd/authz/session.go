@@ -60,16 +60,68 @@ func loadConfig(path string) (cliConfig, error) {
 	return c, nil
 }
 
+// saveConfig writes the configuration so that only its owner can read it:
+// into a new temporary file, created exclusively with mode 0600 beside the
+// target (never an existing file, whose mode would be kept, and never
+// through a symlink), then renamed over it. The directory is made 0700.
 func saveConfig(path string, c cliConfig) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	_, statErr := os.Stat(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	b, _ := json.MarshalIndent(c, "", "  ")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	// The directory is tightened when it is authz's own: made here, or the
+	// default ~/.config/authz. A directory named by $AUTHZ_CONFIG may hold
+	// other things and is the operator's to set.
+	if os.IsNotExist(statErr) || filepath.Base(dir) == "authz" {
+		if err := ownDirectory(dir); err != nil {
+			return err
+		}
+	}
+	if info, err := os.Lstat(path); err == nil && info.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symbolic link; refusing to write credentials through it", path)
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	tmp, err := os.CreateTemp(dir, ".config-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// ownDirectory tightens the configuration's directory to 0700, unless it is
+// a shared one such as /tmp (sticky), which is not ours to change.
+func ownDirectory(dir string) error {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if info.Mode()&os.ModeSticky != 0 || info.Mode().Perm() == 0o700 {
+		return nil
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("make %s private to you: %w", dir, err)
+	}
+	return nil
 }
 
 // httpClient is what the CLI calls servers with.
