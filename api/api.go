@@ -28,6 +28,15 @@ type Store interface {
 	DeleteClient(ctx context.Context, issuerName, clientID string) error
 	AddClientSecret(ctx context.Context, issuerName, clientID string, s store.Secret, retireOthersAt time.Time) (store.Client, error)
 	DeleteClientSecret(ctx context.Context, issuerName, clientID, secretID string) error
+	GetClientByInternalID(ctx context.Context, issuerName, internalID string) (store.Client, error)
+	GetClientByServiceAccount(ctx context.Context, issuerName, serviceAccountID string) (store.Client, error)
+	RegisterClient(ctx context.Context, c store.Client, initialAccessDigest []byte, now time.Time) (store.Client, error)
+	CreateRole(ctx context.Context, r store.Role) (store.Role, error)
+	ListRoles(ctx context.Context, issuerName, clientID string) ([]store.Role, error)
+	DeleteRole(ctx context.Context, issuerName, clientID, name string) error
+	CreateInitialAccessToken(ctx context.Context, t store.InitialAccessToken) (store.InitialAccessToken, error)
+	ListInitialAccessTokens(ctx context.Context, issuerName string) ([]store.InitialAccessToken, error)
+	DeleteInitialAccessToken(ctx context.Context, issuerName, id string) error
 	AppendAudit(ctx context.Context, e store.AuditEntry) error
 	ListAudit(ctx context.Context, page store.Page) ([]store.AuditEntry, error)
 }
@@ -40,11 +49,14 @@ type KeyManager interface {
 }
 
 // Public is what the admin API needs from the public side: issuer URLs and
-// verification of the admin's own access tokens.
+// verification of the admins' own access tokens.
 type Public interface {
-	IssuerURL(issuerName string) string
-	TokenURL(issuerName string) string
-	JWKSURL(issuerName string) string
+	IssuerURL(iss store.Issuer) string
+	TokenURL(iss store.Issuer) string
+	JWKSURL(iss store.Issuer) string
+	RegistrationURL(iss store.Issuer) string
+	// IssuerOf names the issuer a token claims to come from, unverified.
+	IssuerOf(raw string) (string, bool)
 	VerifyAccessToken(ctx context.Context, issuerName, raw string) (credential.AccessClaims, error)
 	ValidateJWKSURI(uri string) error
 }
@@ -66,32 +78,44 @@ func New(st Store, km KeyManager, public Public, log *slog.Logger) *Server {
 	return &Server{store: st, keys: km, public: public, log: log, now: time.Now}
 }
 
-// route is one admin operation. Writes are audited.
+// route is one admin operation: what it needs, and whether it writes (and
+// so is audited).
 type route struct {
 	method, path, action string
 	handler              http.HandlerFunc
-	write                bool
+	access               access
 }
+
+func (rt route) writes() bool { return rt.method != http.MethodGet }
 
 func (s *Server) routes() []route {
 	return []route{
-		{http.MethodGet, "/issuers", "issuer.list", s.listIssuers, false},
-		{http.MethodPut, "/issuers/{name}", "issuer.put", s.putIssuer, true},
-		{http.MethodGet, "/issuers/{name}", "issuer.get", s.getIssuer, false},
-		{http.MethodDelete, "/issuers/{name}", "issuer.delete", s.deleteIssuer, true},
-		{http.MethodGet, "/issuers/{name}/keys", "key.list", s.listKeys, false},
-		{http.MethodPost, "/issuers/{name}/keys/rotate", "key.rotate", s.rotateKeys, true},
-		{http.MethodPost, "/issuers/{name}/keys/{kid}/revoke", "key.revoke", s.revokeKey, true},
-		{http.MethodGet, "/issuers/{name}/clients", "client.list", s.listClients, false},
-		{http.MethodPost, "/issuers/{name}/clients", "client.create", s.createClient, true},
-		{http.MethodGet, "/issuers/{name}/clients/{clientId}", "client.get", s.getClient, false},
-		{http.MethodPatch, "/issuers/{name}/clients/{clientId}", "client.update", s.patchClient, true},
-		{http.MethodDelete, "/issuers/{name}/clients/{clientId}", "client.delete", s.deleteClient, true},
-		{http.MethodPost, "/issuers/{name}/clients/{clientId}/keys", "client.key.generate", s.generateClientKey, true},
-		{http.MethodGet, "/issuers/{name}/clients/{clientId}/secrets", "secret.list", s.listSecrets, false},
-		{http.MethodPost, "/issuers/{name}/clients/{clientId}/secrets", "secret.create", s.createSecret, true},
-		{http.MethodDelete, "/issuers/{name}/clients/{clientId}/secrets/{secretId}", "secret.delete", s.deleteSecret, true},
-		{http.MethodGet, "/audit", "audit.list", s.listAudit, false},
+		{http.MethodGet, "/issuers", "issuer.list", s.listIssuers, systemOnly},
+		{http.MethodPut, "/issuers/{name}", "issuer.put", s.putIssuer, systemOnly},
+		{http.MethodGet, "/issuers/{name}", "issuer.get", s.getIssuer, tenantRead},
+		{http.MethodDelete, "/issuers/{name}", "issuer.delete", s.deleteIssuer, systemOnly},
+		{http.MethodGet, "/issuers/{name}/keys", "key.list", s.listKeys, systemOnly},
+		{http.MethodPost, "/issuers/{name}/keys/rotate", "key.rotate", s.rotateKeys, systemOnly},
+		{http.MethodPost, "/issuers/{name}/keys/{kid}/revoke", "key.revoke", s.revokeKey, systemOnly},
+		{http.MethodGet, "/issuers/{name}/roles", "role.list", s.listRealmRoles, tenantRead},
+		{http.MethodPost, "/issuers/{name}/roles", "role.create", s.createRealmRole, tenantWrite},
+		{http.MethodDelete, "/issuers/{name}/roles/{role}", "role.delete", s.deleteRealmRole, tenantWrite},
+		{http.MethodGet, "/issuers/{name}/initial-access-tokens", "initial-access-token.list", s.listInitialAccessTokens, tenantRead},
+		{http.MethodPost, "/issuers/{name}/initial-access-tokens", "initial-access-token.create", s.createInitialAccessToken, tenantWrite},
+		{http.MethodDelete, "/issuers/{name}/initial-access-tokens/{tokenId}", "initial-access-token.delete", s.deleteInitialAccessToken, tenantWrite},
+		{http.MethodGet, "/issuers/{name}/clients", "client.list", s.listClients, tenantRead},
+		{http.MethodPost, "/issuers/{name}/clients", "client.create", s.createClient, tenantWrite},
+		{http.MethodGet, "/issuers/{name}/clients/{clientId}", "client.get", s.getClient, tenantRead},
+		{http.MethodPatch, "/issuers/{name}/clients/{clientId}", "client.update", s.patchClient, tenantWrite},
+		{http.MethodDelete, "/issuers/{name}/clients/{clientId}", "client.delete", s.deleteClient, tenantWrite},
+		{http.MethodGet, "/issuers/{name}/clients/{clientId}/roles", "client.role.list", s.listClientRoles, tenantRead},
+		{http.MethodPost, "/issuers/{name}/clients/{clientId}/roles", "client.role.create", s.createClientRole, tenantWrite},
+		{http.MethodDelete, "/issuers/{name}/clients/{clientId}/roles/{role}", "client.role.delete", s.deleteClientRole, tenantWrite},
+		{http.MethodPost, "/issuers/{name}/clients/{clientId}/keys", "client.key.generate", s.generateClientKey, tenantWrite},
+		{http.MethodGet, "/issuers/{name}/clients/{clientId}/secrets", "secret.list", s.listSecrets, tenantRead},
+		{http.MethodPost, "/issuers/{name}/clients/{clientId}/secrets", "secret.create", s.createSecret, tenantWrite},
+		{http.MethodDelete, "/issuers/{name}/clients/{clientId}/secrets/{secretId}", "secret.delete", s.deleteSecret, tenantWrite},
+		{http.MethodGet, "/audit", "audit.list", s.listAudit, systemOnly},
 	}
 }
 
@@ -107,10 +131,10 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc(Prefix+"/openapi.yaml", serveOpenAPI).Methods(http.MethodGet)
 	for _, rt := range s.routes() {
 		var h http.Handler = rt.handler
-		if rt.write {
-			h = s.audited(rt.action, h)
+		if rt.writes() {
+			h = s.Audited(rt.action, h)
 		}
-		r.Handle(Prefix+rt.path, s.authenticated(h)).Methods(rt.method)
+		r.Handle(Prefix+rt.path, s.authenticated(rt.access, h)).Methods(rt.method)
 	}
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeProblem(w, http.StatusNotFound, "No such resource.")

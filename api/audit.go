@@ -29,9 +29,10 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-// audited records every write: who, what, which resource, when, and how it
-// ended. It records no request body, so no secret can reach the log.
-func (s *Server) audited(action string, next http.Handler) http.Handler {
+// Audited records every write: who, what, which resource, when, and how it
+// ended. It records no request body, so no secret can reach the log. The
+// actor comes from the request's context (WithActor).
+func (s *Server) Audited(action string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if dryRun(r) {
 			// A dry run writes nothing, so there is nothing to audit.
@@ -44,14 +45,16 @@ func (s *Server) audited(action string, next http.Handler) http.Handler {
 		if rec.status >= http.StatusBadRequest {
 			outcome = "failure"
 		}
+		who := ActorFrom(r.Context())
 		entry := store.AuditEntry{
-			Actor:    actor(r.Context()),
-			Action:   action,
-			Resource: strings.TrimPrefix(r.URL.Path, Prefix+"/"),
-			Outcome:  outcome,
-			Status:   rec.status,
+			Actor:       who.ClientID,
+			ActorIssuer: who.Issuer,
+			Action:      action,
+			Resource:    strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, Prefix), "/"),
+			Outcome:     outcome,
+			Status:      rec.status,
 		}
-		s.log.InfoContext(r.Context(), "audit", "actor", entry.Actor, "action", entry.Action, "resource", entry.Resource,
+		s.log.InfoContext(r.Context(), "audit", "actor", entry.Actor, "actor_issuer", entry.ActorIssuer, "action", entry.Action, "resource", entry.Resource,
 			"outcome", entry.Outcome, "status", entry.Status)
 		// The write has happened; a lost audit row must not turn it into an
 		// error, but it must be loud.
@@ -63,13 +66,14 @@ func (s *Server) audited(action string, next http.Handler) http.Handler {
 
 // AuditEntryResponse is one admin write as the audit log shows it.
 type AuditEntryResponse struct {
-	ID       int64  `json:"id"`
-	At       string `json:"at"`
-	Actor    string `json:"actor"`
-	Action   string `json:"action"`
-	Resource string `json:"resource"`
-	Outcome  string `json:"outcome"`
-	Status   int    `json:"status"`
+	ID          int64  `json:"id"`
+	At          string `json:"at"`
+	Actor       string `json:"actor"`
+	ActorIssuer string `json:"actorIssuer"`
+	Action      string `json:"action"`
+	Resource    string `json:"resource"`
+	Outcome     string `json:"outcome"`
+	Status      int    `json:"status"`
 }
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +95,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	entries, next := cut(p, entries, func(e store.AuditEntry) string { return strconv.FormatInt(e.ID, 10) })
 	items := make([]AuditEntryResponse, 0, len(entries))
 	for _, e := range entries {
-		items = append(items, AuditEntryResponse{ID: e.ID, At: e.At.UTC().Format(time.RFC3339Nano), Actor: e.Actor,
+		items = append(items, AuditEntryResponse{ID: e.ID, At: e.At.UTC().Format(time.RFC3339Nano), Actor: e.Actor, ActorIssuer: e.ActorIssuer,
 			Action: e.Action, Resource: e.Resource, Outcome: e.Outcome, Status: e.Status})
 	}
 	writeJSON(w, http.StatusOK, ListResponse[AuditEntryResponse]{Items: items, NextCursor: next})

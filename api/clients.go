@@ -1,15 +1,13 @@
 package api
 
 import (
-	"crypto/rand"
+	"context"
 	"crypto/x509"
-	"encoding/base32"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -22,39 +20,27 @@ import (
 	"github.com/authz-dev/authz/store"
 )
 
-// clientIDPattern keeps caller-chosen ids to URL-safe unreserved characters,
-// safe in paths, Basic credentials and JWT claims.
-var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~-]{2,127}$`)
-
-// maxClientNameLength keeps display names to what a table can show.
-const maxClientNameLength = 200
-
-// maxSecretGrace bounds how long a rotated-out secret may live on.
-const maxSecretGrace = 30 * 24 * time.Hour
-
-// newClientID makes an unguessable client id: 80 random bits in lowercase
-// base32.
-func newClientID() string {
-	b := make([]byte, 10)
-	_, _ = rand.Read(b)
-	return "c-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-}
-
 // ClientResponse is a client as the admin API shows it; never its secrets.
 type ClientResponse struct {
-	ClientID      string          `json:"client_id"`
-	JWK           json.RawMessage `json:"jwk,omitempty"`
-	JWKSURI       string          `json:"jwksUri,omitempty"`
-	Issuer        string          `json:"issuer"`
-	Name          string          `json:"name"`
-	Scopes        []string        `json:"scopes"`
-	Roles         []string        `json:"roles"`
-	Audience      string          `json:"audience"`
-	TokenLifetime int64           `json:"tokenLifetime"`
-	Enabled       bool            `json:"enabled"`
-	TokenEndpoint string          `json:"token_endpoint"`
-	CreatedAt     string          `json:"createdAt"`
-	UpdatedAt     string          `json:"updatedAt"`
+	ClientID         string          `json:"client_id"`
+	InternalID       string          `json:"internalId"`
+	ServiceAccountID string          `json:"serviceAccountId"`
+	JWK              json.RawMessage `json:"jwk,omitempty"`
+	JWKSURI          string          `json:"jwksUri,omitempty"`
+	Issuer           string          `json:"issuer"`
+	Name             string          `json:"name"`
+	Scopes           []string        `json:"scopes"`
+	OptionalScopes   []string        `json:"optionalScopes"`
+	Roles            []string        `json:"roles"`
+	RoleMappings     []RoleName      `json:"roleMappings"`
+	ScopeMappings    []RoleName      `json:"scopeMappings"`
+	FullScopeAllowed bool            `json:"fullScopeAllowed"`
+	Audience         string          `json:"audience"`
+	TokenLifetime    int64           `json:"tokenLifetime"`
+	Enabled          bool            `json:"enabled"`
+	TokenEndpoint    string          `json:"token_endpoint"`
+	CreatedAt        string          `json:"createdAt"`
+	UpdatedAt        string          `json:"updatedAt"`
 }
 
 // CreatedClientResponse is the only answer that carries a client's secret.
@@ -63,98 +49,69 @@ type CreatedClientResponse struct {
 	ClientSecret string `json:"client_secret"`
 }
 
-func (s *Server) clientResponse(c store.Client) ClientResponse {
-	return ClientResponse{
-		ClientID:      c.ID,
-		Issuer:        s.public.IssuerURL(c.IssuerName),
-		Name:          c.Name,
-		Scopes:        c.Scopes,
-		Roles:         c.Roles,
-		Audience:      c.Audience,
-		TokenLifetime: int64(c.TokenLifetime / time.Second),
-		Enabled:       c.Enabled,
-		TokenEndpoint: s.public.TokenURL(c.IssuerName),
-		CreatedAt:     c.CreatedAt.UTC().Format(time.RFC3339),
-		UpdatedAt:     c.UpdatedAt.UTC().Format(time.RFC3339),
-		JWK:           json.RawMessage(c.PublicJWK),
-		JWKSURI:       c.JWKSURI,
-	}
-}
-
-// applyAssertionKey sets a client's public JWK or JWKS URI from a request;
-// the two are exclusive, so setting one clears the other. A JSON null JWK or
-// an empty URI removes it.
-func (s *Server) applyAssertionKey(c *store.Client, jwk json.RawMessage, jwksURI *string) []FieldError {
-	setJWK := len(jwk) > 0 && string(jwk) != "null"
-	setURI := jwksURI != nil && *jwksURI != ""
-	if setJWK && setURI {
-		return []FieldError{{Field: "jwk", Reason: "give a jwk or a jwksUri, not both"}}
-	}
-	switch {
-	case setJWK:
-		normalized, err := credential.ValidateClientJWK(jwk)
-		if err != nil {
-			return []FieldError{{Field: "jwk", Reason: err.Error()}}
-		}
-		c.PublicJWK, c.JWKSURI = normalized, ""
-	case string(jwk) == "null":
-		c.PublicJWK = nil
-	}
-	switch {
-	case setURI:
-		if err := s.public.ValidateJWKSURI(*jwksURI); err != nil {
-			return []FieldError{{Field: "jwksUri", Reason: err.Error()}}
-		}
-		c.JWKSURI, c.PublicJWK = *jwksURI, nil
-	case jwksURI != nil:
-		c.JWKSURI = ""
-	}
-	return nil
-}
-
-// notOffered lists the values the issuer does not offer.
-func notOffered(values, offered []string) []string {
-	var out []string
-	for _, v := range values {
-		if !slices.Contains(offered, v) {
-			out = append(out, v)
-		}
+func roleNames(refs []store.RoleRef) []RoleName {
+	out := []RoleName{}
+	for _, r := range refs {
+		out = append(out, RoleName{Client: r.ClientID, Role: r.Name})
 	}
 	return out
 }
 
-// validateClient checks a client's settings against its issuer.
-func validateClient(c store.Client, iss store.Issuer) []FieldError {
-	var errs []FieldError
-	if strings.TrimSpace(c.Name) == "" || len(c.Name) > maxClientNameLength {
-		errs = append(errs, FieldError{Field: "name", Reason: fmt.Sprintf("is required and at most %d bytes", maxClientNameLength)})
+func (s *Server) clientResponse(iss store.Issuer, c store.Client) ClientResponse {
+	return ClientResponse{
+		ClientID:         c.ID,
+		InternalID:       c.InternalID,
+		ServiceAccountID: c.ServiceAccountID,
+		Issuer:           s.public.IssuerURL(iss),
+		Name:             c.Name,
+		Scopes:           nonNil(c.Scopes),
+		OptionalScopes:   nonNil(c.OptionalScopes),
+		Roles:            nonNil(c.Roles),
+		RoleMappings:     roleNames(c.RoleMappings),
+		ScopeMappings:    roleNames(c.ScopeMappings),
+		FullScopeAllowed: c.FullScopeAllowed,
+		Audience:         c.Audience,
+		TokenLifetime:    int64(c.TokenLifetime / time.Second),
+		Enabled:          c.Enabled,
+		TokenEndpoint:    s.public.TokenURL(iss),
+		CreatedAt:        c.CreatedAt.UTC().Format(time.RFC3339),
+		UpdatedAt:        c.UpdatedAt.UTC().Format(time.RFC3339),
+		JWK:              json.RawMessage(c.PublicJWK),
+		JWKSURI:          c.JWKSURI,
 	}
-	errs = append(errs, validateTokens("scopes", c.Scopes, "scope")...)
-	errs = append(errs, validateTokens("roles", c.Roles, "role")...)
-	if bad := notOffered(c.Scopes, iss.AvailableScopes); len(bad) > 0 {
-		errs = append(errs, FieldError{Field: "scopes", Reason: fmt.Sprintf("not in issuer %q's availableScopes: %s", iss.Name, strings.Join(bad, ", "))})
-	}
-	if bad := notOffered(c.Roles, iss.ClientRoles); len(bad) > 0 {
-		errs = append(errs, FieldError{Field: "roles", Reason: fmt.Sprintf("not in issuer %q's clientRoles: %s", iss.Name, strings.Join(bad, ", "))})
-	}
-	if c.Audience == "" {
-		errs = append(errs, FieldError{Field: "audience", Reason: "must not be empty"})
-	}
-	return errs
 }
 
 // CreateClientRequest is the body of POST /issuers/{name}/clients. A client
-// id is generated unless given; the audience is the issuer's unless given.
+// id is generated unless given; the audience is the issuer's unless given;
+// full scope is allowed unless refused.
 type CreateClientRequest struct {
-	ClientID      string          `json:"clientId,omitempty"`
-	Name          string          `json:"name"`
-	Scopes        []string        `json:"scopes,omitempty"`
-	Roles         []string        `json:"roles,omitempty"`
-	Audience      string          `json:"audience,omitempty"`
-	TokenLifetime *int64          `json:"tokenLifetime,omitempty"`
-	Enabled       *bool           `json:"enabled,omitempty"`
-	JWK           json.RawMessage `json:"jwk,omitempty"`
-	JWKSURI       *string         `json:"jwksUri,omitempty"`
+	ClientID         string          `json:"clientId,omitempty"`
+	Name             string          `json:"name"`
+	Scopes           []string        `json:"scopes,omitempty"`
+	OptionalScopes   []string        `json:"optionalScopes,omitempty"`
+	Roles            []string        `json:"roles,omitempty"`
+	RoleMappings     []RoleName      `json:"roleMappings,omitempty"`
+	ScopeMappings    []RoleName      `json:"scopeMappings,omitempty"`
+	FullScopeAllowed *bool           `json:"fullScopeAllowed,omitempty"`
+	Audience         string          `json:"audience,omitempty"`
+	TokenLifetime    *int64          `json:"tokenLifetime,omitempty"`
+	Enabled          *bool           `json:"enabled,omitempty"`
+	JWK              json.RawMessage `json:"jwk,omitempty"`
+	JWKSURI          *string         `json:"jwksUri,omitempty"`
+}
+
+// writeClientError answers a refused client operation.
+func (s *Server) writeClientError(w http.ResponseWriter, iss store.Issuer, clientID, verb string, err error) {
+	var invalid FieldErrors
+	switch {
+	case errors.As(err, &invalid):
+		writeProblem(w, http.StatusUnprocessableEntity, fmt.Sprintf("The client is invalid%s.", verb), invalid...)
+	case errors.Is(err, store.ErrConflict):
+		writeProblem(w, http.StatusConflict, fmt.Sprintf("Client %q already exists under issuer %q.", clientID, iss.Name),
+			FieldError{Field: "clientId", Reason: "is taken"})
+	default:
+		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", clientID, iss.Name), err)
+	}
 }
 
 func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
@@ -167,68 +124,140 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := store.Client{
-		IssuerName: iss.Name,
-		ID:         req.ClientID,
-		Name:       req.Name,
-		Scopes:     nonNil(req.Scopes),
-		Roles:      nonNil(req.Roles),
-		Audience:   req.Audience,
-		Enabled:    req.Enabled == nil || *req.Enabled,
-	}
-	var errs []FieldError
-	if c.ID == "" {
-		c.ID = newClientID()
-	} else if !clientIDPattern.MatchString(c.ID) {
-		errs = append(errs, FieldError{Field: "clientId", Reason: "must be 3 to 128 letters, digits and . _ ~ -, starting with a letter or digit"})
+		ID:               req.ClientID,
+		Name:             req.Name,
+		Scopes:           req.Scopes,
+		OptionalScopes:   req.OptionalScopes,
+		Roles:            req.Roles,
+		Audience:         req.Audience,
+		Enabled:          req.Enabled == nil || *req.Enabled,
+		FullScopeAllowed: req.FullScopeAllowed == nil || *req.FullScopeAllowed,
 	}
 	if c.Audience == "" {
 		c.Audience = iss.Audience
 	}
-	var lifetimeErrs []FieldError
-	c.TokenLifetime, lifetimeErrs = validateLifetime(req.TokenLifetime)
-	errs = append(append(errs, lifetimeErrs...), validateClient(c, iss)...)
-	errs = append(errs, s.applyAssertionKey(&c, req.JWK, req.JWKSURI)...)
+	lifetime, lifetimeErrs := validateLifetime(req.TokenLifetime)
+	c.TokenLifetime = lifetime
+	errs := FieldErrors(lifetimeErrs)
+	if err := s.requestedKeysAndMappings(r.Context(), iss, &c, req.JWK, req.JWKSURI, &req.RoleMappings, &req.ScopeMappings); err != nil {
+		var fe FieldErrors
+		if !errors.As(err, &fe) {
+			s.writeClientError(w, iss, c.ID, "", err)
+			return
+		}
+		errs = append(errs, fe...)
+	}
 	if len(errs) > 0 {
-		writeProblem(w, http.StatusUnprocessableEntity, "The client is invalid.", errs...)
+		if c.ID == "" {
+			c.ID = newClientID()
+		}
+		s.writeClientError(w, iss, c.ID, "", append(errs, checkClient(c, iss)...))
 		return
 	}
 	if dryRun(r) {
-		_, err := s.store.GetClient(r.Context(), iss.Name, c.ID)
-		switch {
-		case err == nil:
-			writeProblem(w, http.StatusConflict, fmt.Sprintf("Client %q already exists under issuer %q.", c.ID, iss.Name),
-				FieldError{Field: "clientId", Reason: "is taken"})
-		case errors.Is(err, store.ErrNotFound):
-			writeJSON(w, http.StatusOK, DryRunResponse{Result: ResultCreated})
-		default:
-			s.writeStoreError(w, fmt.Sprintf("Issuer %q", iss.Name), err)
-		}
+		s.answerCreateDryRun(w, r, iss, c)
 		return
 	}
-	secret := credential.NewSecret()
-	c.Secrets = []store.Secret{storedSecret(secret, time.Time{})}
-	stored, err := s.store.CreateClient(r.Context(), c)
-	if errors.Is(err, store.ErrConflict) {
-		writeProblem(w, http.StatusConflict, fmt.Sprintf("Client %q already exists under issuer %q.", c.ID, iss.Name),
-			FieldError{Field: "clientId", Reason: "is taken"})
-		return
-	}
+	stored, secret, err := s.CreateClient(r.Context(), iss, c, "", nil)
 	if err != nil {
-		s.writeStoreError(w, fmt.Sprintf("Issuer %q", iss.Name), err)
+		s.writeClientError(w, iss, c.ID, "", err)
 		return
 	}
 	w.Header().Set("Location", r.URL.Path+"/"+stored.ID)
-	writeJSON(w, http.StatusCreated, CreatedClientResponse{ClientResponse: s.clientResponse(stored), ClientSecret: secret.Value})
+	writeJSON(w, http.StatusCreated, CreatedClientResponse{ClientResponse: s.clientResponse(iss, stored), ClientSecret: secret})
+}
+
+// answerCreateDryRun says whether the client would be created.
+func (s *Server) answerCreateDryRun(w http.ResponseWriter, r *http.Request, iss store.Issuer, c store.Client) {
+	c.IssuerName = iss.Name
+	if c.ID == "" {
+		c.ID = newClientID()
+	}
+	if errs := checkClient(c, iss); len(errs) > 0 {
+		s.writeClientError(w, iss, c.ID, "", errs)
+		return
+	}
+	_, err := s.store.GetClient(r.Context(), iss.Name, c.ID)
+	switch {
+	case err == nil:
+		s.writeClientError(w, iss, c.ID, "", store.ErrConflict)
+	case errors.Is(err, store.ErrNotFound):
+		writeJSON(w, http.StatusOK, DryRunResponse{Result: ResultCreated})
+	default:
+		s.writeStoreError(w, fmt.Sprintf("Issuer %q", iss.Name), err)
+	}
+}
+
+// requestedKeysAndMappings sets a client's assertion key and role and
+// scope mappings from a request: nil pointers and absent keys leave them.
+// A JWK and a JWKS URI are exclusive, so setting one clears the other; a
+// JSON null JWK or an empty URI removes it.
+func (s *Server) requestedKeysAndMappings(ctx context.Context, iss store.Issuer, c *store.Client, jwk json.RawMessage, jwksURI *string,
+	roleMappings, scopeMappings *[]RoleName) error {
+	var errs FieldErrors
+	collect := func(err error) error {
+		var fe FieldErrors
+		if errors.As(err, &fe) {
+			errs = append(errs, fe...)
+			return nil
+		}
+		return err
+	}
+	setJWK := len(jwk) > 0 && string(jwk) != "null"
+	switch {
+	case setJWK && jwksURI != nil && *jwksURI != "":
+		errs = append(errs, FieldError{Field: "jwk", Reason: "give a jwk or a jwksUri, not both"})
+	case setJWK:
+		normalized, err := s.CheckAssertionKey(jwk, "", "jwk")
+		if err := collect(err); err != nil {
+			return err
+		}
+		c.PublicJWK, c.JWKSURI = normalized, ""
+	case string(jwk) == "null":
+		c.PublicJWK = nil
+	}
+	if jwksURI != nil && !setJWK {
+		_, err := s.CheckAssertionKey(nil, *jwksURI, "jwksUri")
+		if err := collect(err); err != nil {
+			return err
+		}
+		c.JWKSURI = *jwksURI
+		if *jwksURI != "" {
+			c.PublicJWK = nil
+		}
+	}
+	for field, names := range map[string]*[]RoleName{"roleMappings": roleMappings, "scopeMappings": scopeMappings} {
+		if names == nil || *names == nil {
+			continue
+		}
+		refs, err := s.ResolveRoles(ctx, iss.Name, *names, field)
+		if err := collect(err); err != nil {
+			return err
+		}
+		if field == "roleMappings" {
+			c.RoleMappings = refs
+		} else {
+			c.ScopeMappings = refs
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }
 
 func (s *Server) getClient(w http.ResponseWriter, r *http.Request) {
-	vars := mux.Vars(r)
-	c, err := s.store.GetClient(r.Context(), vars["name"], vars["clientId"])
-	if err != nil {
-		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", vars["clientId"], vars["name"]), err)
+	iss, ok := s.loadIssuer(w, r)
+	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.clientResponse(c))
+	id := mux.Vars(r)["clientId"]
+	c, err := s.store.GetClient(r.Context(), iss.Name, id)
+	if err != nil {
+		s.writeClientError(w, iss, id, "", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.clientResponse(iss, c))
 }
 
 func (s *Server) listClients(w http.ResponseWriter, r *http.Request) {
@@ -258,7 +287,7 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request) {
 	clients, next := cut(p, clients, func(c store.Client) string { return c.ID })
 	items := make([]ClientResponse, 0, len(clients))
 	for _, c := range clients {
-		items = append(items, s.clientResponse(c))
+		items = append(items, s.clientResponse(iss, c))
 	}
 	writeJSON(w, http.StatusOK, ListResponse[ClientResponse]{Items: items, NextCursor: next})
 }
@@ -266,22 +295,21 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request) {
 // PatchClientRequest is the body of PATCH /issuers/{name}/clients/{id}: it
 // changes only the fields present. tokenLifetime 0 removes the client's own
 // lifetime, so the issuer's applies again; a jwk of JSON null or an empty
-// jwksUri removes it.
+// jwksUri removes it; mappings are replaced whole.
 type PatchClientRequest struct {
-	Name          *string         `json:"name,omitempty"`
-	Scopes        *[]string       `json:"scopes,omitempty"`
-	Roles         *[]string       `json:"roles,omitempty"`
-	Audience      *string         `json:"audience,omitempty"`
-	TokenLifetime *int64          `json:"tokenLifetime,omitempty"`
-	Enabled       *bool           `json:"enabled,omitempty"`
-	JWK           json.RawMessage `json:"jwk,omitempty"`
-	JWKSURI       *string         `json:"jwksUri,omitempty"`
+	Name             *string         `json:"name,omitempty"`
+	Scopes           *[]string       `json:"scopes,omitempty"`
+	OptionalScopes   *[]string       `json:"optionalScopes,omitempty"`
+	Roles            *[]string       `json:"roles,omitempty"`
+	RoleMappings     *[]RoleName     `json:"roleMappings,omitempty"`
+	ScopeMappings    *[]RoleName     `json:"scopeMappings,omitempty"`
+	FullScopeAllowed *bool           `json:"fullScopeAllowed,omitempty"`
+	Audience         *string         `json:"audience,omitempty"`
+	TokenLifetime    *int64          `json:"tokenLifetime,omitempty"`
+	Enabled          *bool           `json:"enabled,omitempty"`
+	JWK              json.RawMessage `json:"jwk,omitempty"`
+	JWKSURI          *string         `json:"jwksUri,omitempty"`
 }
-
-// errInvalidPatch carries field errors out of the store's update callback.
-type errInvalidPatch []FieldError
-
-func (e errInvalidPatch) Error() string { return "invalid client patch" }
 
 func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 	var req PatchClientRequest
@@ -293,16 +321,38 @@ func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["clientId"]
+	emptyAsNil := func(p *[]RoleName) *[]RoleName {
+		if p != nil && *p == nil {
+			return &[]RoleName{}
+		}
+		return p
+	}
+	var mappings store.Client
+	if err := s.requestedKeysAndMappings(r.Context(), iss, &mappings, nil, nil, emptyAsNil(req.RoleMappings), emptyAsNil(req.ScopeMappings)); err != nil {
+		s.writeClientError(w, iss, id, "", err)
+		return
+	}
 	patch := func(c *store.Client) error {
-		var errs []FieldError
+		var errs FieldErrors
+		setStrings := func(dst *[]string, src *[]string) {
+			if src != nil {
+				*dst = nonNil(*src)
+			}
+		}
 		if req.Name != nil {
 			c.Name = *req.Name
 		}
-		if req.Scopes != nil {
-			c.Scopes = nonNil(*req.Scopes)
+		setStrings(&c.Scopes, req.Scopes)
+		setStrings(&c.OptionalScopes, req.OptionalScopes)
+		setStrings(&c.Roles, req.Roles)
+		if req.RoleMappings != nil {
+			c.RoleMappings = mappings.RoleMappings
 		}
-		if req.Roles != nil {
-			c.Roles = nonNil(*req.Roles)
+		if req.ScopeMappings != nil {
+			c.ScopeMappings = mappings.ScopeMappings
+		}
+		if req.FullScopeAllowed != nil {
+			c.FullScopeAllowed = *req.FullScopeAllowed
 		}
 		if req.Audience != nil {
 			c.Audience = *req.Audience
@@ -319,38 +369,33 @@ func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 		if req.Enabled != nil {
 			c.Enabled = *req.Enabled
 		}
-		errs = append(errs, s.applyAssertionKey(c, req.JWK, req.JWKSURI)...)
-		if errs = append(errs, validateClient(*c, iss)...); len(errs) > 0 {
-			return errInvalidPatch(errs)
+		if err := s.requestedKeysAndMappings(r.Context(), iss, c, req.JWK, req.JWKSURI, nil, nil); err != nil {
+			var fe FieldErrors
+			if !errors.As(err, &fe) {
+				return err
+			}
+			errs = append(errs, fe...)
+		}
+		if len(errs) > 0 {
+			return errs
 		}
 		return nil
 	}
-	var updated store.Client
-	var err error
 	if dryRun(r) {
-		var before store.Client
-		if before, err = s.store.GetClient(r.Context(), iss.Name, id); err == nil {
-			updated = before
-			updated.Scopes, updated.Roles = slices.Clone(before.Scopes), slices.Clone(before.Roles)
-			err = patch(&updated)
-		}
-		if err == nil {
-			writeJSON(w, http.StatusOK, dryRunResult(clientFields, before.ChangedSettings(updated)))
+		changes, err := s.DryRunUpdateClient(r.Context(), iss, id, patch)
+		if err != nil {
+			s.writeClientError(w, iss, id, " after the change", err)
 			return
 		}
-	} else {
-		updated, err = s.store.UpdateClient(r.Context(), iss.Name, id, patch)
-	}
-	var invalid errInvalidPatch
-	if errors.As(err, &invalid) {
-		writeProblem(w, http.StatusUnprocessableEntity, "The change would make the client invalid.", invalid...)
+		writeJSON(w, http.StatusOK, dryRunResult(clientFields, changes))
 		return
 	}
+	updated, err := s.UpdateClient(r.Context(), iss, id, patch)
 	if err != nil {
-		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", id, iss.Name), err)
+		s.writeClientError(w, iss, id, " after the change", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.clientResponse(updated))
+	writeJSON(w, http.StatusOK, s.clientResponse(iss, updated))
 }
 
 func (s *Server) deleteClient(w http.ResponseWriter, r *http.Request) {
@@ -412,18 +457,17 @@ func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	vars := mux.Vars(r)
-	var retireOthersAt time.Time
+	var grace *time.Duration
 	if req.GraceSeconds != nil {
-		grace := time.Duration(*req.GraceSeconds) * time.Second
-		if grace < 0 || grace > maxSecretGrace {
-			writeProblem(w, http.StatusUnprocessableEntity, "The grace period is invalid.",
-				FieldError{Field: "graceSeconds", Reason: fmt.Sprintf("must be from 0 to %d seconds", int(maxSecretGrace/time.Second))})
-			return
-		}
-		retireOthersAt = s.now().Add(grace)
+		d := time.Duration(*req.GraceSeconds) * time.Second
+		grace = &d
 	}
-	secret := credential.NewSecret()
-	c, err := s.store.AddClientSecret(r.Context(), vars["name"], vars["clientId"], storedSecret(secret, time.Time{}), retireOthersAt)
+	secret, c, err := s.AddClientSecret(r.Context(), vars["name"], vars["clientId"], grace)
+	var invalid FieldErrors
+	if errors.As(err, &invalid) {
+		writeProblem(w, http.StatusUnprocessableEntity, "The grace period is invalid.", invalid...)
+		return
+	}
 	if err != nil {
 		s.writeStoreError(w, fmt.Sprintf("Client %q of issuer %q", vars["clientId"], vars["name"]), err)
 		return
@@ -523,5 +567,6 @@ func nonNil(s []string) []string {
 // clientFields names the client's settings as the API spells them.
 var clientFields = map[string]string{
 	"Name": "name", "Scopes": "scopes", "Roles": "roles", "Audience": "audience", "TokenLifetime": "tokenLifetime",
-	"Enabled": "enabled", "PublicJWK": "jwk", "JWKSURI": "jwksUri",
+	"Enabled": "enabled", "PublicJWK": "jwk", "JWKSURI": "jwksUri", "OptionalScopes": "optionalScopes",
+	"FullScopeAllowed": "fullScopeAllowed", "RoleMappings": "roleMappings", "ScopeMappings": "scopeMappings",
 }

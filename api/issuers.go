@@ -26,8 +26,6 @@ const (
 	defaultTokenLifetime = 5 * time.Minute
 )
 
-var issuerNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{2,62}$`)
-
 // scopeTokenPattern is RFC 6749 §3.3's scope-token; roles follow the same
 // rule so they can travel in the same places.
 var scopeTokenPattern = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]{1,128}$`)
@@ -64,52 +62,64 @@ type IssuerRequest struct {
 	KeyRotationPeriod   int64             `json:"keyRotationPeriod,omitempty"`
 	KeyPublishLead      int64             `json:"keyPublishLead,omitempty"`
 	KeyRetirePeriod     int64             `json:"keyRetirePeriod,omitempty"`
+	// URLStyle "keycloak" serves the issuer at /realms/{name}, with
+	// Keycloak's paths and token claims; empty, at /issuers/{name}.
+	URLStyle string `json:"urlStyle,omitempty"`
+	// AnonymousRegistration lets anyone register clients through the
+	// registration service, without a token.
+	AnonymousRegistration bool `json:"anonymousRegistration,omitempty"`
 }
 
 // IssuerResponse is a CredentialIssuer as the admin API shows it.
 type IssuerResponse struct {
-	Name                string   `json:"name"`
-	Description         string   `json:"description"`
-	Flow                string   `json:"flow"`
-	AvailableScopes     []string `json:"availableScopes"`
-	ClientRoles         []string `json:"clientRoles"`
-	Audience            string   `json:"audience"`
-	TokenLifetime       int64    `json:"tokenLifetime"`
-	SigningAlgorithm    string   `json:"signingAlgorithm"`
-	ClientAuthenticator []string `json:"clientAuthenticator"`
-	KeyRotationPeriod   int64    `json:"keyRotationPeriod"`
-	KeyPublishLead      int64    `json:"keyPublishLead"`
-	KeyRetirePeriod     int64    `json:"keyRetirePeriod"`
-	Revision            int64    `json:"revision"`
-	Issuer              string   `json:"issuer"`
-	TokenEndpoint       string   `json:"token_endpoint"`
-	JWKSURI             string   `json:"jwks_uri"`
-	CreatedAt           string   `json:"createdAt"`
-	UpdatedAt           string   `json:"updatedAt"`
+	Name                  string   `json:"name"`
+	Description           string   `json:"description"`
+	Flow                  string   `json:"flow"`
+	AvailableScopes       []string `json:"availableScopes"`
+	ClientRoles           []string `json:"clientRoles"`
+	Audience              string   `json:"audience"`
+	TokenLifetime         int64    `json:"tokenLifetime"`
+	SigningAlgorithm      string   `json:"signingAlgorithm"`
+	ClientAuthenticator   []string `json:"clientAuthenticator"`
+	KeyRotationPeriod     int64    `json:"keyRotationPeriod"`
+	KeyPublishLead        int64    `json:"keyPublishLead"`
+	KeyRetirePeriod       int64    `json:"keyRetirePeriod"`
+	URLStyle              string   `json:"urlStyle"`
+	AnonymousRegistration bool     `json:"anonymousRegistration"`
+	Revision              int64    `json:"revision"`
+	Issuer                string   `json:"issuer"`
+	TokenEndpoint         string   `json:"token_endpoint"`
+	JWKSURI               string   `json:"jwks_uri"`
+	RegistrationEndpoint  string   `json:"registration_endpoint"`
+	CreatedAt             string   `json:"createdAt"`
+	UpdatedAt             string   `json:"updatedAt"`
 	// Warnings tell the operator what a change will do to gateways.
 	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (s *Server) issuerResponse(iss store.Issuer) IssuerResponse {
 	return IssuerResponse{
-		Name:                iss.Name,
-		Description:         iss.Description,
-		Flow:                "client-credentials",
-		AvailableScopes:     iss.AvailableScopes,
-		ClientRoles:         iss.ClientRoles,
-		Audience:            iss.Audience,
-		TokenLifetime:       int64(iss.TokenLifetime / time.Second),
-		SigningAlgorithm:    iss.SigningAlgorithm,
-		ClientAuthenticator: iss.ClientAuthenticators,
-		KeyRotationPeriod:   int64(iss.KeyRotationPeriod / time.Second),
-		KeyPublishLead:      int64(iss.KeyPublishLead / time.Second),
-		KeyRetirePeriod:     int64(iss.KeyRetirePeriod / time.Second),
-		Revision:            iss.Revision,
-		Issuer:              s.public.IssuerURL(iss.Name),
-		TokenEndpoint:       s.public.TokenURL(iss.Name),
-		JWKSURI:             s.public.JWKSURL(iss.Name),
-		CreatedAt:           iss.CreatedAt.UTC().Format(time.RFC3339),
-		UpdatedAt:           iss.UpdatedAt.UTC().Format(time.RFC3339),
+		Name:                  iss.Name,
+		Description:           iss.Description,
+		Flow:                  "client-credentials",
+		AvailableScopes:       iss.AvailableScopes,
+		ClientRoles:           iss.ClientRoles,
+		Audience:              iss.Audience,
+		TokenLifetime:         int64(iss.TokenLifetime / time.Second),
+		SigningAlgorithm:      iss.SigningAlgorithm,
+		ClientAuthenticator:   iss.ClientAuthenticators,
+		KeyRotationPeriod:     int64(iss.KeyRotationPeriod / time.Second),
+		KeyPublishLead:        int64(iss.KeyPublishLead / time.Second),
+		KeyRetirePeriod:       int64(iss.KeyRetirePeriod / time.Second),
+		URLStyle:              iss.URLStyle,
+		AnonymousRegistration: iss.AnonymousRegistration,
+		Revision:              iss.Revision,
+		Issuer:                s.public.IssuerURL(iss),
+		TokenEndpoint:         s.public.TokenURL(iss),
+		JWKSURI:               s.public.JWKSURL(iss),
+		RegistrationEndpoint:  s.public.RegistrationURL(iss),
+		CreatedAt:             iss.CreatedAt.UTC().Format(time.RFC3339),
+		UpdatedAt:             iss.UpdatedAt.UTC().Format(time.RFC3339),
 	}
 }
 
@@ -158,7 +168,7 @@ func validateLifetime(seconds *int64) (time.Duration, []FieldError) {
 
 func (r IssuerRequest) toIssuer(name string) (store.Issuer, []FieldError) {
 	var errs []FieldError
-	if !issuerNamePattern.MatchString(name) {
+	if !credential.ValidIssuerName(name) {
 		errs = append(errs, FieldError{Field: "name", Reason: "must be 3 to 63 characters of lowercase letters, digits and '-', starting with a letter"})
 	}
 	errs = append(errs, validateTokens("availableScopes", r.AvailableScopes, "scope")...)
@@ -179,6 +189,9 @@ func (r IssuerRequest) toIssuer(name string) (store.Issuer, []FieldError) {
 		errs = append(errs, FieldError{Field: "signingAlgorithm", Reason: "must be one of " + strings.Join(keys.Algorithms(), ", ")})
 	}
 	errs = append(errs, validateSchedule(r, lifetime)...)
+	if r.URLStyle != store.URLStyleNative && r.URLStyle != store.URLStyleKeycloak {
+		errs = append(errs, FieldError{Field: "urlStyle", Reason: `must be "keycloak", or empty for /issuers/{name}`})
+	}
 	authenticators := []string(r.ClientAuthenticator)
 	if len(authenticators) == 0 {
 		authenticators = []string{credential.ClientSecret}
@@ -190,17 +203,19 @@ func (r IssuerRequest) toIssuer(name string) (store.Issuer, []FieldError) {
 		}
 	}
 	return store.Issuer{
-		Name:                 name,
-		Description:          r.Description,
-		AvailableScopes:      r.AvailableScopes,
-		ClientRoles:          r.ClientRoles,
-		Audience:             r.Audience,
-		TokenLifetime:        lifetime,
-		SigningAlgorithm:     alg,
-		ClientAuthenticators: slices.Compact(slices.Sorted(slices.Values(authenticators))),
-		KeyRotationPeriod:    time.Duration(r.KeyRotationPeriod) * time.Second,
-		KeyPublishLead:       time.Duration(r.KeyPublishLead) * time.Second,
-		KeyRetirePeriod:      time.Duration(r.KeyRetirePeriod) * time.Second,
+		Name:                  name,
+		Description:           r.Description,
+		AvailableScopes:       r.AvailableScopes,
+		ClientRoles:           r.ClientRoles,
+		Audience:              r.Audience,
+		TokenLifetime:         lifetime,
+		SigningAlgorithm:      alg,
+		ClientAuthenticators:  slices.Compact(slices.Sorted(slices.Values(authenticators))),
+		KeyRotationPeriod:     time.Duration(r.KeyRotationPeriod) * time.Second,
+		KeyPublishLead:        time.Duration(r.KeyPublishLead) * time.Second,
+		KeyRetirePeriod:       time.Duration(r.KeyRetirePeriod) * time.Second,
+		URLStyle:              r.URLStyle,
+		AnonymousRegistration: r.AnonymousRegistration,
 	}, errs
 }
 
@@ -381,5 +396,6 @@ var issuerFields = map[string]string{
 	"Description": "description", "AvailableScopes": "availableScopes", "ClientRoles": "clientRoles",
 	"Audience": "audience", "TokenLifetime": "tokenLifetime", "SigningAlgorithm": "signingAlgorithm",
 	"ClientAuthenticators": "clientAuthenticator", "KeyRotationPeriod": "keyRotationPeriod",
-	"KeyPublishLead": "keyPublishLead", "KeyRetirePeriod": "keyRetirePeriod",
+	"KeyPublishLead": "keyPublishLead", "KeyRetirePeriod": "keyRetirePeriod", "URLStyle": "urlStyle",
+	"AnonymousRegistration": "anonymousRegistration",
 }

@@ -8,8 +8,12 @@ import (
 	"time"
 )
 
-// AccessTokenType is the JWS typ of every access token (RFC 9068 §2.1).
-const AccessTokenType = "at+jwt"
+// JWS typ values of access tokens: RFC 9068's (§2.1) on native issuers,
+// and the plain JWT that Keycloak writes on Keycloak-style issuers.
+const (
+	AccessTokenType   = "at+jwt"
+	KeycloakTokenType = "JWT"
+)
 
 // ErrInvalidToken is wrapped by every reason an access token is refused.
 var ErrInvalidToken = errors.New("invalid access token")
@@ -19,18 +23,27 @@ var ErrInvalidToken = errors.New("invalid access token")
 type AccessClaims struct {
 	Issuer    string   `json:"iss"`
 	Subject   string   `json:"sub"`
-	Audience  Audience `json:"aud"`
+	Audience  Audience `json:"aud,omitempty"`
 	Expiry    int64    `json:"exp"`
 	IssuedAt  int64    `json:"iat"`
-	NotBefore int64    `json:"nbf"`
+	NotBefore int64    `json:"nbf,omitempty"`
 	ID        string   `json:"jti"`
-	Scope     string   `json:"scope"`
-	ClientID  string   `json:"client_id"`
+	// Type is Keycloak's token type claim, "Bearer", on Keycloak-style
+	// issuers.
+	Type string `json:"typ,omitempty"`
 	// AuthorizedParty is what Kong's jwt-keycloak plugin matches against
 	// its consumer: the client id.
 	AuthorizedParty string `json:"azp"`
-	// ResourceAccess is Keycloak's shape for client roles:
-	// resource_access.<resource>.roles, which the gateway plugin reads.
+	Scope           string `json:"scope"`
+	ClientID        string `json:"client_id"`
+	// PreferredUsername is the service account's user name on
+	// Keycloak-style issuers: service-account-<client id>.
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	// RealmAccess and ResourceAccess are Keycloak's shapes for roles:
+	// realm_access.roles for the issuer's own roles, and
+	// resource_access.<client>.roles for roles defined on a client, which
+	// the gateway plugin reads.
+	RealmAccess    *Roles           `json:"realm_access,omitempty"`
 	ResourceAccess map[string]Roles `json:"resource_access,omitempty"`
 }
 

@@ -22,6 +22,23 @@ const (
 // Authenticators lists every client authenticator.
 func Authenticators() []string { return []string{ClientSecret, ClientJWT, ClientJWKSURL} }
 
+// Scopes with a meaning of their own on every issuer.
+const (
+	// ManageClientsScope makes a client of an issuer that issuer's
+	// delegated admin: it may register and manage the issuer's clients,
+	// and nothing of any other issuer. ViewClientsScope may only read them.
+	ManageClientsScope = "authz:manage-clients"
+	ViewClientsScope   = "authz:view-clients"
+	// RolesScope is Keycloak's built-in client scope that puts roles into
+	// tokens; on Keycloak-style issuers, a client's tokens carry its roles
+	// only when it is among the client's default scopes. It never appears in
+	// the scope claim.
+	RolesScope = "roles"
+)
+
+// ReservedScopes are the scopes every issuer offers besides its own.
+func ReservedScopes() []string { return []string{ManageClientsScope, ViewClientsScope} }
+
 // AcceptsAssertions reports whether a list of authenticators admits a signed
 // client assertion of any kind.
 func AcceptsAssertions(authenticators []string) bool {

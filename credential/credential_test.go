@@ -140,3 +140,20 @@ func TestAudienceReadsAStringOrAList(t *testing.T) {
 		t.Fatalf("aud is not written as a list: %s", out)
 	}
 }
+
+func TestNamesThatCanIdentifyIssuersAndClients(t *testing.T) {
+	for id, valid := range map[string]bool{
+		"c-billing": true, "5D0C6941-19444960DC7": true, "svc.team@example": true, strings.Repeat("a", 255): true,
+		"": false, strings.Repeat("a", 256): false, "has space": false, "quo\"te": false, "back\\slash": false,
+		"nul\x00": false, "\xffutf": false, "é": false,
+	} {
+		if got := credential.ValidClientID(id); got != valid {
+			t.Errorf("ValidClientID(%q) = %v", id, got)
+		}
+	}
+	for name, valid := range map[string]bool{"payments": true, "aps-v2": true, "ab": false, "Payments": false, "a/b": false, "x\x00y": false} {
+		if got := credential.ValidIssuerName(name); got != valid {
+			t.Errorf("ValidIssuerName(%q) = %v", name, got)
+		}
+	}
+}

@@ -57,3 +57,18 @@ func SecretMatches(digest []byte, presented string) bool {
 	sum := sha256.Sum256([]byte(presented))
 	return len(digest) == len(sum) && subtle.ConstantTimeCompare(digest, sum[:]) == 1
 }
+
+// Prefixes of the opaque bearer tokens of client registration (RFC 7591
+// and 7592), which tell them from each other and from access tokens.
+const (
+	InitialAccessPrefix      = "authz-iat."
+	RegistrationAccessPrefix = "authz-rat."
+)
+
+// NewOpaqueToken makes a bearer token of 256 random bits behind prefix. Only
+// its digest (SecretDigest) is to be kept.
+func NewOpaqueToken(prefix string) string {
+	raw := make([]byte, secretBytes)
+	_, _ = rand.Read(raw)
+	return prefix + base64.RawURLEncoding.EncodeToString(raw)
+}

@@ -2,6 +2,11 @@ package issuer
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net/http"
@@ -75,6 +80,11 @@ var errSecretRefused = clientAuthFailure("Client authentication failed: unknown 
 
 func (s *Server) authenticateSecret(ctx context.Context, req *request) (*fositeClient, error) {
 	iss := req.tenant.issuer
+	// An id no client can have is refused before any lookup, so that made-up
+	// ids of any length or bytes cost no query and no cache entry.
+	if !credential.ValidClientID(req.credentials.clientID) {
+		return nil, errSecretRefused
+	}
 	c, err := s.client(ctx, iss.Name, req.credentials.clientID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errSecretRefused
@@ -136,21 +146,34 @@ func (s *Server) authenticateAssertion(ctx context.Context, req *request) (*fosi
 		return nil, clientAuthFailure("The assertion's iss and sub must both be the client_id.")
 	}
 	req.credentials.clientID = clientID
+	// The id was not known at admission: its limit is checked now.
+	if wait, blocked := s.clientFailures.blocked(clientFailureKey(req)); blocked {
+		return nil, &throttledError{wait: wait}
+	}
+	header := tok.Headers[0]
+	// Every refusal below spends the time of a signature check, so that
+	// unknown and known clients cannot be told apart by the clock.
+	unverifiable := func(reason string) error {
+		_ = tok.Claims(s.decoyKey(header.Algorithm), &jwt.Claims{})
+		return req.refuse(errUnverifiable, reason)
+	}
+	if !credential.ValidClientID(clientID) {
+		return nil, unverifiable("no client can have that id")
+	}
 	c, err := s.client(ctx, t.issuer.Name, clientID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, req.refuse(errUnverifiable, "unknown client")
+		return nil, unverifiable("unknown client")
 	case err != nil:
 		return nil, err
 	}
 	req.clientKnown = true
 	if !c.Enabled {
-		return nil, req.refuse(errUnverifiable, "client is disabled")
+		return nil, unverifiable("client is disabled")
 	}
-	header := tok.Headers[0]
 	candidates, reason := s.assertionKeys(ctx, t, c, header.KeyID)
 	if reason != "" {
-		return nil, req.refuse(errUnverifiable, reason)
+		return nil, unverifiable(reason)
 	}
 	var claims jwt.Claims
 	verified := false
@@ -218,7 +241,7 @@ func (s *Server) checkAssertionClaims(t *tenant, clientID string, c jwt.Claims) 
 	switch {
 	case c.Issuer != clientID || c.Subject != clientID:
 		return clientAuthFailure("The assertion's iss and sub must both be the client_id.")
-	case !c.Audience.Contains(s.TokenURL(t.issuer.Name)) && !c.Audience.Contains(s.IssuerURL(t.issuer.Name)):
+	case !c.Audience.Contains(s.TokenURL(t.issuer)) && !c.Audience.Contains(s.IssuerURL(t.issuer)):
 		return clientAuthFailure("The assertion's aud must contain this issuer's token endpoint or issuer URL.")
 	case c.Expiry == nil:
 		return clientAuthFailure("The assertion has no exp.")
@@ -234,4 +257,39 @@ func (s *Server) checkAssertionClaims(t *tenant, clientID string, c jwt.Claims) 
 		return clientAuthFailure("The assertion has no jti.")
 	}
 	return nil
+}
+
+// decoyKey is a public key of the kind alg verifies with, that verifies
+// nothing: refusals of assertions check a signature against it, so that they
+// take as long as a real check.
+func (s *Server) decoyKey(alg string) any {
+	d := s.decoys()
+	switch {
+	case strings.HasPrefix(alg, "RS"), strings.HasPrefix(alg, "PS"):
+		return &d.rsa.PublicKey
+	case alg == string(jose.ES384):
+		return &d.p384.PublicKey
+	case strings.HasPrefix(alg, "ES"):
+		return &d.p256.PublicKey
+	default:
+		return d.ed25519.Public()
+	}
+}
+
+type decoyKeys struct {
+	rsa     *rsa.PrivateKey
+	p256    *ecdsa.PrivateKey
+	p384    *ecdsa.PrivateKey
+	ed25519 ed25519.PrivateKey
+}
+
+// makeDecoys makes the decoy keys; the server does so once, on the first
+// refusal, since an RSA key takes a moment.
+func makeDecoys() decoyKeys {
+	var d decoyKeys
+	d.rsa, _ = rsa.GenerateKey(rand.Reader, 2048)
+	d.p256, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	d.p384, _ = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, d.ed25519, _ = ed25519.GenerateKey(rand.Reader)
+	return d
 }

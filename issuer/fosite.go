@@ -2,8 +2,6 @@ package issuer
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +19,11 @@ import (
 // fositeClient presents an authenticated client to fosite, which checks the
 // requested grant, scopes and audience against it.
 type fositeClient struct {
-	record   *store.Client // shared with the cache: read only
+	record *store.Client // shared with the cache: read only
+	// defaults are granted unrequested; scopes may be requested: the
+	// defaults and the optional ones, less any the issuer no longer
+	// offers.
+	defaults fosite.Arguments
 	scopes   fosite.Arguments
 	audience fosite.Arguments
 }
@@ -29,15 +31,30 @@ type fositeClient struct {
 // clientGrantTypes is every client's only grant; fosite only reads it.
 var clientGrantTypes = fosite.Arguments{grantClientCredentials}
 
-// newFositeClient presents a client of iss. The client may request only the
-// scopes its issuer still offers, even if the issuer dropped one since.
+// newFositeClient presents a client of iss.
 func newFositeClient(c *store.Client, iss store.Issuer) *fositeClient {
-	fc := &fositeClient{record: c, scopes: c.Scopes}
+	offered := func(sc string) bool {
+		return slices.Contains(iss.AvailableScopes, sc) || slices.Contains(credential.ReservedScopes(), sc) ||
+			(iss.Keycloak() && sc == credential.RolesScope)
+	}
+	fc := &fositeClient{record: c}
+	for _, sc := range c.Scopes {
+		if offered(sc) {
+			fc.defaults = append(fc.defaults, sc)
+		}
+	}
+	fc.scopes = slices.Clone(fc.defaults)
+	for _, sc := range c.OptionalScopes {
+		if offered(sc) && !slices.Contains(fc.scopes, sc) {
+			fc.scopes = append(fc.scopes, sc)
+		}
+	}
+	if iss.Keycloak() {
+		// Keycloak takes openid from any client.
+		fc.scopes = append(fc.scopes, "openid")
+	}
 	if c.Audience != "" {
 		fc.audience = fosite.Arguments{c.Audience}
-	}
-	if slices.ContainsFunc(c.Scopes, func(sc string) bool { return !slices.Contains(iss.AvailableScopes, sc) }) {
-		fc.scopes = slices.DeleteFunc(slices.Clone(c.Scopes), func(sc string) bool { return !slices.Contains(iss.AvailableScopes, sc) })
 	}
 	return fc
 }
@@ -129,14 +146,14 @@ func (s *tokenSession) Clone() fosite.Session {
 }
 
 // accessTokenStrategy is fosite's access-token strategy for one issuer: it
-// signs RFC 9068 tokens with the issuer's active key, so the kid and alg in
-// every header are those of the key that actually signed. It builds the
-// claims straight from the granted request, where fosite's JWT strategy
-// would build, copy and re-read a claim map per token.
+// signs tokens with the issuer's active key, so the kid and alg in every
+// header are those of the key that actually signed. It builds the claims
+// straight from the granted request, where fosite's JWT strategy would
+// build, copy and re-read a claim map per token.
 type accessTokenStrategy struct {
-	keys       Keyring
-	issuerName string
-	issuerURL  string
+	keys      Keyring
+	issuer    store.Issuer
+	issuerURL string
 }
 
 var _ oauth2.AccessTokenStrategy = (*accessTokenStrategy)(nil)
@@ -152,37 +169,20 @@ func (st *accessTokenStrategy) GenerateAccessToken(_ context.Context, req fosite
 	if !ok {
 		return "", "", fmt.Errorf("client is a %T, not a stored client", req.GetClient())
 	}
-	key, ok := st.keys.Active(st.issuerName)
+	key, ok := st.keys.Active(st.issuer.Name)
 	if !ok {
-		return "", "", fmt.Errorf("issuer %q: %w", st.issuerName, errNoActiveKey)
+		return "", "", fmt.Errorf("issuer %q: %w", st.issuer.Name, errNoActiveKey)
 	}
-	var jti [16]byte
-	_, _ = rand.Read(jti[:])
-	// RFC 9068 §2.2: sub and client_id name the client; azp is what the
-	// gateway plugin matches against its consumer.
-	claims := credential.AccessClaims{
-		Issuer:          st.issuerURL,
-		Subject:         client.GetID(),
-		Audience:        credential.Audience(req.GetGrantedAudience()),
-		Expiry:          session.expiresAt.Unix(),
-		IssuedAt:        session.issuedAt.Unix(),
-		NotBefore:       session.issuedAt.Unix(),
-		ID:              base64.RawURLEncoding.EncodeToString(jti[:]),
-		Scope:           strings.Join(req.GetGrantedScopes(), " "),
-		ClientID:        client.GetID(),
-		AuthorizedParty: client.GetID(),
-	}
-	if claims.Audience == nil {
-		claims.Audience = credential.Audience{}
-	}
-	if roles := client.record.Roles; len(roles) > 0 {
-		claims.ResourceAccess = map[string]credential.Roles{client.record.Audience: {Roles: roles}}
-	}
+	claims := accessClaims(st.issuer, st.issuerURL, client.record, session, req.GetGrantedScopes(), req.GetGrantedAudience())
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", "", fmt.Errorf("encode claims: %w", err)
 	}
-	token, err := key.SignCompact(payload)
+	sign := key.SignCompact
+	if st.issuer.Keycloak() {
+		sign = key.SignKeycloak
+	}
+	token, err := sign(payload)
 	if err != nil {
 		return "", "", err
 	}

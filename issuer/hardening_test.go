@@ -11,8 +11,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,6 +261,166 @@ func TestTokensOfReplacedOrNarrowedClientsStopVerifying(t *testing.T) {
 	b.addClient(store.Client{ID: "c-admin", Scopes: []string{"read"}, Enabled: true})
 	eventually(t, "the new client is seen", func() bool {
 		_, err := b.issuer.VerifyAccessToken(ctx, "payments", narrow)
+		return err != nil && strings.Contains(err.Error(), "earlier client")
+	})
+}
+
+// TestASlowKeyHostCostsOneFetchNotEveryRequest replays the review's finding:
+// a client's jwks_uri that accepts connections and never answers made
+// every assertion naming that client wait its turn for a 3 s fetch, so a
+// handful of callers held every request slot. Now one fetch runs at a time
+// and its failure is remembered for 10 s.
+func TestASlowKeyHostCostsOneFetchNotEveryRequest(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f := newJWTFixture(t, key, true)
+	var connections atomic.Int64
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	blackhole := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hang }))
+	blackhole.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			connections.Add(1)
+		}
+	}
+	t.Cleanup(blackhole.Close)
+	if _, err := f.store.UpdateClient(context.Background(), "payments", "c-uri", func(c *store.Client) error {
+		c.JWKSURI = blackhole.URL + "/jwks.json"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the change reaches the cache", func() bool {
+		c, err := f.store.GetClient(context.Background(), "payments", "c-uri")
+		return err == nil && strings.HasPrefix(c.JWKSURI, blackhole.URL)
+	})
+	time.Sleep(50 * time.Millisecond)
+	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	var wg sync.WaitGroup
+	var statuses statusTally
+	for range 20 {
+		wg.Go(func() {
+			status, _ := f.post(t, f.valid("c-uri", stranger, "x").sign(t), nil)
+			statuses.add(status)
+		})
+	}
+	wg.Wait()
+	if statuses.only() != http.StatusUnauthorized || connections.Load() != 1 {
+		t.Fatalf("20 assertions at once: statuses %v, %d connections to the key host; want 401s and 1", statuses.n, connections.Load())
+	}
+	// Within 10 s the failure is answered from memory: no new fetch.
+	for range 20 {
+		if status, _ := f.post(t, f.valid("c-uri", stranger, "x").sign(t), nil); status != http.StatusUnauthorized {
+			t.Fatalf("status %d", status)
+		}
+	}
+	if connections.Load() != 1 {
+		t.Fatalf("%d connections to the key host within 10 s of a failed fetch, want 1", connections.Load())
+	}
+}
+
+type statusTally struct {
+	mu sync.Mutex
+	n  map[int]int
+}
+
+func (s *statusTally) add(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = map[int]int{}
+	}
+	s.n[status]++
+}
+
+// only is the one status seen, or 0.
+func (s *statusTally) only() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for status := range s.n {
+		if len(s.n) == 1 {
+			return status
+		}
+	}
+	return 0
+}
+
+// TestTheClientLimitAppliesToAssertionsWithoutClientID: an assertion names
+// its client only in its sub, after admission; its limit is checked then.
+func TestTheClientLimitAppliesToAssertionsWithoutClientID(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f := newJWTFixture(t, key, true, withConfig(func(c *issuer.Config) { c.AuthFailuresPerClient = 3 }))
+	for range 3 {
+		if status, _ := f.post(t, f.valid("c-jwk", stranger, "static-1").sign(t), nil); status != http.StatusUnauthorized {
+			t.Fatalf("a bad assertion: %d", status)
+		}
+	}
+	if status, body := f.post(t, f.valid("c-jwk", key, "static-1").sign(t), nil); status != http.StatusTooManyRequests {
+		t.Fatalf("past the limit, without client_id: %d %v", status, body)
+	}
+}
+
+// TestMadeUpIdsAndNamesCostNoLookup replays the review's findings: a 64 KB
+// client id made every failure keep 130 KB in the client cache and the
+// limiter, and bytes PostgreSQL refuses (NUL, invalid UTF-8) in an id or an
+// issuer name made every request a failing query answered 500. Ids and
+// names no record can have are refused before any lookup.
+func TestMadeUpIdsAndNamesCostNoLookup(t *testing.T) {
+	b := newTestbed(t, withConfig(func(c *issuer.Config) { c.AuthFailuresPerAddress = 1000 }))
+	before, err := b.store.ListClients(context.Background(), "payments", store.ClientQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("A", 60<<10) // just under the form limit
+	for i, id := range []string{long + "1", long + "2", "nul\x00id", "\xffbad", "sp ace"} {
+		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {"x"}}
+		status, body := postForm(t, http.DefaultClient, b.tokenURL(), form.Encode(), "", "")
+		if status != http.StatusUnauthorized || body["error"] != "invalid_client" {
+			t.Fatalf("id %d: %d %v", i, status, body)
+		}
+	}
+	if strings.Contains(b.log.String(), long) || strings.Contains(b.log.String(), "nul\\u0000id") {
+		t.Fatal("the log holds a made-up id")
+	}
+	for _, name := range []string{"nul%00x", "%FFbad", strings.Repeat("a", 100)} {
+		status, _ := postForm(t, http.DefaultClient, b.srv.URL+"/issuers/"+name+"/token", "grant_type=client_credentials", "c", "s")
+		if status != http.StatusNotFound {
+			t.Fatalf("issuer name %q: %d, want 404", name, status)
+		}
+	}
+	after, _ := b.store.ListClients(context.Background(), "payments", store.ClientQuery{})
+	if len(after) != len(before) {
+		t.Fatal("made-up ids changed the store")
+	}
+}
+
+// TestATokenOfADeletedClientDiesEvenInTheSameSecond: a client deleted and
+// created again under its id within one second does not inherit the old
+// client's tokens, nor does a client that lost a role keep it in its tokens.
+func TestATokenOfADeletedClientDiesEvenInTheSameSecond(t *testing.T) {
+	b := newTestbed(t)
+	ctx := context.Background()
+	secret := b.addClient(store.Client{ID: "c-same", Roles: []string{"viewer"}, Enabled: true})
+	_, body := postForm(t, http.DefaultClient, b.tokenURL(), "grant_type=client_credentials", "c-same", secret)
+	raw := body["access_token"].(string)
+	if _, err := b.issuer.VerifyAccessToken(ctx, "payments", raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.UpdateClient(ctx, "payments", "c-same", func(c *store.Client) error { c.Roles = nil; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the token carrying a removed role is refused", func() bool {
+		_, err := b.issuer.VerifyAccessToken(ctx, "payments", raw)
+		return err != nil && strings.Contains(err.Error(), "role")
+	})
+	_, body = postForm(t, http.DefaultClient, b.tokenURL(), "grant_type=client_credentials", "c-same", secret)
+	raw = body["access_token"].(string)
+	if err := b.store.DeleteClient(ctx, "payments", "c-same"); err != nil {
+		t.Fatal(err)
+	}
+	b.addClient(store.Client{ID: "c-same", Enabled: true})
+	eventually(t, "the old client's token is refused at once", func() bool {
+		_, err := b.issuer.VerifyAccessToken(ctx, "payments", raw)
 		return err != nil && strings.Contains(err.Error(), "earlier client")
 	})
 }

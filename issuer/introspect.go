@@ -24,9 +24,9 @@ type introspection struct {
 // serveIntrospection tells an authenticated client of the issuer whether a
 // token is active: signed by a key the issuer still publishes, unexpired,
 // from this issuer, for a client that is still enabled.
-func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request, style string) {
 	ctx := r.Context()
-	req, ok := s.admit(w, r, "introspection")
+	req, ok := s.admit(w, r, "introspection", style)
 	if !ok {
 		return
 	}

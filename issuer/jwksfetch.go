@@ -38,18 +38,22 @@ var errBlockedAddress = errors.New("address is loopback, private, link-local or 
 // blockedRanges are address ranges that are internal, reserved, or carry
 // an IPv4 address inside IPv6 that a translator would turn into one of
 // them: NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48), 6to4
-// (2002::/16), Teredo (2001::/32) and IPv4-compatible addresses (::/96).
+// (2002::/16), Teredo (2001::/32), IPv4-compatible (::/96) and
+// IPv4-translated (::ffff:0:0:0/96) addresses.
 var blockedRanges = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),      // "this network"
-	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT
-	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
-	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking
-	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, and broadcast
-	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64
-	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64
-	netip.MustParsePrefix("2002::/16"),      // 6to4
-	netip.MustParsePrefix("2001::/32"),      // Teredo
-	netip.MustParsePrefix("::/96"),          // IPv4-compatible
+	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
+	netip.MustParsePrefix("::ffff:0:0:0/96"), // SIIT (IPv4-translated)
+	netip.MustParsePrefix("100::/64"),        // discard-only
+	netip.MustParsePrefix("fec0::/10"),       // deprecated site-local
+	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT
+	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
+	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, and broadcast
+	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64
+	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
+	netip.MustParsePrefix("2002::/16"),       // 6to4
+	netip.MustParsePrefix("2001::/32"),       // Teredo
+	netip.MustParsePrefix("::/96"),           // IPv4-compatible
 }
 
 // blockedAddress tells the addresses a server-side fetch must not reach
@@ -80,10 +84,14 @@ type jwksFetcher struct {
 }
 
 type jwksEntry struct {
-	mu        sync.Mutex // held while fetching, so one fetch per URL runs at a time
+	mu        sync.Mutex
 	set       jose.JSONWebKeySet
-	expires   time.Time
-	lastFetch time.Time
+	fetched   bool      // set holds a fetched key set
+	expires   time.Time // when set should be fetched again
+	lastFetch time.Time // when the last fetch started
+	lastErr   error     // how the last fetch failed, if it did
+	// inflight is closed when the running fetch ends; nil when none runs.
+	inflight chan struct{}
 }
 
 func newJWKSFetcher(allowPrivate bool, now func() time.Time) *jwksFetcher {
@@ -144,7 +152,13 @@ func (f *jwksFetcher) validate(raw string) error {
 }
 
 // keys returns the keys of the set at uri that match kid (all keys when kid
-// is empty). An unknown kid refetches the set, at most every 10 s.
+// is empty). The set is fetched by one request at a time, with a timeout of
+// its own: while it is fetched, callers that have a set use it as it was,
+// and only callers with none wait, for at most as long as their request
+// lives. An unknown kid, or a set past its lifetime, is fetched again at
+// most every 10 s, and a failed fetch is answered from memory for as long,
+// so that a slow or broken key host costs one fetch per 10 s, not one per
+// request.
 func (f *jwksFetcher) keys(ctx context.Context, uri, kid string) ([]jose.JSONWebKey, error) {
 	f.mu.Lock()
 	e, ok := f.entries[uri]
@@ -154,28 +168,69 @@ func (f *jwksFetcher) keys(ctx context.Context, uri, kid string) ([]jose.JSONWeb
 	}
 	f.mu.Unlock()
 
+	for {
+		e.mu.Lock()
+		now := f.now()
+		match := matchKid(e.set, kid)
+		fresh := now.Before(e.expires)
+		recent := !e.lastFetch.IsZero() && now.Sub(e.lastFetch) < jwksMinRefetch
+		switch {
+		case fresh && len(match) > 0:
+			e.mu.Unlock()
+			return match, nil
+		case e.inflight != nil && e.fetched:
+			// Another request is fetching: use what there is meanwhile.
+			e.mu.Unlock()
+			if len(match) > 0 {
+				return match, nil
+			}
+			return nil, fmt.Errorf("no key %q in the client's JWKS, which is being fetched again", kid)
+		case e.inflight != nil:
+			wait := e.inflight
+			e.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("the client's JWKS is being fetched: %w", ctx.Err())
+			}
+		case recent && e.lastErr != nil:
+			err := e.lastErr
+			e.mu.Unlock()
+			return nil, err
+		case recent:
+			e.mu.Unlock()
+			if len(match) > 0 {
+				return match, nil
+			}
+			return nil, fmt.Errorf("no key %q in the client's JWKS (fetched %s ago; fetched at most every %s)",
+				kid, now.Sub(e.lastFetch).Truncate(time.Second), jwksMinRefetch)
+		}
+		// This request fetches, and waits for its fetch; the fetch outlives
+		// it, for the others.
+		done := make(chan struct{})
+		e.inflight, e.lastFetch = done, now
+		e.mu.Unlock()
+		go f.refresh(e, uri, done)
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the client's JWKS is being fetched: %w", ctx.Err())
+		}
+	}
+}
+
+// refresh fetches a set into its entry and wakes the waiters.
+func (f *jwksFetcher) refresh(e *jwksEntry, uri string, done chan struct{}) {
+	set, ttl, err := f.fetch(context.Background(), uri)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	now := f.now()
-	match := matchKid(e.set, kid)
-	fresh := now.Before(e.expires)
-	switch {
-	case fresh && len(match) > 0:
-		return match, nil
-	case fresh && now.Sub(e.lastFetch) < jwksMinRefetch:
-		return nil, fmt.Errorf("no key %q in the client's JWKS (fetched %s ago; refetched at most every %s)",
-			kid, now.Sub(e.lastFetch).Truncate(time.Second), jwksMinRefetch)
+	e.lastErr = err
+	if err == nil {
+		e.set, e.fetched, e.expires = set, true, f.now().Add(ttl)
 	}
-	set, ttl, err := f.fetch(ctx, uri)
-	e.lastFetch = now
-	if err != nil {
-		return nil, err
-	}
-	e.set, e.expires = set, now.Add(ttl)
-	if match = matchKid(set, kid); len(match) == 0 {
-		return nil, fmt.Errorf("no key %q in the client's JWKS", kid)
-	}
-	return match, nil
+	e.inflight = nil
+	close(done)
 }
 
 func matchKid(set jose.JSONWebKeySet, kid string) []jose.JSONWebKey {

@@ -29,10 +29,11 @@ func (s *Server) renderMetadata(iss store.Issuer) (*document.Document, error) {
 	}
 	methods := authMethods(iss.ClientAuthenticators)
 	meta := map[string]any{
-		"issuer":                                s.IssuerURL(iss.Name),
-		"token_endpoint":                        s.TokenURL(iss.Name),
-		"jwks_uri":                              s.JWKSURL(iss.Name),
-		"introspection_endpoint":                s.IssuerURL(iss.Name) + "/introspect",
+		"issuer":                                s.IssuerURL(iss),
+		"token_endpoint":                        s.TokenURL(iss),
+		"jwks_uri":                              s.JWKSURL(iss),
+		"introspection_endpoint":                s.IntrospectionURL(iss),
+		"registration_endpoint":                 s.RegistrationURL(iss),
 		"grant_types_supported":                 []string{grantClientCredentials},
 		"token_endpoint_auth_methods_supported": methods,
 		"introspection_endpoint_auth_methods_supported": methods,
@@ -51,18 +52,22 @@ func (s *Server) renderMetadata(iss store.Issuer) (*document.Document, error) {
 	return doc, nil
 }
 
-func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.knownTenant(w, r, s.cfg.SourceAddress(r))
+func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, style string) {
+	t, ok := s.knownTenant(w, r, s.cfg.SourceAddress(r), style)
 	if !ok {
 		return
 	}
 	t.metadata.ServeHTTP(w, r)
 }
 
-func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
-	jwks, ok := s.keys.JWKS(r.PathValue("name"))
+func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request, style string) {
+	t, ok := s.knownTenant(w, r, s.cfg.SourceAddress(r), style)
 	if !ok {
-		writeJSONError(w, http.StatusNotFound, "not_found", "No such issuer.")
+		return
+	}
+	jwks, ok := s.keys.JWKS(t.issuer.Name)
+	if !ok {
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer's keys are not loaded yet; retry shortly.")
 		return
 	}
 	jwks.ServeHTTP(w, r)

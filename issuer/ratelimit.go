@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"crypto/sha256"
 	"log/slog"
 	"math"
 	"net/http"
@@ -29,7 +30,9 @@ type failureBucket struct {
 }
 
 // maxTrackedKeys bounds the limiter's memory; past it, buckets that have
-// refilled (and so hold no information) are dropped first.
+// refilled (and so hold no information) are dropped first, and then
+// arbitrary ones, down to nine tenths, so that the sweep runs once per
+// tenth of the capacity, not once per failure.
 const maxTrackedKeys = 100_000
 
 // newFailureLimiter allows perMinute failures a minute per key, all of them
@@ -78,7 +81,7 @@ func (l *failureLimiter) fail(key string) {
 	b, ok := l.buckets[key]
 	if !ok {
 		if len(l.buckets) >= maxTrackedKeys {
-			l.dropRefilled(now)
+			l.makeRoom(now)
 		}
 		b = &failureBucket{tokens: l.burst, last: now}
 		l.buckets[key] = b
@@ -87,11 +90,20 @@ func (l *failureLimiter) fail(key string) {
 	b.tokens = math.Max(0, b.tokens-1)
 }
 
-func (l *failureLimiter) dropRefilled(now time.Time) {
+// makeRoom drops refilled buckets, then, if the limiter is still nearly
+// full, arbitrary ones: forgetting some failures costs less than a sweep
+// per failure under the lock every request takes.
+func (l *failureLimiter) makeRoom(now time.Time) {
 	for k, b := range l.buckets {
 		if l.refill(b, now); b.tokens >= l.burst {
 			delete(l.buckets, k)
 		}
+	}
+	for k := range l.buckets {
+		if len(l.buckets) <= maxTrackedKeys*9/10 {
+			return
+		}
+		delete(l.buckets, k)
 	}
 }
 
@@ -103,13 +115,21 @@ func (l *failureLimiter) dropRefilled(now time.Time) {
 // address.
 
 // clientFailureKey is the bucket of the client a request claims to be, at
-// the address it comes from.
+// the address it comes from: a digest, so that a long made-up id costs the
+// limiter no more memory than a short one.
 func clientFailureKey(req *request) string {
 	if req.credentials.clientID == "" {
 		return ""
 	}
-	return req.tenant.issuer.Name + "\x00" + req.credentials.clientID + "\x00" + req.source
+	sum := sha256.Sum256([]byte(req.tenant.issuer.Name + "\x00" + req.credentials.clientID + "\x00" + req.source))
+	return string(sum[:16])
 }
+
+// throttledError refuses a request whose client was found, late, to be past
+// its limit: an assertion names its client only in its sub.
+type throttledError struct{ wait time.Duration }
+
+func (e *throttledError) Error() string { return "too many failed authentications" }
 
 // refuseIfThrottled answers 429 when the request's client id at its
 // source address has used up its failed authentications, and reports

@@ -52,3 +52,17 @@ func TestFailureLimiterForgetsRefilledKeysWhenFull(t *testing.T) {
 		t.Fatalf("%d buckets kept, want only the newcomer's", len(l.buckets))
 	}
 }
+
+// TestFailureLimiterStaysBoundedUnderAFloodOfNewKeys: when no bucket has
+// refilled, the limiter forgets arbitrary ones rather than grow, and it
+// sweeps once per tenth of its capacity, not once per failure.
+func TestFailureLimiterStaysBoundedUnderAFloodOfNewKeys(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newFailureLimiter(60, func() time.Time { return now })
+	for i := range 3 * maxTrackedKeys {
+		l.fail(fmt.Sprint(i))
+		if len(l.buckets) > maxTrackedKeys {
+			t.Fatalf("%d buckets after %d failures", len(l.buckets), i+1)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/store"
 )
 
@@ -131,7 +132,7 @@ func readCredentials(r *http.Request) (credentials, error) {
 // admit admits a POST of an RFC 6749 form to one of an issuer's endpoints.
 // It answers every refusal itself, a throttled caller's included, and
 // returns the request once the issuer is known, admitted or not.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint string) (*request, bool) {
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint, style string) (*request, bool) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "The "+endpoint+" endpoint accepts only POST.")
@@ -147,7 +148,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint string) 
 		return nil, false
 	}
 	source := s.cfg.SourceAddress(r)
-	t, ok := s.knownTenant(w, r, source)
+	t, ok := s.knownTenant(w, r, source, style)
 	if !ok {
 		return nil, false
 	}
@@ -168,16 +169,24 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint string) 
 }
 
 // knownTenant returns the protocol state of the issuer in the request's
-// path, answering every refusal itself. Names that name no issuer count as
-// failures of the caller's address, and an address past its limit is
-// refused before the name is looked up, so made-up names cannot make every
-// request a database query.
-func (s *Server) knownTenant(w http.ResponseWriter, r *http.Request, source string) (*tenant, bool) {
+// path, served in the route's URL style, answering every refusal itself.
+// Names that name no issuer count as failures of the caller's address, and
+// an address past its limit is refused before the name is looked up, so
+// made-up names cannot make every request a database query.
+func (s *Server) knownTenant(w http.ResponseWriter, r *http.Request, source, style string) (*tenant, bool) {
 	if s.refuseThrottledAddress(w, r, source) {
 		return nil, false
 	}
 	name := r.PathValue("name")
-	t, err := s.tenantFor(r.Context(), name)
+	// A name no issuer can have is not looked up: it would cost a query,
+	// and PostgreSQL refuses some bytes outright.
+	t, err := (*tenant)(nil), error(store.ErrNotFound)
+	if credential.ValidIssuerName(name) {
+		t, err = s.tenantFor(r.Context(), name)
+	}
+	if err == nil && t.issuer.URLStyle != style {
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		s.addressFailures.fail(source)
 		writeJSONError(w, http.StatusNotFound, "invalid_request", "No such issuer.")

@@ -111,6 +111,8 @@ type Server struct {
 
 	clients *clientCache
 	jwks    *jwksFetcher
+	// decoys are keys that refusals of assertions verify against.
+	decoys func() decoyKeys
 
 	clientFailures, addressFailures *failureLimiter
 
@@ -185,6 +187,7 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 		keys:         ring,
 		globalSecret: secret,
 		clients:      newClientCache(cfg.ClientCacheSize, cfg.Now),
+		decoys:       sync.OnceValue(makeDecoys),
 		jwks:         newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.Now),
 
 		clientFailures:  newFailureLimiter(cfg.AuthFailuresPerClient, cfg.Now),
@@ -257,32 +260,76 @@ func (s *Server) client(ctx context.Context, issuerName, clientID string) (*stor
 	return &rec, nil
 }
 
-// IssuerURL is the iss of every token issuerName signs.
-func (s *Server) IssuerURL(issuerName string) string {
-	return s.cfg.PublicURL + "/issuers/" + issuerName
+// IssuerURL is the iss of every token iss signs: {public}/issuers/{name},
+// or {public}/realms/{name} Keycloak-style.
+func (s *Server) IssuerURL(iss store.Issuer) string {
+	if iss.Keycloak() {
+		return s.cfg.PublicURL + "/realms/" + iss.Name
+	}
+	return s.cfg.PublicURL + "/issuers/" + iss.Name
 }
 
-// TokenURL is where issuerName's clients request tokens.
-func (s *Server) TokenURL(issuerName string) string { return s.IssuerURL(issuerName) + "/token" }
+// TokenURL is where iss's clients request tokens.
+func (s *Server) TokenURL(iss store.Issuer) string {
+	if iss.Keycloak() {
+		return s.IssuerURL(iss) + "/protocol/openid-connect/token"
+	}
+	return s.IssuerURL(iss) + "/token"
+}
 
-// JWKSURL is where issuerName publishes its keys.
-func (s *Server) JWKSURL(issuerName string) string { return s.IssuerURL(issuerName) + "/jwks.json" }
+// JWKSURL is where iss publishes its keys.
+func (s *Server) JWKSURL(iss store.Issuer) string {
+	if iss.Keycloak() {
+		return s.IssuerURL(iss) + "/protocol/openid-connect/certs"
+	}
+	return s.IssuerURL(iss) + "/jwks.json"
+}
 
-// Handler routes the public endpoints. It uses the standard library's
-// pattern mux, which matches without regular expressions: every token and
-// JWKS request passes through it.
+// IntrospectionURL is where iss's clients introspect tokens (RFC 7662).
+func (s *Server) IntrospectionURL(iss store.Issuer) string {
+	if iss.Keycloak() {
+		return s.TokenURL(iss) + "/introspect"
+	}
+	return s.IssuerURL(iss) + "/introspect"
+}
+
+// RegistrationURL is iss's dynamic client registration endpoint
+// (RFC 7591), where Keycloak has it; the portal finds Keycloak's own
+// representation beside it, with /openid-connect replaced by /default.
+func (s *Server) RegistrationURL(iss store.Issuer) string {
+	return s.IssuerURL(iss) + "/clients-registrations/openid-connect"
+}
+
+// Handler routes the public endpoints of both URL styles; each issuer
+// answers only under its own. It uses the standard library's pattern mux,
+// which matches without regular expressions: every token and JWKS request
+// passes through it.
 func (s *Server) Handler() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("/healthz", s.serveHealth)
 	m.HandleFunc("/readyz", s.serveReady)
-	m.HandleFunc("/issuers/{name}/token", s.serveToken)
-	m.HandleFunc("/issuers/{name}/jwks.json", s.serveJWKS)
-	m.HandleFunc("/issuers/{name}/introspect", s.serveIntrospection)
-	m.HandleFunc("/issuers/{name}/.well-known/openid-configuration", s.serveMetadata)
-	m.HandleFunc("/issuers/{name}/.well-known/oauth-authorization-server", s.serveMetadata)
-	// RFC 8414 §3.1 inserts the well-known segment before the issuer's path.
-	m.HandleFunc("/.well-known/oauth-authorization-server/issuers/{name}", s.serveMetadata)
-	m.HandleFunc("/.well-known/openid-configuration/issuers/{name}", s.serveMetadata)
+	for _, route := range []struct {
+		style   string
+		pattern string
+		serve   func(http.ResponseWriter, *http.Request, string)
+	}{
+		{store.URLStyleNative, "/issuers/{name}/token", s.serveToken},
+		{store.URLStyleNative, "/issuers/{name}/jwks.json", s.serveJWKS},
+		{store.URLStyleNative, "/issuers/{name}/introspect", s.serveIntrospection},
+		{store.URLStyleNative, "/issuers/{name}/.well-known/openid-configuration", s.serveMetadata},
+		{store.URLStyleNative, "/issuers/{name}/.well-known/oauth-authorization-server", s.serveMetadata},
+		// RFC 8414 §3.1 inserts the well-known segment before the issuer's path.
+		{store.URLStyleNative, "/.well-known/oauth-authorization-server/issuers/{name}", s.serveMetadata},
+		{store.URLStyleNative, "/.well-known/openid-configuration/issuers/{name}", s.serveMetadata},
+		{store.URLStyleKeycloak, "/realms/{name}/protocol/openid-connect/token", s.serveToken},
+		{store.URLStyleKeycloak, "/realms/{name}/protocol/openid-connect/certs", s.serveJWKS},
+		{store.URLStyleKeycloak, "/realms/{name}/protocol/openid-connect/token/introspect", s.serveIntrospection},
+		{store.URLStyleKeycloak, "/realms/{name}/.well-known/openid-configuration", s.serveMetadata},
+		{store.URLStyleKeycloak, "/realms/{name}/.well-known/oauth-authorization-server", s.serveMetadata},
+		{store.URLStyleKeycloak, "/.well-known/oauth-authorization-server/realms/{name}", s.serveMetadata},
+	} {
+		m.HandleFunc(route.pattern, func(w http.ResponseWriter, r *http.Request) { route.serve(w, r, route.style) })
+	}
 	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "No such endpoint.")
 	})
@@ -363,14 +410,14 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 func (s *Server) newTenant(iss store.Issuer) (*tenant, error) {
 	cfg := &fosite.Config{
 		AccessTokenLifespan:          iss.TokenLifetime,
-		AccessTokenIssuer:            s.IssuerURL(iss.Name),
-		TokenURL:                     s.TokenURL(iss.Name),
+		AccessTokenIssuer:            s.IssuerURL(iss),
+		TokenURL:                     s.TokenURL(iss),
 		ScopeStrategy:                fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy:     fosite.ExactAudienceMatchingStrategy,
 		ClientAuthenticationStrategy: s.fositeAuthentication,
 		GlobalSecret:                 s.globalSecret,
 	}
-	strategy := &accessTokenStrategy{keys: s.keys, issuerName: iss.Name, issuerURL: cfg.AccessTokenIssuer}
+	strategy := &accessTokenStrategy{keys: s.keys, issuer: iss, issuerURL: cfg.AccessTokenIssuer}
 	meta, err := s.renderMetadata(iss)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,14 +20,14 @@ const grantClientCredentials = "client_credentials"
 
 // serveToken runs the client-credentials grant: RFC 6749 §4.4, answered with
 // an RFC 9068 JWT access token.
-func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request) {
+func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request, style string) {
 	w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
 	// Only names of issuers that exist become metric labels: the path is the
 	// caller's to choose.
 	label := "unknown"
 	start := time.Now()
 	defer func() { s.cfg.Metrics.TokenRequest(label, w.status, time.Since(start)) }()
-	req, ok := s.admit(w, r, "token")
+	req, ok := s.admit(w, r, "token", style)
 	if req != nil {
 		label = req.tenant.issuer.Name
 	}
@@ -55,7 +56,7 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client := ar.GetClient().(*fositeClient)
-	grantRequested(ar, client)
+	grantRequested(ar, client, t.issuer.Keycloak())
 	lifetime := client.lifetime(t.issuer)
 	session.subject, session.expiresAt = client.GetID(), now.Add(lifetime)
 
@@ -96,16 +97,22 @@ func writeTokenResponse(w http.ResponseWriter, resp credential.TokenResponse) {
 	_, _ = w.Write(body)
 }
 
-// grantRequested grants what the request asked for, which fosite has
-// already checked against the client's allow-lists, or everything the client
-// may have when it asked for nothing.
-func grantRequested(req fosite.AccessRequester, client *fositeClient) {
+// grantRequested grants what fosite has already checked against the
+// client's allow-lists. A native issuer grants what the request asked for,
+// or the client's default scopes when it asked for nothing; a
+// Keycloak-style issuer grants the default scopes always and the optional
+// ones asked for, as Keycloak does.
+func grantRequested(req fosite.AccessRequester, client *fositeClient, keycloak bool) {
 	scopes := req.GetRequestedScopes()
-	if len(scopes) == 0 {
-		scopes = client.GetScopes()
+	if keycloak {
+		scopes = append(slices.Clone(client.defaults), scopes...)
+	} else if len(scopes) == 0 {
+		scopes = client.defaults
 	}
 	for _, sc := range scopes {
-		req.GrantScope(sc)
+		if !slices.Contains(req.GetGrantedScopes(), sc) {
+			req.GrantScope(sc)
+		}
 	}
 	audience := req.GetRequestedAudience()
 	if len(audience) == 0 {
@@ -120,6 +127,11 @@ func grantRequested(req fosite.AccessRequester, client *fositeClient) {
 // without any credential.
 func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, req *request, ar fosite.AccessRequester, err error) {
 	t := req.tenant
+	var throttled *throttledError
+	if errors.As(err, &throttled) {
+		s.refuseThrottled(w, r, throttled.wait, "client", slog.String("issuer", t.issuer.Name), req.clientAttr(), slog.String("source", req.source))
+		return
+	}
 	if errors.Is(err, store.ErrUnavailable) {
 		// Past the staleness window, or a client never cached: say so
 		// rather than blame the client's credentials.
@@ -150,7 +162,7 @@ func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, req *re
 	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
 		s.recordAuthFailure(req)
 		// RFC 6749 §5.2: a 401 names the scheme the client should use.
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.IssuerURL(t.issuer.Name)+`"`)
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.IssuerURL(t.issuer)+`"`)
 	}
 	t.provider.WriteAccessError(r.Context(), w, ar, err)
 }

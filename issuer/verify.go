@@ -32,13 +32,24 @@ func (s *Server) VerifyAccessToken(ctx context.Context, issuerName, raw string) 
 	if err != nil {
 		return invalid("not a signed JWT")
 	}
+	t, err := s.tenantFor(ctx, issuerName)
+	if errors.Is(err, store.ErrNotFound) {
+		return invalid("unknown issuer")
+	}
+	if err != nil {
+		return credential.AccessClaims{}, err
+	}
 	h := tok.Headers[0]
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, credential.AccessTokenType) {
-		return invalid("typ is not " + credential.AccessTokenType)
+	wantType := credential.AccessTokenType
+	if t.issuer.Keycloak() {
+		wantType = credential.KeycloakTokenType
+	}
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, wantType) {
+		return invalid("typ is not " + wantType)
 	}
 	jwks, ok := s.keys.JWKS(issuerName)
 	if !ok {
-		return invalid("unknown issuer")
+		return invalid("the issuer's keys are not loaded")
 	}
 	pub, ok := jwks.PublicKey(h.KeyID)
 	if !ok || pub.Algorithm != h.Algorithm {
@@ -49,7 +60,7 @@ func (s *Server) VerifyAccessToken(ctx context.Context, issuerName, raw string) 
 	}
 	now := s.cfg.Now().Unix()
 	switch {
-	case claims.Issuer != s.IssuerURL(issuerName):
+	case claims.Issuer != s.IssuerURL(t.issuer):
 		return invalid("issued by another issuer")
 	case now >= claims.Expiry:
 		return invalid("expired")
@@ -63,15 +74,59 @@ func (s *Server) VerifyAccessToken(ctx context.Context, issuerName, raw string) 
 	if err != nil {
 		return credential.AccessClaims{}, err
 	}
-	if c.CreatedAt.Truncate(time.Second).Unix() > claims.IssuedAt {
+	if c.CreatedAt.Truncate(time.Second).Unix() > claims.IssuedAt || !sameIncarnation(claims.ID, c) ||
+		(t.issuer.Keycloak() && claims.Subject != c.ServiceAccountID) {
 		return invalid("issued to an earlier client of the same id")
-	}
-	t, err := s.tenantFor(ctx, issuerName)
-	if err != nil {
-		return credential.AccessClaims{}, err
 	}
 	if allowed := newFositeClient(c, t.issuer).scopes; slices.ContainsFunc(claims.Scopes(), func(sc string) bool { return !slices.Contains(allowed, sc) }) {
 		return invalid("grants a scope its client no longer has")
 	}
+	if !stillEntitled(t.issuer, c, claims) {
+		return invalid("carries a role or audience its client no longer has")
+	}
 	return claims, nil
+}
+
+// IssuerOf names the issuer a token claims to come from, before anything
+// about it is verified: the name in its iss, if that is one of this
+// server's issuer URLs.
+func (s *Server) IssuerOf(raw string) (string, bool) {
+	tok, err := jwt.ParseSigned(raw, signingAlgorithms)
+	if err != nil {
+		return "", false
+	}
+	var claims struct {
+		Issuer string `json:"iss"`
+	}
+	if err := tok.UnsafeClaimsWithoutVerification(&claims); err != nil {
+		return "", false
+	}
+	for _, prefix := range []string{s.cfg.PublicURL + "/issuers/", s.cfg.PublicURL + "/realms/"} {
+		if name, ok := strings.CutPrefix(claims.Issuer, prefix); ok && name != "" && !strings.Contains(name, "/") {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// stillEntitled reports whether every role and audience a token carries is
+// one its client would get now.
+func stillEntitled(iss store.Issuer, c *store.Client, claims credential.AccessClaims) bool {
+	realm, resource := roleClaims(c)
+	audience := credential.Audience{c.Audience}
+	if iss.Keycloak() {
+		realm, resource, audience = keycloakEntitlements(c, realm, resource)
+	}
+	within := func(have []string, allowed []string) bool {
+		return !slices.ContainsFunc(have, func(v string) bool { return !slices.Contains(allowed, v) })
+	}
+	if claims.RealmAccess != nil && (realm == nil || !within(claims.RealmAccess.Roles, realm.Roles)) {
+		return false
+	}
+	for client, roles := range claims.ResourceAccess {
+		if !within(roles.Roles, resource[client].Roles) {
+			return false
+		}
+	}
+	return within(claims.Audience, audience)
 }

@@ -29,20 +29,29 @@ import (
 type ActiveKey struct {
 	ID        string
 	Algorithm string
-	// header is the base64url protected header: alg, kid and typ.
-	header string
-	sign   func(signingInput []byte) ([]byte, error)
+	// header is the base64url protected header: alg, kid and the
+	// RFC 9068 typ; keycloakHeader has Keycloak's typ, JWT, instead.
+	header, keycloakHeader string
+	signer                 func(signingInput []byte) ([]byte, error)
 }
 
 // SignCompact signs payload as a compact JWS (RFC 7515 §7.1) whose header
 // carries this key's alg and kid and the access-token typ.
-func (k *ActiveKey) SignCompact(payload []byte) (string, error) {
+func (k *ActiveKey) SignCompact(payload []byte) (string, error) { return k.sign(k.header, payload) }
+
+// SignKeycloak signs payload as SignCompact does, with the typ Keycloak
+// writes, JWT, for Keycloak-style issuers.
+func (k *ActiveKey) SignKeycloak(payload []byte) (string, error) {
+	return k.sign(k.keycloakHeader, payload)
+}
+
+func (k *ActiveKey) sign(header string, payload []byte) (string, error) {
 	enc := base64.RawURLEncoding
-	buf := make([]byte, 0, len(k.header)+2+enc.EncodedLen(len(payload))+enc.EncodedLen(512))
-	buf = append(buf, k.header...)
+	buf := make([]byte, 0, len(header)+2+enc.EncodedLen(len(payload))+enc.EncodedLen(512))
+	buf = append(buf, header...)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, payload)
-	sig, err := k.sign(buf)
+	sig, err := k.signer(buf)
 	if err != nil {
 		return "", fmt.Errorf("sign with key %s: %w", k.ID, err)
 	}
@@ -131,32 +140,33 @@ func NewActiveKey(priv crypto.Signer, alg, kid string) (*ActiveKey, error) {
 // algorithm (RFC 7518 §3, RFC 8037 §3.1) over the standard library's
 // primitives.
 func newActiveKey(priv jose.JSONWebKey) (*ActiveKey, error) {
-	header, err := json.Marshal(struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}{priv.Algorithm, priv.KeyID, credential.AccessTokenType})
-	if err != nil {
-		return nil, err
+	header := func(typ string) string {
+		h, _ := json.Marshal(struct {
+			Alg string `json:"alg"`
+			Kid string `json:"kid"`
+			Typ string `json:"typ"`
+		}{priv.Algorithm, priv.KeyID, typ})
+		return base64.RawURLEncoding.EncodeToString(h)
 	}
-	k := &ActiveKey{ID: priv.KeyID, Algorithm: priv.Algorithm, header: base64.RawURLEncoding.EncodeToString(header)}
+	k := &ActiveKey{ID: priv.KeyID, Algorithm: priv.Algorithm,
+		header: header(credential.AccessTokenType), keycloakHeader: header(credential.KeycloakTokenType)}
 	switch key := priv.Key.(type) {
 	case *rsa.PrivateKey:
 		switch priv.Algorithm {
 		case RS256:
-			k.sign = func(in []byte) ([]byte, error) {
+			k.signer = func(in []byte) ([]byte, error) {
 				h := sha256.Sum256(in)
 				return rsa.SignPKCS1v15(nil, key, crypto.SHA256, h[:])
 			}
 		case PS256:
-			k.sign = func(in []byte) ([]byte, error) {
+			k.signer = func(in []byte) ([]byte, error) {
 				h := sha256.Sum256(in)
 				return rsa.SignPSS(rand.Reader, key, crypto.SHA256, h[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 			}
 		}
 	case *ecdsa.PrivateKey:
 		if priv.Algorithm == ES256 && key.Curve == elliptic.P256() {
-			k.sign = func(in []byte) ([]byte, error) {
+			k.signer = func(in []byte) ([]byte, error) {
 				h := sha256.Sum256(in)
 				// A nil random source selects RFC 6979 deterministic nonces:
 				// 20 % cheaper than the hedged default, and as safe here, where
@@ -170,10 +180,10 @@ func newActiveKey(priv jose.JSONWebKey) (*ActiveKey, error) {
 		}
 	case ed25519.PrivateKey:
 		if priv.Algorithm == EdDSA {
-			k.sign = func(in []byte) ([]byte, error) { return ed25519.Sign(key, in), nil }
+			k.signer = func(in []byte) ([]byte, error) { return ed25519.Sign(key, in), nil }
 		}
 	}
-	if k.sign == nil {
+	if k.signer == nil {
 		return nil, fmt.Errorf("key %s: a %T cannot sign %s", priv.KeyID, priv.Key, priv.Algorithm)
 	}
 	return k, nil

@@ -65,17 +65,42 @@ func (t TrustedProxies) Source(r *http.Request) string {
 	hops := forwardedHops(r.Header.Values("X-Forwarded-For"))
 	source := peer
 	for i := len(hops) - 1; i >= 0; i-- {
-		addr, err := netip.ParseAddr(hops[i])
-		if err != nil {
-			// A hop no proxy could have written: stop at the last good one.
-			break
+		addr, ok := hopAddr(hops[i])
+		if !ok {
+			// Everything right of this hop is trusted, so a trusted proxy
+			// wrote it: it names the caller in a form we cannot parse. Key
+			// on its text rather than on the proxy, which would put every
+			// caller behind it in one throttle bucket.
+			return unparsedHop(hops[i])
 		}
-		source = addr.Unmap()
+		source = addr
 		if !t.trusts(source) {
 			break
 		}
 	}
 	return source.String()
+}
+
+// hopAddr reads one X-Forwarded-For hop: an address, or an address with a
+// port ("203.0.113.5:4711", "[2001:db8::1]:443"), as some proxies write.
+func hopAddr(hop string) (netip.Addr, bool) {
+	if addr, err := netip.ParseAddr(hop); err == nil {
+		return addr.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(hop); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// maxHopText bounds how much of an unparseable hop becomes a throttle key.
+const maxHopText = 64
+
+func unparsedHop(hop string) string {
+	if len(hop) > maxHopText {
+		hop = hop[:maxHopText]
+	}
+	return "xff:" + hop
 }
 
 // forwardedHops splits every X-Forwarded-For header, in order, into hops.

@@ -2,6 +2,7 @@ package listener_test
 
 import (
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/authz-dev/authz/listener"
@@ -25,8 +26,11 @@ func TestSourceBelievesOnlyTrustedProxies(t *testing.T) {
 		{"several headers, in order", "10.1.2.3:4000", []string{"1.1.1.1", "203.0.113.5, 10.0.0.1"}, "203.0.113.5"},
 		{"every hop trusted: the left-most", "10.1.2.3:4000", []string{"10.0.0.9, 192.0.2.7"}, "10.0.0.9"},
 		{"trusted balancer without the header", "10.1.2.3:4000", nil, "10.1.2.3"},
-		{"garbage stops the walk at the last good hop", "10.1.2.3:4000", []string{"203.0.113.5, not-an-ip, 10.0.0.2"}, "10.0.0.2"},
-		{"garbage right after the balancer", "10.1.2.3:4000", []string{"not-an-ip"}, "10.1.2.3"},
+		{"an unparseable hop is the caller, keyed on its text", "10.1.2.3:4000", []string{"203.0.113.5, not-an-ip, 10.0.0.2"}, "xff:not-an-ip"},
+		{"not the balancer: callers behind it stay apart", "10.1.2.3:4000", []string{"unknown"}, "xff:unknown"},
+		{"an unparseable hop's key is bounded", "10.1.2.3:4000", []string{strings.Repeat("x", 500)}, "xff:" + strings.Repeat("x", 64)},
+		{"hops with ports", "10.1.2.3:4000", []string{"203.0.113.5:4711"}, "203.0.113.5"},
+		{"IPv6 hops with ports", "10.1.2.3:4000", []string{"[2001:db9::5]:443, 10.0.0.2:80"}, "2001:db9::5"},
 		{"IPv6 balancer", "[2001:db8::1]:4000", []string{"2001:db9::5"}, "2001:db9::5"},
 		{"IPv4-mapped IPv6 peer", "[::ffff:10.1.2.3]:4000", []string{"203.0.113.5"}, "203.0.113.5"},
 	} {

@@ -43,6 +43,12 @@ type Issuer struct {
 	KeyRotationPeriod time.Duration
 	KeyPublishLead    time.Duration
 	KeyRetirePeriod   time.Duration
+	// URLStyle is how the issuer's URLs look, and whose token claims it
+	// signs: URLStyleNative or URLStyleKeycloak.
+	URLStyle string
+	// AnonymousRegistration lets anyone register a client through the
+	// registration service, without a token.
+	AnonymousRegistration bool
 	// Revision grows by one on every write; it backs ETags and lets caches
 	// notice a replaced issuer.
 	Revision  int64
@@ -67,8 +73,22 @@ func (i Issuer) ChangedSettings(o Issuer) []string {
 		setting{"KeyRotationPeriod", i.KeyRotationPeriod == o.KeyRotationPeriod},
 		setting{"KeyPublishLead", i.KeyPublishLead == o.KeyPublishLead},
 		setting{"KeyRetirePeriod", i.KeyRetirePeriod == o.KeyRetirePeriod},
+		setting{"URLStyle", i.URLStyle == o.URLStyle},
+		setting{"AnonymousRegistration", i.AnonymousRegistration == o.AnonymousRegistration},
 	)
 }
+
+// URL styles of an issuer.
+const (
+	// URLStyleNative serves an issuer at /issuers/{name}.
+	URLStyleNative = ""
+	// URLStyleKeycloak serves an issuer at /realms/{name}, with Keycloak's
+	// endpoint paths and the claims Keycloak puts in service-account tokens.
+	URLStyleKeycloak = "keycloak"
+)
+
+// Keycloak reports whether the issuer is served Keycloak-style.
+func (i Issuer) Keycloak() bool { return i.URLStyle == URLStyleKeycloak }
 
 // setting is one compared field: its name and whether it is unchanged.
 type setting struct {
@@ -99,10 +119,19 @@ func (i Issuer) CheckRevision(want int64) error {
 type Client struct {
 	IssuerName string
 	ID         string
-	Name       string
-	Scopes     []string
-	Roles      []string
-	Audience   string
+	// InternalID is the client's id in Keycloak's admin API, distinct from
+	// its client id and fixed for its life; ServiceAccountID is the id of
+	// its service account, the sub of its tokens on Keycloak-style issuers.
+	// The store makes both when they are empty.
+	InternalID       string
+	ServiceAccountID string
+	Name             string
+	// Scopes are the client's default scopes; OptionalScopes it may also
+	// request.
+	Scopes         []string
+	OptionalScopes []string
+	Roles          []string
+	Audience       string
 	// TokenLifetime overrides the issuer's lifetime when non-zero.
 	TokenLifetime time.Duration
 	Enabled       bool
@@ -111,8 +140,48 @@ type Client struct {
 	// authenticate with a signed JWT (RFC 7523 private_key_jwt).
 	PublicJWK []byte
 	JWKSURI   string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// RoleMappings are the roles mapped to the client's service account;
+	// its tokens carry them, all of them when FullScopeAllowed, else those
+	// also in ScopeMappings. On write only their IDs count; reads fill in
+	// the rest.
+	RoleMappings     []RoleRef
+	ScopeMappings    []RoleRef
+	FullScopeAllowed bool
+	// RegistrationTokenDigest is the digest of the client's current
+	// registration access token (RFC 7592), if it has one.
+	RegistrationTokenDigest []byte
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+}
+
+// Role is a role defined on a client (a resource client, such as an API),
+// or on the issuer itself (a realm role) when ClientID is empty.
+type Role struct {
+	IssuerName  string
+	ClientID    string
+	ID          string
+	Name        string
+	Description string
+}
+
+// RoleRef names a role from a mapping: by ID, with the client (empty for a
+// realm role) and name it has.
+type RoleRef struct {
+	ID       string
+	ClientID string
+	Name     string
+}
+
+// InitialAccessToken lets its holder register clients of one issuer
+// (RFC 7591): until ExpiresAt (zero: no expiry), at most RemainingCount
+// more times. Only its digest is kept.
+type InitialAccessToken struct {
+	IssuerName     string
+	ID             string
+	Digest         []byte
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	RemainingCount int
 }
 
 // ChangedSettings names the settings o would change on c, by field name:
@@ -127,7 +196,24 @@ func (c Client) ChangedSettings(o Client) []string {
 		setting{"Enabled", c.Enabled == o.Enabled},
 		setting{"PublicJWK", bytes.Equal(c.PublicJWK, o.PublicJWK)},
 		setting{"JWKSURI", c.JWKSURI == o.JWKSURI},
+		setting{"OptionalScopes", slices.Equal(c.OptionalScopes, o.OptionalScopes)},
+		setting{"FullScopeAllowed", c.FullScopeAllowed == o.FullScopeAllowed},
+		setting{"RoleMappings", sameRoles(c.RoleMappings, o.RoleMappings)},
+		setting{"ScopeMappings", sameRoles(c.ScopeMappings, o.ScopeMappings)},
 	)
+}
+
+// sameRoles compares role mappings by role, in any order.
+func sameRoles(a, b []RoleRef) bool {
+	ids := func(refs []RoleRef) []string {
+		out := make([]string, len(refs))
+		for i, r := range refs {
+			out[i] = r.ID
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(ids(a), ids(b))
 }
 
 // Secret is one credential of a client. Only its SHA-256 digest is kept.
@@ -211,14 +297,17 @@ type ClientQuery struct {
 
 // AuditEntry records one administrative write and how it ended.
 type AuditEntry struct {
-	ID       int64
-	At       time.Time
-	Actor    string // the admin client_id
-	Action   string // e.g. "issuer.put", "client.disable"
-	Resource string // e.g. "issuers/payments/clients/c-123"
-	Outcome  string // "success" or "failure"
-	Status   int    // the HTTP status answered
-	Detail   string
+	ID    int64
+	At    time.Time
+	Actor string // the admin client_id
+	// ActorIssuer is the issuer of the acting client: "system" for the
+	// server's admins, the issuer itself for a tenant's delegated admin.
+	ActorIssuer string
+	Action      string // e.g. "issuer.put", "client.disable"
+	Resource    string // e.g. "issuers/payments/clients/c-123"
+	Outcome     string // "success" or "failure"
+	Status      int    // the HTTP status answered
+	Detail      string
 }
 
 // ChangeKind names what kind of record changed.
@@ -260,13 +349,24 @@ type Store interface {
 	CreateClient(ctx context.Context, c Client) (Client, error)
 	// GetClient returns a client with all of its secrets, expired included.
 	GetClient(ctx context.Context, issuerName, clientID string) (Client, error)
+	// GetClientByInternalID and GetClientByServiceAccount find a client by
+	// its Keycloak-style ids.
+	GetClientByInternalID(ctx context.Context, issuerName, internalID string) (Client, error)
+	GetClientByServiceAccount(ctx context.Context, issuerName, serviceAccountID string) (Client, error)
+	// RegisterClient creates a client as CreateClient does; with an initial
+	// access token's digest it also spends one of the token's uses, in the
+	// same transaction: ErrNotFound when the issuer has no such token,
+	// ErrPrecondition when it has expired or is used up.
+	RegisterClient(ctx context.Context, c Client, initialAccessDigest []byte, now time.Time) (Client, error)
 	// ListClients returns an issuer's clients ordered by id, without their
 	// secrets; Page.After is a client id.
 	ListClients(ctx context.Context, issuerName string, q ClientQuery) ([]Client, error)
 	// UpdateClient reads a client, lets update change its name, scopes,
-	// roles, audience, lifetime, enabled flag, public JWK and JWKS URI, and
-	// writes it back, all atomically. An error from update aborts the write
-	// and is returned.
+	// roles, audience, lifetime, enabled flag, public JWK, JWKS URI, role
+	// and scope mappings and registration token, and writes it back, all
+	// atomically. Mappings must name roles of the client's issuer
+	// (ErrNotFound otherwise). An error from update aborts the write and is
+	// returned.
 	UpdateClient(ctx context.Context, issuerName, clientID string, update func(*Client) error) (Client, error)
 	DeleteClient(ctx context.Context, issuerName, clientID string) error
 	// AddClientSecret adds a secret and makes every other secret of the
@@ -274,6 +374,23 @@ type Store interface {
 	// leaves them as they are.
 	AddClientSecret(ctx context.Context, issuerName, clientID string, s Secret, retireOthersAt time.Time) (Client, error)
 	DeleteClientSecret(ctx context.Context, issuerName, clientID, secretID string) error
+
+	// CreateRole defines a role on a client of an issuer, or on the issuer
+	// itself when ClientID is empty; an empty ID is made by the store. It
+	// returns ErrNotFound when the issuer or client does not exist and
+	// ErrConflict when the name is taken there.
+	CreateRole(ctx context.Context, r Role) (Role, error)
+	// ListRoles returns the roles defined on a client (empty: the issuer's
+	// realm roles), ordered by name.
+	ListRoles(ctx context.Context, issuerName, clientID string) ([]Role, error)
+	// DeleteRole deletes a role and every mapping to it.
+	DeleteRole(ctx context.Context, issuerName, clientID, name string) error
+
+	// CreateInitialAccessToken stores a token; an empty ID is made by the
+	// store.
+	CreateInitialAccessToken(ctx context.Context, t InitialAccessToken) (InitialAccessToken, error)
+	ListInitialAccessTokens(ctx context.Context, issuerName string) ([]InitialAccessToken, error)
+	DeleteInitialAccessToken(ctx context.Context, issuerName, id string) error
 
 	// ListSigningKeys returns an issuer's keys, oldest first.
 	ListSigningKeys(ctx context.Context, issuerName string) ([]SigningKey, error)

@@ -24,6 +24,13 @@ type TokenSource interface {
 	Token(ctx context.Context) (string, error)
 }
 
+// forgetter is a TokenSource that can drop a token the server refused (one
+// kept from an earlier run, say, that a server upgrade or a client
+// re-creation invalidated), so that the next Token call gets a fresh one.
+type forgetter interface {
+	Forget(token string)
+}
+
 // Client calls one server's admin API.
 type Client struct {
 	base   string
@@ -71,19 +78,36 @@ func IsNotFound(err error) bool { return HasStatus(err, http.StatusNotFound) }
 const maxAnswerBytes = 16 << 20
 
 // do sends one request; body, when not nil, is sent as JSON, and out, when
-// not nil, receives the JSON answer.
+// not nil, receives the JSON answer. A request refused for its token is
+// sent once more with a new token when the source can renew it.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, header http.Header, body, out any) (http.Header, error) {
-	token, err := c.tokens.Token(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var reader io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, err
 		}
-		reader = bytes.NewReader(b)
+		payload = b
+	}
+	token, err := c.tokens.Token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := c.send(ctx, token, method, path, query, header, payload, out)
+	if f, ok := c.tokens.(forgetter); ok && HasStatus(err, http.StatusUnauthorized) {
+		f.Forget(token)
+		if token, err = c.tokens.Token(ctx); err != nil {
+			return nil, err
+		}
+		h, err = c.send(ctx, token, method, path, query, header, payload, out)
+	}
+	return h, err
+}
+
+func (c *Client) send(ctx context.Context, token, method, path string, query url.Values, header http.Header, payload []byte, out any) (http.Header, error) {
+	var reader io.Reader
+	if payload != nil {
+		reader = bytes.NewReader(payload)
 	}
 	target := c.base + path
 	if len(query) > 0 {
@@ -98,7 +122,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)

@@ -111,3 +111,28 @@ func TestTheAdminTokenIsRenewedBeforeItExpires(t *testing.T) {
 		t.Fatalf("near expiry: %v, %d renewals", err, renewals)
 	}
 }
+
+// TestARefusedTokenIsRenewedOnce: a token kept from an earlier run that the
+// server no longer accepts (a server upgrade, the admin client re-created)
+// costs one retry with a new token, not an error; a refusal of the new
+// token is reported.
+func TestARefusedTokenIsRenewedOnce(t *testing.T) {
+	s := newServers(t)
+	var renewals int
+	tokens := &client.ClientCredentials{TokenURL: s.tokenURL(), ClientID: s.boot.ClientID, ClientSecret: s.boot.ClientSecret,
+		OnRenew: func(string, time.Time) error { renewals++; return nil }}
+	tokens.Reuse("kept-but-no-longer-valid", time.Now().Add(time.Hour))
+	c := client.New(s.admin.URL, tokens, nil)
+	ctx := context.Background()
+	if _, err := c.ListIssuers(ctx); err != nil || renewals != 1 {
+		t.Fatalf("with a refused token: %v, %d renewals", err, renewals)
+	}
+	fixed := client.New(s.admin.URL, staticToken("never-valid"), nil)
+	if _, err := fixed.ListIssuers(ctx); !client.HasStatus(err, http.StatusUnauthorized) {
+		t.Fatalf("a source that cannot renew: %v", err)
+	}
+}
+
+type staticToken string
+
+func (s staticToken) Token(context.Context) (string, error) { return string(s), nil }

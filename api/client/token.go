@@ -94,6 +94,15 @@ func (s *ClientCredentials) Reuse(token string, expiresAt time.Time) {
 	s.token, s.expiresAt = token, expiresAt
 }
 
+// Forget drops token if it is the current one: the server refused it.
+func (s *ClientCredentials) Forget(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.token == token {
+		s.token, s.expiresAt = "", time.Time{}
+	}
+}
+
 // Token returns the current token, renewing it when it is about to expire.
 func (s *ClientCredentials) Token(ctx context.Context) (string, error) {
 	s.mu.Lock()

@@ -171,7 +171,8 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 // noArgs refuses positional arguments.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usagef("unexpected arguments: %s", strings.Join(args, " "))
+		// Counted, not echoed: a misplaced argument may be a secret.
+		return usagef("this command takes no arguments, got %d", len(args))
 	}
 	return nil
 }

@@ -31,10 +31,14 @@ func TestNoCommandPrintsASecretFromTheEnvironment(t *testing.T) {
 	} {
 		c.env[k] = v
 	}
-	var paths [][]string
+	var paths, leaves [][]string
 	var walk func(cmd *cobra.Command)
 	walk = func(cmd *cobra.Command) {
-		paths = append(paths, strings.Fields(cmd.CommandPath())[1:])
+		path := strings.Fields(cmd.CommandPath())[1:]
+		paths = append(paths, path)
+		if !cmd.HasSubCommands() {
+			leaves = append(leaves, path)
+		}
 		for _, sub := range cmd.Commands() {
 			walk(sub)
 		}
@@ -53,6 +57,10 @@ func TestNoCommandPrintsASecretFromTheEnvironment(t *testing.T) {
 		check(append(slices.Clone(path), "--help"))
 		check(append(slices.Clone(path), "--publc-addr", ":1"))
 		check(append(slices.Clone(path), "--bogus"))
+	}
+	// A secret pasted where no argument belongs is refused unread.
+	for _, path := range leaves {
+		check(append(slices.Clone(path), secret, secret, secret, secret))
 	}
 	// Commands that reach the database fail on it without naming the
 	// password.

@@ -5,6 +5,7 @@ package memory
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"maps"
 	"slices"
@@ -29,6 +30,8 @@ type Store struct {
 	nextID   int
 	locks    map[string]bool
 	jtis     map[jtiKey]time.Time
+	roles    map[string]store.Role // by ID
+	initial  map[clientKey]store.InitialAccessToken
 }
 
 type jtiKey struct{ issuer, client, jti string }
@@ -49,6 +52,8 @@ func New() *Store {
 		watchers: map[int]chan store.Change{},
 		locks:    map[string]bool{},
 		jtis:     map[jtiKey]time.Time{},
+		roles:    map[string]store.Role{},
+		initial:  map[clientKey]store.InitialAccessToken{},
 	}
 }
 
@@ -192,6 +197,16 @@ func (s *Store) DeleteIssuer(_ context.Context, name string, cascade bool, ifRev
 			delete(s.keys, kid)
 		}
 	}
+	for id, r := range s.roles {
+		if r.IssuerName == name {
+			delete(s.roles, id)
+		}
+	}
+	for k := range s.initial {
+		if k.issuer == name {
+			delete(s.initial, k)
+		}
+	}
 	delete(s.issuers, name)
 	s.notify(store.Change{Kind: store.ChangeKey, Issuer: name})
 	s.notify(store.Change{Kind: store.ChangeIssuer, Issuer: name})
@@ -202,6 +217,48 @@ func (s *Store) DeleteIssuer(_ context.Context, name string, cascade bool, ifRev
 func (s *Store) CreateClient(_ context.Context, c store.Client) (store.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.createClient(c)
+}
+
+// RegisterClient creates a client, spending a use of an initial access
+// token when given one.
+func (s *Store) RegisterClient(_ context.Context, c store.Client, initialAccessDigest []byte, now time.Time) (store.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var spend func()
+	if initialAccessDigest != nil {
+		key, t, ok := s.initialByDigest(c.IssuerName, initialAccessDigest)
+		switch {
+		case !ok:
+			return store.Client{}, fmt.Errorf("register client of issuer %q: no such initial access token: %w", c.IssuerName, store.ErrNotFound)
+		case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
+			return store.Client{}, fmt.Errorf("register client: the initial access token expired: %w", store.ErrPrecondition)
+		case t.RemainingCount <= 0:
+			return store.Client{}, fmt.Errorf("register client: the initial access token is used up: %w", store.ErrPrecondition)
+		}
+		spend = func() {
+			t.RemainingCount--
+			s.initial[key] = t
+		}
+	}
+	stored, err := s.createClient(c)
+	if err == nil && spend != nil {
+		spend()
+	}
+	return stored, err
+}
+
+func (s *Store) initialByDigest(issuerName string, digest []byte) (clientKey, store.InitialAccessToken, bool) {
+	for k, t := range s.initial {
+		if k.issuer == issuerName && slices.Equal(t.Digest, digest) {
+			return k, t, true
+		}
+	}
+	return clientKey{}, store.InitialAccessToken{}, false
+}
+
+// createClient stores a client; the caller holds the lock.
+func (s *Store) createClient(c store.Client) (store.Client, error) {
 	if _, ok := s.issuers[c.IssuerName]; !ok {
 		return store.Client{}, fmt.Errorf("create client of issuer %q: %w", c.IssuerName, store.ErrNotFound)
 	}
@@ -216,15 +273,84 @@ func (s *Store) CreateClient(_ context.Context, c store.Client) (store.Client, e
 		}
 		seen[sec.ID] = true
 	}
+	if c.InternalID == "" {
+		c.InternalID = newUUID()
+	}
+	if c.ServiceAccountID == "" {
+		c.ServiceAccountID = newUUID()
+	}
+	for _, other := range s.clients {
+		if other.IssuerName == c.IssuerName && (other.InternalID == c.InternalID || other.ServiceAccountID == c.ServiceAccountID) {
+			return store.Client{}, fmt.Errorf("create client %q: its internal or service-account id is taken: %w", c.ID, store.ErrConflict)
+		}
+	}
+	if err := s.checkRoles(c.IssuerName, c.RoleMappings, c.ScopeMappings); err != nil {
+		return store.Client{}, fmt.Errorf("create client %q: %w", c.ID, err)
+	}
 	now := s.now()
 	c = copyClient(c)
+	c.RoleMappings, c.ScopeMappings = uniqueRefs(c.RoleMappings), uniqueRefs(c.ScopeMappings)
 	c.CreatedAt, c.UpdatedAt = now, now
 	for i := range c.Secrets {
 		c.Secrets[i].CreatedAt = now
 	}
 	s.clients[key] = c
 	s.notify(store.Change{Kind: store.ChangeClient, Issuer: c.IssuerName, ClientID: c.ID})
-	return copyClient(c), nil
+	return s.resolved(c), nil
+}
+
+// checkRoles refuses mappings to roles the issuer does not have; the
+// caller holds the lock.
+func (s *Store) checkRoles(issuerName string, mappings ...[]store.RoleRef) error {
+	for _, refs := range mappings {
+		for _, ref := range refs {
+			if r, ok := s.roles[ref.ID]; !ok || r.IssuerName != issuerName {
+				return fmt.Errorf("role %q: %w", ref.ID, store.ErrNotFound)
+			}
+		}
+	}
+	return nil
+}
+
+// resolved copies a client for a caller, its role references filled in
+// from the roles they name; the caller holds the lock.
+func (s *Store) resolved(c store.Client) store.Client {
+	c = copyClient(c)
+	resolve := func(refs []store.RoleRef) []store.RoleRef {
+		var out []store.RoleRef
+		for _, ref := range refs {
+			if r, ok := s.roles[ref.ID]; ok {
+				out = append(out, store.RoleRef{ID: r.ID, ClientID: r.ClientID, Name: r.Name})
+			}
+		}
+		slices.SortFunc(out, func(a, b store.RoleRef) int {
+			return cmp.Or(cmp.Compare(a.ClientID, b.ClientID), cmp.Compare(a.Name, b.Name))
+		})
+		return out
+	}
+	c.RoleMappings, c.ScopeMappings = resolve(c.RoleMappings), resolve(c.ScopeMappings)
+	return c
+}
+
+// GetClientByInternalID finds a client by its Keycloak-style id.
+func (s *Store) GetClientByInternalID(_ context.Context, issuerName, internalID string) (store.Client, error) {
+	return s.findClient(issuerName, "internal id "+internalID, func(c store.Client) bool { return c.InternalID == internalID })
+}
+
+// GetClientByServiceAccount finds a client by its service account's id.
+func (s *Store) GetClientByServiceAccount(_ context.Context, issuerName, serviceAccountID string) (store.Client, error) {
+	return s.findClient(issuerName, "service account "+serviceAccountID, func(c store.Client) bool { return c.ServiceAccountID == serviceAccountID })
+}
+
+func (s *Store) findClient(issuerName, what string, match func(store.Client) bool) (store.Client, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for k, c := range s.clients {
+		if k.issuer == issuerName && match(c) {
+			return s.resolved(c), nil
+		}
+	}
+	return store.Client{}, fmt.Errorf("find client by %s of issuer %q: %w", what, issuerName, store.ErrNotFound)
 }
 
 // GetClient returns a client with all of its secrets.
@@ -235,7 +361,7 @@ func (s *Store) GetClient(_ context.Context, issuerName, clientID string) (store
 	if !ok {
 		return store.Client{}, fmt.Errorf("get client %q of issuer %q: %w", clientID, issuerName, store.ErrNotFound)
 	}
-	return copyClient(c), nil
+	return s.resolved(c), nil
 }
 
 // ListClients returns an issuer's clients ordered by id, without secrets.
@@ -249,7 +375,7 @@ func (s *Store) ListClients(_ context.Context, issuerName string, q store.Client
 			(q.Enabled != nil && c.Enabled != *q.Enabled) {
 			continue
 		}
-		c = copyClient(c)
+		c = s.resolved(c)
 		c.Secrets = nil
 		out = append(out, c)
 	}
@@ -266,18 +392,37 @@ func (s *Store) UpdateClient(_ context.Context, issuerName, clientID string, upd
 	if !ok {
 		return store.Client{}, fmt.Errorf("update client %q of issuer %q: %w", clientID, issuerName, store.ErrNotFound)
 	}
-	c := copyClient(old)
+	c := s.resolved(old)
 	if err := update(&c); err != nil {
 		return store.Client{}, err
+	}
+	if err := s.checkRoles(issuerName, c.RoleMappings, c.ScopeMappings); err != nil {
+		return store.Client{}, fmt.Errorf("update client %q: %w", clientID, err)
 	}
 	// Only the mutable fields take effect, as in PostgreSQL.
 	next := copyClient(old)
 	next.Name, next.Scopes, next.Roles, next.Audience = c.Name, cloneStrings(c.Scopes), cloneStrings(c.Roles), c.Audience
 	next.TokenLifetime, next.Enabled, next.UpdatedAt = c.TokenLifetime, c.Enabled, s.now()
 	next.PublicJWK, next.JWKSURI = slices.Clone(c.PublicJWK), c.JWKSURI
+	next.OptionalScopes, next.FullScopeAllowed = cloneStrings(c.OptionalScopes), c.FullScopeAllowed
+	next.RoleMappings, next.ScopeMappings = uniqueRefs(c.RoleMappings), uniqueRefs(c.ScopeMappings)
+	next.RegistrationTokenDigest = slices.Clone(c.RegistrationTokenDigest)
 	s.clients[key] = next
 	s.notify(store.Change{Kind: store.ChangeClient, Issuer: issuerName, ClientID: clientID})
-	return copyClient(next), nil
+	return s.resolved(next), nil
+}
+
+// uniqueRefs keeps one reference per role.
+func uniqueRefs(refs []store.RoleRef) []store.RoleRef {
+	seen := map[string]bool{}
+	var out []store.RoleRef
+	for _, r := range refs {
+		if !seen[r.ID] {
+			seen[r.ID] = true
+			out = append(out, store.RoleRef{ID: r.ID})
+		}
+	}
+	return out
 }
 
 // DeleteClient deletes a client and its secrets.
@@ -290,7 +435,149 @@ func (s *Store) DeleteClient(_ context.Context, issuerName, clientID string) err
 	}
 	delete(s.clients, key)
 	s.notify(store.Change{Kind: store.ChangeClient, Issuer: issuerName, ClientID: clientID})
+	for id, r := range s.roles {
+		if r.IssuerName == issuerName && r.ClientID == clientID {
+			s.deleteRole(id)
+		}
+	}
 	return nil
+}
+
+// CreateRole defines a role on a client or on the issuer.
+func (s *Store) CreateRole(_ context.Context, r store.Role) (store.Role, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.issuers[r.IssuerName]; !ok {
+		return store.Role{}, fmt.Errorf("create role of issuer %q: %w", r.IssuerName, store.ErrNotFound)
+	}
+	if _, ok := s.clients[clientKey{r.IssuerName, r.ClientID}]; r.ClientID != "" && !ok {
+		return store.Role{}, fmt.Errorf("create role of client %q: %w", r.ClientID, store.ErrNotFound)
+	}
+	for _, other := range s.roles {
+		if other.ID == r.ID || (other.IssuerName == r.IssuerName && other.ClientID == r.ClientID && other.Name == r.Name) {
+			return store.Role{}, fmt.Errorf("create role %q: %w", r.Name, store.ErrConflict)
+		}
+	}
+	if r.ID == "" {
+		r.ID = newUUID()
+	}
+	s.roles[r.ID] = r
+	return r, nil
+}
+
+// ListRoles returns a client's roles, or the issuer's realm roles.
+func (s *Store) ListRoles(_ context.Context, issuerName, clientID string) ([]store.Role, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if _, ok := s.issuers[issuerName]; !ok {
+		return nil, fmt.Errorf("list roles of issuer %q: %w", issuerName, store.ErrNotFound)
+	}
+	if _, ok := s.clients[clientKey{issuerName, clientID}]; clientID != "" && !ok {
+		return nil, fmt.Errorf("list roles of client %q: %w", clientID, store.ErrNotFound)
+	}
+	out := []store.Role{}
+	for _, r := range s.roles {
+		if r.IssuerName == issuerName && r.ClientID == clientID {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Role) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// DeleteRole deletes a role and the mappings to it.
+func (s *Store) DeleteRole(_ context.Context, issuerName, clientID, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, r := range s.roles {
+		if r.IssuerName == issuerName && r.ClientID == clientID && r.Name == name {
+			s.deleteRole(id)
+			return nil
+		}
+	}
+	return fmt.Errorf("delete role %q of client %q: %w", name, clientID, store.ErrNotFound)
+}
+
+// deleteRole removes a role and every mapping to it, telling of each client
+// whose tokens change; the caller holds the lock.
+func (s *Store) deleteRole(id string) {
+	delete(s.roles, id)
+	for k, c := range s.clients {
+		has := func(r store.RoleRef) bool { return r.ID == id }
+		if slices.ContainsFunc(c.RoleMappings, has) || slices.ContainsFunc(c.ScopeMappings, has) {
+			c = copyClient(c)
+			c.RoleMappings, c.ScopeMappings = slices.DeleteFunc(c.RoleMappings, has), slices.DeleteFunc(c.ScopeMappings, has)
+			s.clients[k] = c
+			s.notify(store.Change{Kind: store.ChangeClient, Issuer: k.issuer, ClientID: k.id})
+		}
+	}
+}
+
+// CreateInitialAccessToken stores an initial access token.
+func (s *Store) CreateInitialAccessToken(_ context.Context, t store.InitialAccessToken) (store.InitialAccessToken, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.issuers[t.IssuerName]; !ok {
+		return store.InitialAccessToken{}, fmt.Errorf("create initial access token of issuer %q: %w", t.IssuerName, store.ErrNotFound)
+	}
+	if t.ID == "" {
+		t.ID = newUUID()
+	}
+	key := clientKey{t.IssuerName, t.ID}
+	if _, taken := s.initial[key]; taken {
+		return store.InitialAccessToken{}, fmt.Errorf("create initial access token %q: %w", t.ID, store.ErrConflict)
+	}
+	if _, _, taken := s.initialByDigest(t.IssuerName, t.Digest); taken {
+		return store.InitialAccessToken{}, fmt.Errorf("create initial access token: digest taken: %w", store.ErrConflict)
+	}
+	t.Digest = slices.Clone(t.Digest)
+	t.CreatedAt = s.now()
+	t.ExpiresAt = t.ExpiresAt.UTC().Truncate(time.Microsecond)
+	s.initial[key] = t
+	return t, nil
+}
+
+// ListInitialAccessTokens lists an issuer's initial access tokens, oldest
+// first.
+func (s *Store) ListInitialAccessTokens(_ context.Context, issuerName string) ([]store.InitialAccessToken, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if _, ok := s.issuers[issuerName]; !ok {
+		return nil, fmt.Errorf("list initial access tokens of issuer %q: %w", issuerName, store.ErrNotFound)
+	}
+	out := []store.InitialAccessToken{}
+	for k, t := range s.initial {
+		if k.issuer == issuerName {
+			t.Digest = slices.Clone(t.Digest)
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.InitialAccessToken) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// DeleteInitialAccessToken revokes an initial access token.
+func (s *Store) DeleteInitialAccessToken(_ context.Context, issuerName, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := clientKey{issuerName, id}
+	if _, ok := s.initial[key]; !ok {
+		return fmt.Errorf("delete initial access token %q: %w", id, store.ErrNotFound)
+	}
+	delete(s.initial, key)
+	return nil
+}
+
+// newUUID makes a random (version 4) UUID, as PostgreSQL's
+// gen_random_uuid does.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // AddClientSecret adds a secret and bounds the others' validity.
@@ -490,7 +777,11 @@ func copyIssuer(iss store.Issuer) store.Issuer {
 func copyClient(c store.Client) store.Client {
 	c.PublicJWK = slices.Clone(c.PublicJWK)
 	c.Scopes = cloneStrings(c.Scopes)
+	c.OptionalScopes = cloneStrings(c.OptionalScopes)
 	c.Roles = cloneStrings(c.Roles)
+	c.RoleMappings = slices.Clone(c.RoleMappings)
+	c.ScopeMappings = slices.Clone(c.ScopeMappings)
+	c.RegistrationTokenDigest = slices.Clone(c.RegistrationTokenDigest)
 	var secrets []store.Secret
 	for _, sec := range c.Secrets {
 		sec.Digest = slices.Clone(sec.Digest)

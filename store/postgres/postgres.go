@@ -160,6 +160,9 @@ func mapError(err error) error {
 			return fmt.Errorf("%w: %s", store.ErrConflict, pgErr.ConstraintName)
 		case "23503": // foreign_key_violation
 			return fmt.Errorf("%w: %s", store.ErrNotFound, pgErr.ConstraintName)
+		case "22021", "22P05": // character_not_in_repertoire, untranslatable_character
+			// No stored text holds such bytes, so nothing is named by them.
+			return fmt.Errorf("%w: not valid text", store.ErrNotFound)
 		}
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -178,14 +181,14 @@ type querier interface {
 
 const issuerColumns = `name, description, available_scopes, client_roles, audience, token_lifetime_seconds,
 	signing_algorithm, client_authenticators, key_rotation_seconds, key_publish_lead_seconds, key_retire_seconds,
-	revision, created_at, updated_at`
+	url_style, anonymous_registration, revision, created_at, updated_at`
 
 func scanIssuer(row pgx.Row) (store.Issuer, error) {
 	var iss store.Issuer
 	var lifetime, rotation, lead, retire int64
 	if err := row.Scan(&iss.Name, &iss.Description, &iss.AvailableScopes, &iss.ClientRoles, &iss.Audience, &lifetime,
 		&iss.SigningAlgorithm, &iss.ClientAuthenticators, &rotation, &lead, &retire,
-		&iss.Revision, &iss.CreatedAt, &iss.UpdatedAt); err != nil {
+		&iss.URLStyle, &iss.AnonymousRegistration, &iss.Revision, &iss.CreatedAt, &iss.UpdatedAt); err != nil {
 		return store.Issuer{}, err
 	}
 	iss.TokenLifetime = seconds(lifetime)
@@ -201,7 +204,8 @@ func toSeconds(d time.Duration) int64 { return int64(d / time.Second) }
 func issuerValues(iss store.Issuer) []any {
 	return []any{iss.Name, iss.Description, nonNil(iss.AvailableScopes), nonNil(iss.ClientRoles), iss.Audience,
 		toSeconds(iss.TokenLifetime), iss.SigningAlgorithm, nonNil(iss.ClientAuthenticators),
-		toSeconds(iss.KeyRotationPeriod), toSeconds(iss.KeyPublishLead), toSeconds(iss.KeyRetirePeriod)}
+		toSeconds(iss.KeyRotationPeriod), toSeconds(iss.KeyPublishLead), toSeconds(iss.KeyRetirePeriod),
+		iss.URLStyle, iss.AnonymousRegistration}
 }
 
 // PutIssuer creates or replaces an issuer.
@@ -218,8 +222,9 @@ func (s *Store) PutIssuer(ctx context.Context, iss store.Issuer, ifRevision int6
 			result = store.Created
 			stored, err = scanIssuer(tx.QueryRow(ctx, `
 insert into issuers (name, description, available_scopes, client_roles, audience, token_lifetime_seconds,
-                     signing_algorithm, client_authenticators, key_rotation_seconds, key_publish_lead_seconds, key_retire_seconds)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                     signing_algorithm, client_authenticators, key_rotation_seconds, key_publish_lead_seconds, key_retire_seconds,
+                     url_style, anonymous_registration)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 returning `+issuerColumns, issuerValues(iss)...))
 			return err
 		case err != nil:
@@ -237,7 +242,7 @@ returning `+issuerColumns, issuerValues(iss)...))
 update issuers set description = $2, available_scopes = $3, client_roles = $4, audience = $5,
     token_lifetime_seconds = $6, signing_algorithm = $7, client_authenticators = $8,
     key_rotation_seconds = $9, key_publish_lead_seconds = $10, key_retire_seconds = $11,
-    revision = revision + 1, updated_at = now()
+    url_style = $12, anonymous_registration = $13, revision = revision + 1, updated_at = now()
 where name = $1
 returning `+issuerColumns, issuerValues(iss)...))
 		return err
@@ -308,12 +313,53 @@ func (s *Store) DeleteIssuer(ctx context.Context, name string, cascade bool, ifR
 	return nil
 }
 
-const clientColumns = `c.issuer_name, c.client_id, c.name, c.scopes, c.roles, c.audience, c.token_lifetime_seconds,
-	c.enabled, c.created_at, c.updated_at, c.public_jwk, c.jwks_uri`
+// clientColumns are a client's own columns; its role and scope mappings
+// travel beside them as arrays of role ids, clients and names, in one
+// order.
+const clientColumns = `c.issuer_name, c.client_id, c.internal_id, c.service_account_id, c.name, c.scopes, c.optional_scopes,
+	c.roles, c.audience, c.token_lifetime_seconds, c.enabled, c.created_at, c.updated_at, c.public_jwk, c.jwks_uri,
+	c.full_scope_allowed, c.registration_token_digest,
+	array(select r.role_id from role_mappings m join roles r using (role_id)
+	      where m.issuer_name = c.issuer_name and m.client_id = c.client_id and m.kind = 'role' order by r.client_id, r.name),
+	array(select r.client_id from role_mappings m join roles r using (role_id)
+	      where m.issuer_name = c.issuer_name and m.client_id = c.client_id and m.kind = 'role' order by r.client_id, r.name),
+	array(select r.name from role_mappings m join roles r using (role_id)
+	      where m.issuer_name = c.issuer_name and m.client_id = c.client_id and m.kind = 'role' order by r.client_id, r.name),
+	array(select r.role_id from role_mappings m join roles r using (role_id)
+	      where m.issuer_name = c.issuer_name and m.client_id = c.client_id and m.kind = 'scope' order by r.client_id, r.name),
+	array(select r.client_id from role_mappings m join roles r using (role_id)
+	      where m.issuer_name = c.issuer_name and m.client_id = c.client_id and m.kind = 'scope' order by r.client_id, r.name),
+	array(select r.name from role_mappings m join roles r using (role_id)
+	      where m.issuer_name = c.issuer_name and m.client_id = c.client_id and m.kind = 'scope' order by r.client_id, r.name)`
 
-func clientScanTargets(c *store.Client, lifetimeSeconds *int64) []any {
-	return []any{&c.IssuerName, &c.ID, &c.Name, &c.Scopes, &c.Roles, &c.Audience, lifetimeSeconds, &c.Enabled, &c.CreatedAt, &c.UpdatedAt,
-		&c.PublicJWK, &c.JWKSURI}
+// clientScan reads clientColumns into a client.
+type clientScan struct {
+	c               store.Client
+	lifetimeSeconds int64
+	mappings        [2][3][]string // role, scope × id, client, name
+}
+
+func (s *clientScan) targets() []any {
+	c := &s.c
+	return []any{&c.IssuerName, &c.ID, &c.InternalID, &c.ServiceAccountID, &c.Name, &c.Scopes, &c.OptionalScopes,
+		&c.Roles, &c.Audience, &s.lifetimeSeconds, &c.Enabled, &c.CreatedAt, &c.UpdatedAt, &c.PublicJWK, &c.JWKSURI,
+		&c.FullScopeAllowed, &c.RegistrationTokenDigest,
+		&s.mappings[0][0], &s.mappings[0][1], &s.mappings[0][2], &s.mappings[1][0], &s.mappings[1][1], &s.mappings[1][2]}
+}
+
+// client finishes the scan.
+func (s *clientScan) client() store.Client {
+	c := s.c
+	c.TokenLifetime = seconds(s.lifetimeSeconds)
+	refs := func(m [3][]string) []store.RoleRef {
+		var out []store.RoleRef
+		for i := range m[0] {
+			out = append(out, store.RoleRef{ID: m[0][i], ClientID: m[1][i], Name: m[2][i]})
+		}
+		return out
+	}
+	c.RoleMappings, c.ScopeMappings = refs(s.mappings[0]), refs(s.mappings[1])
+	return c
 }
 
 // nullJSON stores an absent JWK as SQL null.
@@ -326,12 +372,27 @@ func nullJSON(b []byte) any {
 
 // CreateClient stores a client and its secrets in one transaction.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) (store.Client, error) {
+	return s.RegisterClient(ctx, c, nil, time.Time{})
+}
+
+// RegisterClient stores a client and, with an initial access token's
+// digest, spends one of its uses, in one transaction.
+func (s *Store) RegisterClient(ctx context.Context, c store.Client, initialAccessDigest []byte, now time.Time) (store.Client, error) {
 	var stored store.Client
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if initialAccessDigest != nil {
+			if err := spendInitialAccessToken(ctx, tx, c.IssuerName, initialAccessDigest, now); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.Exec(ctx, `
-insert into clients (issuer_name, client_id, name, scopes, roles, audience, token_lifetime_seconds, enabled, public_jwk, jwks_uri)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, c.IssuerName, c.ID, c.Name, nonNil(c.Scopes), nonNil(c.Roles), c.Audience,
-			int64(c.TokenLifetime/time.Second), c.Enabled, nullJSON(c.PublicJWK), c.JWKSURI); err != nil {
+insert into clients (issuer_name, client_id, internal_id, service_account_id, name, scopes, optional_scopes, roles, audience,
+                     token_lifetime_seconds, enabled, public_jwk, jwks_uri, full_scope_allowed, registration_token_digest)
+values ($1, $2, coalesce(nullif($3, ''), gen_random_uuid()::text), coalesce(nullif($4, ''), gen_random_uuid()::text),
+        $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			c.IssuerName, c.ID, c.InternalID, c.ServiceAccountID, c.Name, nonNil(c.Scopes), nonNil(c.OptionalScopes), nonNil(c.Roles),
+			c.Audience, toSeconds(c.TokenLifetime), c.Enabled, nullJSON(c.PublicJWK), c.JWKSURI, c.FullScopeAllowed,
+			nullBytes(c.RegistrationTokenDigest)); err != nil {
 			return err
 		}
 		for _, sec := range c.Secrets {
@@ -339,14 +400,70 @@ values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, c.IssuerName, c.ID, c.Name, n
 				return err
 			}
 		}
+		if err := writeMappings(ctx, tx, c); err != nil {
+			return err
+		}
 		var err error
-		stored, err = getClient(ctx, tx, c.IssuerName, c.ID)
+		stored, err = getClient(ctx, tx, `c.issuer_name = $1 and c.client_id = $2`, c.IssuerName, c.ID)
 		return err
 	})
 	if err != nil {
 		return store.Client{}, fmt.Errorf("create client %q of issuer %q: %w", c.ID, c.IssuerName, mapError(err))
 	}
 	return stored, nil
+}
+
+// spendInitialAccessToken takes one use of the issuer's token with that
+// digest, or says why it cannot.
+func spendInitialAccessToken(ctx context.Context, tx pgx.Tx, issuerName string, digest []byte, now time.Time) error {
+	var expires *time.Time
+	var remaining int
+	err := tx.QueryRow(ctx, `select expires_at, remaining_count from initial_access_tokens where issuer_name = $1 and digest = $2 for update`,
+		issuerName, digest).Scan(&expires, &remaining)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("no such initial access token: %w", store.ErrNotFound)
+	case err != nil:
+		return err
+	case expires != nil && !now.Before(*expires):
+		return fmt.Errorf("the initial access token expired: %w", store.ErrPrecondition)
+	case remaining <= 0:
+		return fmt.Errorf("the initial access token is used up: %w", store.ErrPrecondition)
+	}
+	_, err = tx.Exec(ctx, `update initial_access_tokens set remaining_count = remaining_count - 1 where issuer_name = $1 and digest = $2`,
+		issuerName, digest)
+	return err
+}
+
+// writeMappings replaces a client's role and scope mappings.
+func writeMappings(ctx context.Context, tx pgx.Tx, c store.Client) error {
+	if _, err := tx.Exec(ctx, `delete from role_mappings where issuer_name = $1 and client_id = $2`, c.IssuerName, c.ID); err != nil {
+		return err
+	}
+	for kind, refs := range map[string][]store.RoleRef{"role": c.RoleMappings, "scope": c.ScopeMappings} {
+		for _, ref := range refs {
+			// The role must be the issuer's: a role id of another issuer
+			// inserts nothing and is reported missing.
+			tag, err := tx.Exec(ctx, `
+insert into role_mappings (issuer_name, client_id, kind, role_id)
+select $1, $2, $3, role_id from roles where role_id = $4 and issuer_name = $1
+on conflict do nothing`, c.IssuerName, c.ID, kind, ref.ID)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				var exists bool
+				if err := tx.QueryRow(ctx, `select exists (select 1 from role_mappings where issuer_name = $1 and client_id = $2 and kind = $3 and role_id = $4)`,
+					c.IssuerName, c.ID, kind, ref.ID).Scan(&exists); err != nil {
+					return err
+				}
+				if !exists {
+					return fmt.Errorf("role %q: %w", ref.ID, store.ErrNotFound)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func insertSecret(ctx context.Context, q querier, issuerName, clientID string, sec store.Secret) error {
@@ -358,16 +475,35 @@ values ($1, $2, $3, $4, $5, $6)`, issuerName, clientID, sec.ID, sec.Digest, sec.
 
 // GetClient returns a client with all of its secrets, expired ones included.
 func (s *Store) GetClient(ctx context.Context, issuerName, clientID string) (store.Client, error) {
-	c, err := getClient(ctx, s.pool, issuerName, clientID)
+	c, err := getClient(ctx, s.pool, `c.issuer_name = $1 and c.client_id = $2`, issuerName, clientID)
 	if err != nil {
 		return store.Client{}, fmt.Errorf("get client %q of issuer %q: %w", clientID, issuerName, mapError(err))
 	}
 	return c, nil
 }
 
-func getClient(ctx context.Context, q querier, issuerName, clientID string) (store.Client, error) {
-	// One round trip: the secrets travel as arrays beside the client row.
-	const query = `
+// GetClientByInternalID finds a client by its Keycloak-style id.
+func (s *Store) GetClientByInternalID(ctx context.Context, issuerName, internalID string) (store.Client, error) {
+	c, err := getClient(ctx, s.pool, `c.issuer_name = $1 and c.internal_id = $2`, issuerName, internalID)
+	if err != nil {
+		return store.Client{}, fmt.Errorf("find client by internal id %q of issuer %q: %w", internalID, issuerName, mapError(err))
+	}
+	return c, nil
+}
+
+// GetClientByServiceAccount finds a client by its service account's id.
+func (s *Store) GetClientByServiceAccount(ctx context.Context, issuerName, serviceAccountID string) (store.Client, error) {
+	c, err := getClient(ctx, s.pool, `c.issuer_name = $1 and c.service_account_id = $2`, issuerName, serviceAccountID)
+	if err != nil {
+		return store.Client{}, fmt.Errorf("find client by service account %q of issuer %q: %w", serviceAccountID, issuerName, mapError(err))
+	}
+	return c, nil
+}
+
+// getClient reads the one client where holds, with its secrets and
+// mappings, in one round trip: the secrets travel as arrays beside the row.
+func getClient(ctx context.Context, q querier, where string, args ...any) (store.Client, error) {
+	query := `
 select ` + clientColumns + `,
        coalesce(array_agg(s.secret_id order by s.created_at, s.secret_id) filter (where s.secret_id is not null), '{}'),
        coalesce(array_agg(s.digest order by s.created_at, s.secret_id) filter (where s.secret_id is not null), '{}'),
@@ -376,19 +512,18 @@ select ` + clientColumns + `,
        coalesce(array_agg(s.expires_at order by s.created_at, s.secret_id) filter (where s.secret_id is not null), '{}')
 from clients c
 left join client_secrets s on s.issuer_name = c.issuer_name and s.client_id = c.client_id
-where c.issuer_name = $1 and c.client_id = $2
+where ` + where + `
 group by c.issuer_name, c.client_id`
-	var c store.Client
-	var lifetimeSeconds int64
+	var scan clientScan
 	var ids, hints []string
 	var digests [][]byte
 	var created []time.Time
 	var expires []*time.Time
-	targets := append(clientScanTargets(&c, &lifetimeSeconds), &ids, &digests, &hints, &created, &expires)
-	if err := q.QueryRow(ctx, query, issuerName, clientID).Scan(targets...); err != nil {
+	targets := append(scan.targets(), &ids, &digests, &hints, &created, &expires)
+	if err := q.QueryRow(ctx, query, args...).Scan(targets...); err != nil {
 		return store.Client{}, err
 	}
-	c.TokenLifetime = time.Duration(lifetimeSeconds) * time.Second
+	c := scan.client()
 	for i := range ids {
 		sec := store.Secret{ID: ids[i], Digest: digests[i], Hint: hints[i], CreatedAt: created[i]}
 		if expires[i] != nil {
@@ -412,11 +547,9 @@ limit $5`, issuerName, q.After, q.Name, q.Enabled, pageLimit(q.Page))
 		return nil, fmt.Errorf("list clients of issuer %q: %w", issuerName, mapError(err))
 	}
 	clients, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Client, error) {
-		var c store.Client
-		var lifetimeSeconds int64
-		err := row.Scan(clientScanTargets(&c, &lifetimeSeconds)...)
-		c.TokenLifetime = time.Duration(lifetimeSeconds) * time.Second
-		return c, err
+		var scan clientScan
+		err := row.Scan(scan.targets()...)
+		return scan.client(), err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list clients of issuer %q: %w", issuerName, mapError(err))
@@ -438,21 +571,33 @@ func (s *Store) UpdateClient(ctx context.Context, issuerName, clientID string, u
 		if err := lockClient(ctx, tx, issuerName, clientID); err != nil {
 			return err
 		}
-		c, err := getClient(ctx, tx, issuerName, clientID)
+		c, err := getClient(ctx, tx, `c.issuer_name = $1 and c.client_id = $2`, issuerName, clientID)
 		if err != nil {
 			return err
 		}
+		before := c
 		if err := update(&c); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `
-update clients set name = $3, scopes = $4, roles = $5, audience = $6, token_lifetime_seconds = $7, enabled = $8,
-    public_jwk = $9, jwks_uri = $10, updated_at = now()
-where issuer_name = $1 and client_id = $2`, issuerName, clientID, c.Name, nonNil(c.Scopes), nonNil(c.Roles), c.Audience,
-			int64(c.TokenLifetime/time.Second), c.Enabled, nullJSON(c.PublicJWK), c.JWKSURI); err != nil {
+update clients set name = $3, scopes = $4, optional_scopes = $5, roles = $6, audience = $7, token_lifetime_seconds = $8,
+    enabled = $9, public_jwk = $10, jwks_uri = $11, full_scope_allowed = $12, registration_token_digest = $13, updated_at = now()
+where issuer_name = $1 and client_id = $2`, issuerName, clientID, c.Name, nonNil(c.Scopes), nonNil(c.OptionalScopes), nonNil(c.Roles),
+			c.Audience, toSeconds(c.TokenLifetime), c.Enabled, nullJSON(c.PublicJWK), c.JWKSURI, c.FullScopeAllowed,
+			nullBytes(c.RegistrationTokenDigest)); err != nil {
 			return err
 		}
-		stored, err = getClient(ctx, tx, issuerName, clientID)
+		// Mappings are rewritten only when they change, so that an update
+		// of other fields sends no mapping notifications.
+		c.IssuerName, c.ID = issuerName, clientID
+		if !slices.Contains(before.ChangedSettings(c), "RoleMappings") && !slices.Contains(before.ChangedSettings(c), "ScopeMappings") {
+			stored, err = getClient(ctx, tx, `c.issuer_name = $1 and c.client_id = $2`, issuerName, clientID)
+			return err
+		}
+		if err := writeMappings(ctx, tx, c); err != nil {
+			return err
+		}
+		stored, err = getClient(ctx, tx, `c.issuer_name = $1 and c.client_id = $2`, issuerName, clientID)
 		return err
 	})
 	if err != nil {
@@ -461,14 +606,129 @@ where issuer_name = $1 and client_id = $2`, issuerName, clientID, c.Name, nonNil
 	return stored, nil
 }
 
-// DeleteClient deletes a client and its secrets.
+// DeleteClient deletes a client with its secrets, mappings and the roles
+// defined on it (and so every mapping to them).
 func (s *Store) DeleteClient(ctx context.Context, issuerName, clientID string) error {
-	tag, err := s.pool.Exec(ctx, `delete from clients where issuer_name = $1 and client_id = $2`, issuerName, clientID)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `delete from clients where issuer_name = $1 and client_id = $2`, issuerName, clientID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		_, err = tx.Exec(ctx, `delete from roles where issuer_name = $1 and client_id = $2`, issuerName, clientID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete client %q of issuer %q: %w", clientID, issuerName, mapError(err))
+	}
+	return nil
+}
+
+// CreateRole defines a role on a client, or on the issuer.
+func (s *Store) CreateRole(ctx context.Context, r store.Role) (store.Role, error) {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if r.ClientID != "" {
+			if err := lockClient(ctx, tx, r.IssuerName, r.ClientID); err != nil {
+				return err
+			}
+		}
+		return tx.QueryRow(ctx, `
+insert into roles (role_id, issuer_name, client_id, name, description)
+values (coalesce(nullif($1, ''), gen_random_uuid()::text), $2, $3, $4, $5)
+returning role_id`, r.ID, r.IssuerName, r.ClientID, r.Name, r.Description).Scan(&r.ID)
+	})
+	if err != nil {
+		return store.Role{}, fmt.Errorf("create role %q of client %q of issuer %q: %w", r.Name, r.ClientID, r.IssuerName, mapError(err))
+	}
+	return r, nil
+}
+
+// ListRoles returns a client's roles, or the issuer's realm roles.
+func (s *Store) ListRoles(ctx context.Context, issuerName, clientID string) ([]store.Role, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `
+select case when $2 = '' then exists (select 1 from issuers where name = $1)
+            else exists (select 1 from clients where issuer_name = $1 and client_id = $2) end`, issuerName, clientID).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("list roles of client %q: %w", clientID, mapError(err))
+	}
+	if !exists {
+		return nil, fmt.Errorf("list roles of client %q of issuer %q: %w", clientID, issuerName, store.ErrNotFound)
+	}
+	rows, err := s.pool.Query(ctx, `
+select issuer_name, client_id, role_id, name, description from roles
+where issuer_name = $1 and client_id = $2 order by name`, issuerName, clientID)
+	if err != nil {
+		return nil, fmt.Errorf("list roles of client %q: %w", clientID, mapError(err))
+	}
+	roles, err := pgx.CollectRows(rows, pgx.RowToStructByPos[store.Role])
+	if err != nil {
+		return nil, fmt.Errorf("list roles of client %q: %w", clientID, mapError(err))
+	}
+	return roles, nil
+}
+
+// DeleteRole deletes a role; its mappings go by cascade, and their
+// triggers tell every node of the clients whose tokens change.
+func (s *Store) DeleteRole(ctx context.Context, issuerName, clientID, name string) error {
+	tag, err := s.pool.Exec(ctx, `delete from roles where issuer_name = $1 and client_id = $2 and name = $3`, issuerName, clientID, name)
 	if err == nil && tag.RowsAffected() == 0 {
 		err = store.ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("delete client %q of issuer %q: %w", clientID, issuerName, mapError(err))
+		return fmt.Errorf("delete role %q of client %q: %w", name, clientID, mapError(err))
+	}
+	return nil
+}
+
+// CreateInitialAccessToken stores an initial access token.
+func (s *Store) CreateInitialAccessToken(ctx context.Context, t store.InitialAccessToken) (store.InitialAccessToken, error) {
+	err := s.pool.QueryRow(ctx, `
+insert into initial_access_tokens (issuer_name, token_id, digest, expires_at, remaining_count)
+values ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5)
+returning token_id, created_at`, t.IssuerName, t.ID, t.Digest, nullTime(t.ExpiresAt), t.RemainingCount).Scan(&t.ID, &t.CreatedAt)
+	if err != nil {
+		return store.InitialAccessToken{}, fmt.Errorf("create initial access token of issuer %q: %w", t.IssuerName, mapError(err))
+	}
+	t.ExpiresAt = t.ExpiresAt.UTC().Truncate(time.Microsecond)
+	return t, nil
+}
+
+// ListInitialAccessTokens lists an issuer's initial access tokens, oldest
+// first.
+func (s *Store) ListInitialAccessTokens(ctx context.Context, issuerName string) ([]store.InitialAccessToken, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `select exists (select 1 from issuers where name = $1)`, issuerName).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("list initial access tokens of issuer %q: %w", issuerName, mapError(err))
+	}
+	if !exists {
+		return nil, fmt.Errorf("list initial access tokens of issuer %q: %w", issuerName, store.ErrNotFound)
+	}
+	rows, err := s.pool.Query(ctx, `
+select issuer_name, token_id, digest, created_at, coalesce(expires_at, '0001-01-01 00:00:00+00'), remaining_count
+from initial_access_tokens where issuer_name = $1 order by created_at, token_id`, issuerName)
+	if err != nil {
+		return nil, fmt.Errorf("list initial access tokens of issuer %q: %w", issuerName, mapError(err))
+	}
+	tokens, err := pgx.CollectRows(rows, pgx.RowToStructByPos[store.InitialAccessToken])
+	if err != nil {
+		return nil, fmt.Errorf("list initial access tokens of issuer %q: %w", issuerName, mapError(err))
+	}
+	for i := range tokens {
+		tokens[i].ExpiresAt = tokens[i].ExpiresAt.UTC()
+	}
+	return tokens, nil
+}
+
+// DeleteInitialAccessToken revokes an initial access token.
+func (s *Store) DeleteInitialAccessToken(ctx context.Context, issuerName, id string) error {
+	tag, err := s.pool.Exec(ctx, `delete from initial_access_tokens where issuer_name = $1 and token_id = $2`, issuerName, id)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete initial access token %q: %w", id, mapError(err))
 	}
 	return nil
 }
@@ -489,7 +749,7 @@ where issuer_name = $1 and client_id = $2 and $3::timestamptz is not null`, issu
 			return err
 		}
 		var err error
-		stored, err = getClient(ctx, tx, issuerName, clientID)
+		stored, err = getClient(ctx, tx, `c.issuer_name = $1 and c.client_id = $2`, issuerName, clientID)
 		return err
 	})
 	if err != nil {
@@ -678,8 +938,14 @@ func (s *Store) TryLock(ctx context.Context, name string) (func(), <-chan struct
 		once.Do(func() {
 			close(stop)
 			<-lost
-			// Closing the session releases the lock.
-			conn.Close(context.Background())
+			// Unlocked before the session closes: a closing backend lets go
+			// of its locks only when it exits, after Close has returned, so
+			// an immediate TryLock elsewhere could still find it held.
+			// Closing releases it anyway if the unlock cannot be sent.
+			unlockCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, _ = conn.Exec(unlockCtx, `select pg_advisory_unlock(hashtextextended($1, 0))`, "authz:"+name)
+			conn.Close(unlockCtx)
 		})
 	}
 	return unlock, lost, true, nil
@@ -756,8 +1022,8 @@ func (s *Store) DeleteExpiredAssertions(ctx context.Context, now time.Time) (int
 // AppendAudit records an audit entry.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 	if _, err := s.pool.Exec(ctx, `
-insert into audit_log (actor, action, resource, outcome, status, detail) values ($1, $2, $3, $4, $5, $6)`,
-		e.Actor, e.Action, e.Resource, e.Outcome, e.Status, e.Detail); err != nil {
+insert into audit_log (actor, actor_issuer, action, resource, outcome, status, detail) values ($1, $2, $3, $4, $5, $6, $7)`,
+		e.Actor, e.ActorIssuer, e.Action, e.Resource, e.Outcome, e.Status, e.Detail); err != nil {
 		return fmt.Errorf("append audit entry: %w", mapError(err))
 	}
 	return nil
@@ -774,7 +1040,7 @@ func (s *Store) ListAudit(ctx context.Context, page store.Page) ([]store.AuditEn
 		before = &id
 	}
 	rows, err := s.pool.Query(ctx, `
-select id, at, actor, action, resource, outcome, status, detail from audit_log
+select id, at, actor, actor_issuer, action, resource, outcome, status, detail from audit_log
 where $1::bigint is null or id < $1
 order by id desc limit $2`, before, pageLimit(page))
 	if err != nil {
@@ -850,6 +1116,14 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// nullBytes stores an absent digest as SQL null.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 func nullTime(t time.Time) *time.Time {

@@ -57,6 +57,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"TryLockIsExclusive", testTryLockIsExclusive},
 		{"ClientKeepsItsAssertionKeys", testClientKeepsItsAssertionKeys},
 		{"AssertionJTIsAreSingleUse", testAssertionJTIsAreSingleUse},
+		{"IssuerKeepsItsURLStyleAndRegistrationPolicy", testIssuerKeepsItsURLStyleAndRegistrationPolicy},
+		{"ClientGetsKeycloakIDsAndIsFoundByThem", testClientGetsKeycloakIDsAndIsFoundByThem},
+		{"ClientKeepsOptionalScopesAndRegistrationToken", testClientKeepsOptionalScopesAndRegistrationToken},
+		{"RolesAreDefinedOnClientsAndTheIssuer", testRolesAreDefinedOnClientsAndTheIssuer},
+		{"RoleMappingsResolveAndStayWithinTheIssuer", testRoleMappingsResolveAndStayWithinTheIssuer},
+		{"DeletingARoleOrItsClientRemovesItsMappings", testDeletingARoleOrItsClientRemovesItsMappings},
+		{"InitialAccessTokensAreSpentOnlyBySuccessfulRegistrations", testInitialAccessTokensAreSpentOnlyBySuccessfulRegistrations},
+		{"AuditKeepsTheActorsIssuer", testAuditKeepsTheActorsIssuer},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,8 +250,18 @@ func testClientIDsAreScopedToTheirIssuer(t *testing.T, s store.Store) {
 
 func testGetClientReportsNotFound(t *testing.T, s store.Store) {
 	mustPutIssuer(t, s, sampleIssuer("payments"))
-	if _, err := s.GetClient(context.Background(), "payments", "nobody"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("GetClient(unknown) error = %v, want ErrNotFound", err)
+	ctx := context.Background()
+	// Bytes no stored text can hold (PostgreSQL refuses NUL and invalid
+	// UTF-8 outright) still mean "no such record", not a server fault.
+	for _, id := range []string{"nobody", "nul\x00id", "\xffbad"} {
+		if _, err := s.GetClient(ctx, "payments", id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("GetClient(%q) error = %v, want ErrNotFound", id, err)
+		}
+	}
+	for _, name := range []string{"nul\x00x", "\xffbad"} {
+		if _, err := s.GetIssuer(ctx, name); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("GetIssuer(%q) error = %v, want ErrNotFound", name, err)
+		}
 	}
 }
 
@@ -919,5 +937,320 @@ func testAssertionJTIsAreSingleUse(t *testing.T, s store.Store) {
 	}
 	if err := s.RecordAssertion(ctx, "payments", "c-1", "jti-1", now.Add(time.Minute)); !errors.Is(err, store.ErrConflict) {
 		t.Fatal("cleanup forgot a live jti")
+	}
+}
+
+func testIssuerKeepsItsURLStyleAndRegistrationPolicy(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	iss := sampleIssuer("realm")
+	iss.URLStyle, iss.AnonymousRegistration = store.URLStyleKeycloak, true
+	mustPutIssuer(t, s, iss)
+	got, err := s.GetIssuer(ctx, "realm")
+	if err != nil || !got.Keycloak() || !got.AnonymousRegistration {
+		t.Fatalf("GetIssuer = %+v, %v", got, err)
+	}
+	iss.AnonymousRegistration = false
+	if _, result, err := s.PutIssuer(ctx, iss, 0); err != nil || result != store.Updated {
+		t.Fatalf("a change of the registration policy: %v, %v", result, err)
+	}
+}
+
+func testClientGetsKeycloakIDsAndIsFoundByThem(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	mustPutIssuer(t, s, sampleIssuer("billing"))
+	made, err := s.CreateClient(ctx, sampleClient("payments", "c-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(made.InternalID) != 36 || len(made.ServiceAccountID) != 36 || made.InternalID == made.ServiceAccountID {
+		t.Fatalf("ids made by the store: %q, %q", made.InternalID, made.ServiceAccountID)
+	}
+	kept := sampleClient("payments", "c-2")
+	kept.InternalID, kept.ServiceAccountID = "0b7e9f3c-2c55-4d8e-9b61-1f3a2d4c5e6f", "5d1f6b2a-8c3e-4f7a-a9b0-c1d2e3f4a5b6"
+	if _, err := s.CreateClient(ctx, kept); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		get   func() (store.Client, error)
+		wants string
+	}{
+		{"by internal id", func() (store.Client, error) { return s.GetClientByInternalID(ctx, "payments", kept.InternalID) }, "c-2"},
+		{"by service account", func() (store.Client, error) {
+			return s.GetClientByServiceAccount(ctx, "payments", made.ServiceAccountID)
+		}, "c-1"},
+	} {
+		got, err := tc.get()
+		if err != nil || got.ID != tc.wants || len(got.Secrets) != 2 {
+			t.Errorf("%s: %+v, %v", tc.name, got, err)
+		}
+	}
+	if _, err := s.GetClientByInternalID(ctx, "billing", kept.InternalID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another issuer's internal id: %v", err)
+	}
+	clash := sampleClient("payments", "c-3")
+	clash.InternalID = kept.InternalID
+	if _, err := s.CreateClient(ctx, clash); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a second client with the same internal id: %v", err)
+	}
+}
+
+func testClientKeepsOptionalScopesAndRegistrationToken(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	c := sampleClient("payments", "c-1")
+	c.OptionalScopes, c.FullScopeAllowed, c.RegistrationTokenDigest = []string{"write"}, true, digest("rat-1")
+	if _, err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetClient(ctx, "payments", "c-1")
+	if err != nil || !slices.Equal(got.OptionalScopes, []string{"write"}) || !got.FullScopeAllowed || !bytes.Equal(got.RegistrationTokenDigest, digest("rat-1")) {
+		t.Fatalf("GetClient = %+v, %v", got, err)
+	}
+	got, err = s.UpdateClient(ctx, "payments", "c-1", func(c *store.Client) error {
+		c.OptionalScopes, c.FullScopeAllowed, c.RegistrationTokenDigest = nil, false, digest("rat-2")
+		return nil
+	})
+	if err != nil || len(got.OptionalScopes) != 0 || got.FullScopeAllowed || !bytes.Equal(got.RegistrationTokenDigest, digest("rat-2")) {
+		t.Fatalf("after update: %+v, %v", got, err)
+	}
+}
+
+func testRolesAreDefinedOnClientsAndTheIssuer(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	if _, err := s.CreateClient(ctx, sampleClient("payments", "api")); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := s.CreateRole(ctx, store.Role{IssuerName: "payments", ClientID: "api", Name: "reader", Description: "reads"})
+	if err != nil || reader.ID == "" {
+		t.Fatalf("CreateRole: %+v, %v", reader, err)
+	}
+	kept, err := s.CreateRole(ctx, store.Role{IssuerName: "payments", ClientID: "api", ID: "6f1c2d3e-0000-4000-8000-000000000001", Name: "writer"})
+	if err != nil || kept.ID != "6f1c2d3e-0000-4000-8000-000000000001" {
+		t.Fatalf("CreateRole with an id: %+v, %v", kept, err)
+	}
+	if _, err := s.CreateRole(ctx, store.Role{IssuerName: "payments", Name: "auditor"}); err != nil {
+		t.Fatalf("a realm role: %v", err)
+	}
+	for _, bad := range []struct {
+		role store.Role
+		want error
+	}{
+		{store.Role{IssuerName: "payments", ClientID: "api", Name: "reader"}, store.ErrConflict},
+		{store.Role{IssuerName: "payments", ClientID: "nobody", Name: "x"}, store.ErrNotFound},
+		{store.Role{IssuerName: "nowhere", Name: "x"}, store.ErrNotFound},
+	} {
+		if _, err := s.CreateRole(ctx, bad.role); !errors.Is(err, bad.want) {
+			t.Errorf("CreateRole(%+v): %v, want %v", bad.role, err, bad.want)
+		}
+	}
+	roles, err := s.ListRoles(ctx, "payments", "api")
+	if err != nil || len(roles) != 2 || roles[0].Name != "reader" || roles[0].Description != "reads" || roles[1].Name != "writer" {
+		t.Fatalf("ListRoles = %+v, %v", roles, err)
+	}
+	if realm, err := s.ListRoles(ctx, "payments", ""); err != nil || len(realm) != 1 || realm[0].Name != "auditor" {
+		t.Fatalf("realm roles = %+v, %v", realm, err)
+	}
+	if _, err := s.ListRoles(ctx, "payments", "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("roles of an unknown client: %v", err)
+	}
+	if err := s.DeleteRole(ctx, "payments", "api", "writer"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRole(ctx, "payments", "api", "writer"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleting it twice: %v", err)
+	}
+}
+
+// rolesFixture is an API client with two roles, a realm role, and a
+// consumer, in issuer "payments"; issuer "billing" has a role of its own.
+func rolesFixture(t *testing.T, s store.Store) (reader, writer, realm, foreign store.Role) {
+	t.Helper()
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	mustPutIssuer(t, s, sampleIssuer("billing"))
+	for _, c := range []store.Client{sampleClient("payments", "api"), sampleClient("payments", "consumer"), sampleClient("billing", "api")} {
+		if _, err := s.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must := func(r store.Role) store.Role {
+		t.Helper()
+		made, err := s.CreateRole(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return made
+	}
+	return must(store.Role{IssuerName: "payments", ClientID: "api", Name: "reader"}),
+		must(store.Role{IssuerName: "payments", ClientID: "api", Name: "writer"}),
+		must(store.Role{IssuerName: "payments", Name: "auditor"}),
+		must(store.Role{IssuerName: "billing", ClientID: "api", Name: "reader"})
+}
+
+func testRoleMappingsResolveAndStayWithinTheIssuer(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	reader, writer, realm, foreign := rolesFixture(t, s)
+	got, err := s.UpdateClient(ctx, "payments", "consumer", func(c *store.Client) error {
+		c.RoleMappings = []store.RoleRef{{ID: writer.ID}, {ID: reader.ID}, {ID: realm.ID}, {ID: reader.ID}}
+		c.ScopeMappings = []store.RoleRef{{ID: reader.ID}}
+		return nil
+	})
+	want := []store.RoleRef{{ID: realm.ID, ClientID: "", Name: "auditor"}, {ID: reader.ID, ClientID: "api", Name: "reader"}, {ID: writer.ID, ClientID: "api", Name: "writer"}}
+	if err != nil || !slices.Equal(got.RoleMappings, want) || !slices.Equal(got.ScopeMappings, want[1:2]) {
+		t.Fatalf("mappings = %+v / %+v, %v; want %+v", got.RoleMappings, got.ScopeMappings, err, want)
+	}
+	for name, list := range map[string]func() ([]store.Client, error){
+		"GetClient": func() ([]store.Client, error) {
+			c, err := s.GetClient(ctx, "payments", "consumer")
+			return []store.Client{c}, err
+		},
+		"ListClients": func() ([]store.Client, error) {
+			return s.ListClients(ctx, "payments", store.ClientQuery{Name: ""})
+		},
+	} {
+		clients, err := list()
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(clients, func(c store.Client) bool { return c.ID == "consumer" })
+		if i < 0 || !slices.Equal(clients[i].RoleMappings, want) {
+			t.Errorf("%s: %+v", name, clients)
+		}
+	}
+	// A role of another issuer, or no role at all, cannot be mapped, and
+	// the refusal changes nothing.
+	for _, id := range []string{foreign.ID, "no-such-role"} {
+		_, err := s.UpdateClient(ctx, "payments", "consumer", func(c *store.Client) error {
+			c.RoleMappings = append(c.RoleMappings, store.RoleRef{ID: id})
+			c.Name = "changed"
+			return nil
+		})
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("mapping role %s: %v, want ErrNotFound", id, err)
+		}
+	}
+	if c, _ := s.GetClient(ctx, "payments", "consumer"); c.Name == "changed" || len(c.RoleMappings) != 3 {
+		t.Fatalf("a refused mapping changed the client: %+v", c)
+	}
+	withMappings := sampleClient("payments", "born-mapped")
+	withMappings.RoleMappings = []store.RoleRef{{ID: reader.ID}}
+	if made, err := s.CreateClient(ctx, withMappings); err != nil || len(made.RoleMappings) != 1 || made.RoleMappings[0].Name != "reader" {
+		t.Fatalf("created with mappings: %+v, %v", made, err)
+	}
+}
+
+func testDeletingARoleOrItsClientRemovesItsMappings(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reader, writer, _, _ := rolesFixture(t, s)
+	if _, err := s.UpdateClient(ctx, "payments", "consumer", func(c *store.Client) error {
+		c.RoleMappings = []store.RoleRef{{ID: reader.ID}, {ID: writer.ID}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	changes := make(chan store.Change, 100)
+	go func() { _ = s.Watch(ctx, func(c store.Change) { changes <- c }) }()
+	<-changes // the initial "all"
+	if err := s.DeleteRole(ctx, "payments", "api", "writer"); err != nil {
+		t.Fatal(err)
+	}
+	// The consumer's tokens change: every node must hear of it.
+	deadline := time.After(10 * time.Second)
+	for heard := false; !heard; {
+		select {
+		case c := <-changes:
+			heard = c == store.Change{Kind: store.ChangeClient, Issuer: "payments", ClientID: "consumer"}
+		case <-deadline:
+			t.Fatal("no change of the consumer after its role was deleted")
+		}
+	}
+	if c, _ := s.GetClient(ctx, "payments", "consumer"); len(c.RoleMappings) != 1 || c.RoleMappings[0].ID != reader.ID {
+		t.Fatalf("after deleting a role: %+v", c.RoleMappings)
+	}
+	if err := s.DeleteClient(ctx, "payments", "api"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.GetClient(ctx, "payments", "consumer"); len(c.RoleMappings) != 0 {
+		t.Fatalf("after deleting the roles' client: %+v", c.RoleMappings)
+	}
+	if _, err := s.CreateClient(ctx, sampleClient("payments", "api")); err != nil {
+		t.Fatal(err)
+	}
+	if roles, err := s.ListRoles(ctx, "payments", "api"); err != nil || len(roles) != 0 {
+		t.Fatalf("a client re-created under the id inherited roles: %+v, %v", roles, err)
+	}
+}
+
+func testInitialAccessTokensAreSpentOnlyBySuccessfulRegistrations(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	mustPutIssuer(t, s, sampleIssuer("billing"))
+	now := time.Now().UTC().Truncate(time.Second)
+	two, err := s.CreateInitialAccessToken(ctx, store.InitialAccessToken{IssuerName: "payments", Digest: digest("iat-two"),
+		ExpiresAt: now.Add(time.Hour), RemainingCount: 2})
+	if err != nil || two.ID == "" || two.CreatedAt.IsZero() {
+		t.Fatalf("CreateInitialAccessToken: %+v, %v", two, err)
+	}
+	if _, err := s.CreateInitialAccessToken(ctx, store.InitialAccessToken{IssuerName: "payments", Digest: digest("iat-old"),
+		ExpiresAt: now.Add(-time.Second), RemainingCount: 5}); err != nil {
+		t.Fatal(err)
+	}
+	register := func(id string, token string) error {
+		_, err := s.RegisterClient(ctx, sampleClient("payments", id), digest(token), now)
+		return err
+	}
+	if err := register("c-1", "iat-two"); err != nil {
+		t.Fatal(err)
+	}
+	// A registration that fails (the id is taken) spends nothing.
+	if err := register("c-1", "iat-two"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a taken id: %v", err)
+	}
+	if err := register("c-2", "iat-two"); err != nil {
+		t.Fatalf("the second use: %v", err)
+	}
+	for _, tc := range []struct{ id, token string }{{"c-3", "iat-two"}, {"c-4", "iat-old"}} {
+		if err := register(tc.id, tc.token); !errors.Is(err, store.ErrPrecondition) {
+			t.Errorf("%s with %s: %v, want ErrPrecondition", tc.id, tc.token, err)
+		}
+		if _, err := s.GetClient(ctx, "payments", tc.id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a refused registration created %s", tc.id)
+		}
+	}
+	if _, err := s.RegisterClient(ctx, sampleClient("billing", "c-9"), digest("iat-two"), now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another issuer's token: %v, want ErrNotFound", err)
+	}
+	tokens, err := s.ListInitialAccessTokens(ctx, "payments")
+	if err != nil || len(tokens) != 2 || tokens[0].ID != two.ID || tokens[0].RemainingCount != 0 || !tokens[0].ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("ListInitialAccessTokens = %+v, %v", tokens, err)
+	}
+	if err := s.DeleteInitialAccessToken(ctx, "payments", two.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteInitialAccessToken(ctx, "payments", two.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleting it twice: %v", err)
+	}
+	forever, err := s.CreateInitialAccessToken(ctx, store.InitialAccessToken{IssuerName: "payments", Digest: digest("iat-forever"), RemainingCount: 1})
+	if err != nil || !forever.ExpiresAt.IsZero() {
+		t.Fatalf("a token without expiry: %+v, %v", forever, err)
+	}
+	if err := register("c-5", "iat-forever"); err != nil {
+		t.Fatalf("a token without expiry: %v", err)
+	}
+}
+
+func testAuditKeepsTheActorsIssuer(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := s.AppendAudit(ctx, store.AuditEntry{Actor: "c-portal", ActorIssuer: "payments", Action: "client.create",
+		Resource: "issuers/payments/clients/c-1", Outcome: "success", Status: 201}); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.ListAudit(ctx, store.Page{})
+	if err != nil || len(entries) != 1 || entries[0].ActorIssuer != "payments" || entries[0].Actor != "c-portal" {
+		t.Fatalf("ListAudit = %+v, %v", entries, err)
 	}
 }
