@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,12 +58,18 @@ func ActorFrom(ctx context.Context) Actor {
 	return a
 }
 
+// realmManagement is the client whose roles make a Keycloak service
+// account its realm's client admin: a realm moved from Keycloak keeps its
+// portal's service account working without a new credential.
+const realmManagement = "realm-management"
+
 // ErrNotAnAdmin is a valid token that grants no admin rights.
 var ErrNotAnAdmin = errors.New("the token grants no admin rights")
 
 // Authenticate finds the actor behind a bearer token: the system issuer's
 // client with authz:admin, or a client of the token's issuer holding
-// authz:manage-clients or authz:view-clients. An invalid token wraps
+// authz:manage-clients or authz:view-clients (or Keycloak's
+// realm-management roles manage-clients, realm-admin or view-clients). An invalid token wraps
 // credential.ErrInvalidToken; a valid one with no admin rights is
 // ErrNotAnAdmin.
 func (s *Server) Authenticate(ctx context.Context, raw string) (Actor, error) {
@@ -82,7 +89,9 @@ func (s *Server) Authenticate(ctx context.Context, raw string) (Actor, error) {
 		a.System = true
 		return a, nil
 	}
-	a.Manage, a.View = claims.HasScope(credential.ManageClientsScope), claims.HasScope(credential.ViewClientsScope)
+	management := claims.ResourceAccess[realmManagement].Roles
+	a.Manage = claims.HasScope(credential.ManageClientsScope) || slices.Contains(management, "manage-clients") || slices.Contains(management, "realm-admin")
+	a.View = claims.HasScope(credential.ViewClientsScope) || slices.Contains(management, "view-clients")
 	if !a.Manage && !a.View {
 		return a, ErrNotAnAdmin
 	}

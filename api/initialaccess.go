@@ -71,7 +71,13 @@ func (s *Server) createInitialAccessToken(w http.ResponseWriter, r *http.Request
 	}
 	t := store.InitialAccessToken{IssuerName: mux.Vars(r)["name"], RemainingCount: count}
 	if req.ExpiresIn > 0 {
-		t.ExpiresAt = s.now().Add(time.Duration(req.ExpiresIn) * time.Second)
+		// Whole seconds, as the answer shows it, rounded up so the token
+		// lives at least as long as asked.
+		expires := s.now().Add(time.Duration(req.ExpiresIn) * time.Second)
+		if whole := expires.Truncate(time.Second); whole.Before(expires) {
+			expires = whole.Add(time.Second)
+		}
+		t.ExpiresAt = expires
 	}
 	token := credential.NewOpaqueToken(credential.InitialAccessPrefix)
 	t.Digest = credential.SecretDigest(token)

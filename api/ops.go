@@ -216,8 +216,8 @@ const maxSecretGrace = 30 * 24 * time.Hour
 // RoleName names a role: of a client, or of the issuer when Client is
 // empty.
 type RoleName struct {
-	Client string `json:"client,omitempty"`
-	Role   string `json:"role"`
+	Client string `json:"client,omitempty" yaml:"client,omitempty"`
+	Role   string `json:"role" yaml:"role"`
 }
 
 // ResolveRoles turns role names into references to the issuer's roles;

@@ -29,10 +29,10 @@ const (
 	// and nothing of any other issuer. ViewClientsScope may only read them.
 	ManageClientsScope = "authz:manage-clients"
 	ViewClientsScope   = "authz:view-clients"
-	// RolesScope is Keycloak's built-in client scope that puts roles into
-	// tokens; on Keycloak-style issuers, a client's tokens carry its roles
-	// only when it is among the client's default scopes. It never appears in
-	// the scope claim.
+	// RolesScope is Keycloak's built-in client scope for roles. Keycloak-
+	// style issuers offer it so that representations naming it are
+	// accepted, but tokens carry their roles with or without it, and it
+	// never appears in the scope claim.
 	RolesScope = "roles"
 )
 

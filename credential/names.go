@@ -1,6 +1,9 @@
 package credential
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 // issuerNamePattern is what an issuer may be called: it is a path segment
 // of every URL the issuer serves.
@@ -29,4 +32,11 @@ func ValidClientID(id string) bool {
 		}
 	}
 	return true
+}
+
+// ServiceAccountUsername is the user name of a client's service account,
+// as Keycloak names it: the preferred_username of its tokens on
+// Keycloak-style issuers.
+func ServiceAccountUsername(clientID string) string {
+	return "service-account-" + strings.ToLower(clientID)
 }

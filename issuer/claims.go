@@ -41,19 +41,19 @@ func accessClaims(iss store.Issuer, issuerURL string, c *store.Client, session *
 	}
 	claims.Subject = c.ServiceAccountID
 	claims.Type = "Bearer"
-	claims.PreferredUsername = ServiceAccountUsername(c.ID)
+	claims.PreferredUsername = credential.ServiceAccountUsername(c.ID)
 	claims.Scope = strings.Join(slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return s == credential.RolesScope }), " ")
 	claims.RealmAccess, claims.ResourceAccess, claims.Audience = keycloakEntitlements(c, realm, resource)
 	return claims
 }
 
 // keycloakEntitlements are the roles and audiences of a Keycloak-style
-// token: Keycloak's roles client scope puts the roles in, and its audience
-// resolver adds every other client whose roles the token carries.
+// token: the roles in scope, and, as Keycloak's audience resolver does,
+// every other client whose roles the token carries. Unlike Keycloak, the
+// roles do not wait for its "roles" client scope: the portal registers
+// clients with no default scopes and still expects the roles it maps (and
+// scope-maps) under resource_access, which is what gateways enforce.
 func keycloakEntitlements(c *store.Client, realm *credential.Roles, resource map[string]credential.Roles) (*credential.Roles, map[string]credential.Roles, credential.Audience) {
-	if !slices.Contains(c.Scopes, credential.RolesScope) {
-		realm, resource = nil, nil
-	}
 	var audience credential.Audience
 	if c.Audience != "" {
 		audience = append(audience, c.Audience)
@@ -98,12 +98,6 @@ func sameIncarnation(tokenID string, c *store.Client) bool {
 	}
 	tag := incarnationTag(c)
 	return bytes.Equal(raw[tokenIDRandom:], tag[:])
-}
-
-// ServiceAccountUsername is the user name of a client's service account,
-// as Keycloak names it.
-func ServiceAccountUsername(clientID string) string {
-	return "service-account-" + strings.ToLower(clientID)
 }
 
 // roleClaims gathers the roles a client's tokens carry: the roles mapped

@@ -169,3 +169,16 @@ func (s *Server) recordAuthFailure(req *request) {
 	s.clientFailures.fail(clientFailureKey(req))
 	s.addressFailures.fail(req.source)
 }
+
+// AdmitCaller is the failure throttle of this server's token endpoint for
+// other endpoints of the public listener, such as client registration: it
+// answers 429 and reports false when the request's source address has
+// used up its failures. It returns the source, for CallerFailed.
+func (s *Server) AdmitCaller(w http.ResponseWriter, r *http.Request) (string, bool) {
+	source := s.cfg.SourceAddress(r)
+	return source, !s.refuseThrottledAddress(w, r, source)
+}
+
+// CallerFailed spends one of the source address's failures, as a failed
+// client authentication at the token endpoint does.
+func (s *Server) CallerFailed(source string) { s.addressFailures.fail(source) }

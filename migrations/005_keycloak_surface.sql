@@ -12,7 +12,8 @@ alter table clients
     add column service_account_id text not null default gen_random_uuid()::text,
     add column optional_scopes text[] not null default '{}',
     add column full_scope_allowed boolean not null default true,
-    add column registration_token_digest bytea;
+    add column registration_token_digest bytea,
+    add column registered_with text not null default '';
 
 create unique index clients_internal_id on clients (issuer_name, internal_id);
 create unique index clients_service_account_id on clients (issuer_name, service_account_id);

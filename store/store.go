@@ -150,8 +150,12 @@ type Client struct {
 	// RegistrationTokenDigest is the digest of the client's current
 	// registration access token (RFC 7592), if it has one.
 	RegistrationTokenDigest []byte
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
+	// RegisteredWith is the id of the initial access token that registered
+	// the client, if one did; RegisterClient sets it and nothing changes
+	// it. That token may go on managing the client it registered.
+	RegisteredWith string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // Role is a role defined on a client (a resource client, such as an API),
@@ -289,8 +293,10 @@ type Page struct {
 // ClientQuery filters a listing of clients.
 type ClientQuery struct {
 	Page
-	// Name, when set, keeps clients whose name contains it, ignoring case.
-	Name string
+	// Name, when set, keeps clients whose name contains it, ignoring case;
+	// IDContains, clients whose id does.
+	Name       string
+	IDContains string
 	// Enabled, when set, keeps clients in that state.
 	Enabled *bool
 }

@@ -363,3 +363,57 @@ func (c *Client) ListAudit(ctx context.Context, limit int) ([]api.AuditEntryResp
 	}
 	return out, nil
 }
+
+// rolesPath is where a client's roles are, or with no client the issuer's
+// own (realm) roles.
+func rolesPath(issuer, clientID string) string {
+	if clientID == "" {
+		return issuerPath(issuer) + "/roles"
+	}
+	return clientPath(issuer, clientID) + "/roles"
+}
+
+// ListRoles returns the roles a client defines, or with clientID empty the
+// issuer's own roles, ordered by name.
+func (c *Client) ListRoles(ctx context.Context, issuer, clientID string) ([]api.RoleResponse, error) {
+	var out api.ListResponse[api.RoleResponse]
+	_, err := c.do(ctx, http.MethodGet, rolesPath(issuer, clientID), nil, nil, nil, &out)
+	return out.Items, err
+}
+
+// CreateRole defines a role on a client, or with clientID empty on the
+// issuer.
+func (c *Client) CreateRole(ctx context.Context, issuer, clientID string, req api.CreateRoleRequest) (api.RoleResponse, error) {
+	var out api.RoleResponse
+	_, err := c.do(ctx, http.MethodPost, rolesPath(issuer, clientID), nil, nil, req, &out)
+	return out, err
+}
+
+// DeleteRole deletes a role and every mapping to it.
+func (c *Client) DeleteRole(ctx context.Context, issuer, clientID, name string) error {
+	_, err := c.do(ctx, http.MethodDelete, rolesPath(issuer, clientID)+"/"+url.PathEscape(name), nil, nil, nil, nil)
+	return err
+}
+
+// CreateInitialAccessToken makes a token that registers clients of the
+// issuer through its registration service; the answer holds the token,
+// which the server never shows again.
+func (c *Client) CreateInitialAccessToken(ctx context.Context, issuer string, req api.CreateInitialAccessTokenRequest) (api.CreatedInitialAccessToken, error) {
+	var out api.CreatedInitialAccessToken
+	_, err := c.do(ctx, http.MethodPost, issuerPath(issuer)+"/initial-access-tokens", nil, nil, req, &out)
+	return out, err
+}
+
+// ListInitialAccessTokens describes the issuer's initial access tokens,
+// never the tokens themselves.
+func (c *Client) ListInitialAccessTokens(ctx context.Context, issuer string) ([]api.InitialAccessTokenResponse, error) {
+	var out api.ListResponse[api.InitialAccessTokenResponse]
+	_, err := c.do(ctx, http.MethodGet, issuerPath(issuer)+"/initial-access-tokens", nil, nil, nil, &out)
+	return out.Items, err
+}
+
+// DeleteInitialAccessToken revokes an initial access token.
+func (c *Client) DeleteInitialAccessToken(ctx context.Context, issuer, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, issuerPath(issuer)+"/initial-access-tokens/"+url.PathEscape(id), nil, nil, nil, nil)
+	return err
+}

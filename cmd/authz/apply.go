@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -189,48 +190,132 @@ func applyClient(ctx context.Context, admin *client.Client, d resourceDoc, dryRu
 		return r, err
 	}
 	if current == nil {
-		req := api.CreateClientRequest{ClientID: d.ClientID, Name: d.Name, Enabled: d.Enabled, TokenLifetime: d.TokenLifetime,
-			JWK: json.RawMessage(d.JWK)}
-		if d.Scopes != nil {
-			req.Scopes = *d.Scopes
-		}
-		if d.Roles != nil {
-			req.Roles = *d.Roles
-		}
-		if d.Audience != nil {
-			req.Audience = *d.Audience
-		}
-		if d.JWKSURI != "" {
-			req.JWKSURI = &d.JWKSURI
-		}
-		r.Result = api.ResultCreated
-		if dryRun {
-			_, err := admin.DryRunCreateClient(ctx, d.Issuer, req)
-			return r, err
-		}
-		created, err := admin.CreateClient(ctx, d.Issuer, req)
-		r.ClientID, r.ClientSecret = created.ClientID, created.ClientSecret
-		return r, err
+		return createClient(ctx, admin, d, dryRun)
 	}
 	r.ClientID = current.ClientID
-	patch := api.PatchClientRequest{Name: &d.Name, Scopes: d.Scopes, Roles: d.Roles, Audience: d.Audience, Enabled: d.Enabled}
-	if d.TokenLifetime != nil {
-		patch.TokenLifetime = d.TokenLifetime
+	create, remove, err := definedRolesDiff(ctx, admin, d, current.ClientID)
+	if err != nil {
+		return r, err
 	}
+	patch := api.PatchClientRequest{Name: &d.Name, Scopes: d.Scopes, OptionalScopes: d.OptionalScopes, Roles: d.Roles, Audience: d.Audience,
+		Enabled: d.Enabled, TokenLifetime: d.TokenLifetime, RoleMappings: d.RoleMappings, ScopeMappings: d.ScopeMappings,
+		FullScopeAllowed: d.FullScopeAllowed}
 	if d.JWK != nil {
 		patch.JWK = json.RawMessage(d.JWK)
 	}
 	if d.JWKSURI != "" {
 		patch.JWKSURI = &d.JWKSURI
 	}
+	rolesChange := len(create) > 0 || len(remove) > 0
+	if dryRun && len(create) > 0 {
+		// The mappings may name roles that do not exist until applied.
+		patch.RoleMappings, patch.ScopeMappings = nil, nil
+	}
+	if !dryRun && rolesChange {
+		if err := changeDefinedRoles(ctx, admin, d.Issuer, current.ClientID, create, remove); err != nil {
+			return r, err
+		}
+	}
 	plan, err := admin.DryRunPatchClient(ctx, d.Issuer, current.ClientID, patch)
 	if err != nil {
 		return r, err
 	}
 	r.Result, r.Changes = plan.Result, plan.Changes
+	if rolesChange {
+		r.Result, r.Changes = api.ResultUpdated, append(r.Changes, "DefinedRoles")
+	}
 	if dryRun || plan.Result == api.ResultUnchanged {
 		return r, nil
 	}
 	_, err = admin.PatchClient(ctx, d.Issuer, current.ClientID, patch)
 	return r, err
+}
+
+// createClient creates the client a document describes, then the roles it
+// defines, then, when they may name those roles, its mappings.
+func createClient(ctx context.Context, admin *client.Client, d resourceDoc, dryRun bool) (applyResult, error) {
+	r := applyResult{Kind: kindClient, Name: d.Issuer + "/" + d.Name, Result: api.ResultCreated}
+	req := api.CreateClientRequest{ClientID: d.ClientID, Name: d.Name, Enabled: d.Enabled, TokenLifetime: d.TokenLifetime,
+		JWK: json.RawMessage(d.JWK), FullScopeAllowed: d.FullScopeAllowed}
+	for from, to := range map[*[]string]*[]string{d.Scopes: &req.Scopes, d.OptionalScopes: &req.OptionalScopes, d.Roles: &req.Roles} {
+		if from != nil {
+			*to = *from
+		}
+	}
+	if d.Audience != nil {
+		req.Audience = *d.Audience
+	}
+	if d.JWKSURI != "" {
+		req.JWKSURI = &d.JWKSURI
+	}
+	mappingsLater := d.DefinedRoles != nil && len(*d.DefinedRoles) > 0
+	if !mappingsLater {
+		req.RoleMappings, req.ScopeMappings = deref(d.RoleMappings), deref(d.ScopeMappings)
+	}
+	if dryRun {
+		_, err := admin.DryRunCreateClient(ctx, d.Issuer, req)
+		return r, err
+	}
+	created, err := admin.CreateClient(ctx, d.Issuer, req)
+	if err != nil {
+		return r, err
+	}
+	r.ClientID, r.ClientSecret = created.ClientID, created.ClientSecret
+	if !mappingsLater {
+		return r, nil
+	}
+	if err := changeDefinedRoles(ctx, admin, d.Issuer, created.ClientID, *d.DefinedRoles, nil); err != nil {
+		return r, err
+	}
+	if d.RoleMappings != nil || d.ScopeMappings != nil {
+		_, err = admin.PatchClient(ctx, d.Issuer, created.ClientID, api.PatchClientRequest{RoleMappings: d.RoleMappings, ScopeMappings: d.ScopeMappings})
+	}
+	return r, err
+}
+
+func deref[T any](p *[]T) []T {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// definedRolesDiff says which of the roles a document defines on its
+// client are to be created, and which the client defines that it leaves
+// out are to be deleted; nothing when the document does not say.
+func definedRolesDiff(ctx context.Context, admin *client.Client, d resourceDoc, clientID string) (create, remove []string, err error) {
+	if d.DefinedRoles == nil {
+		return nil, nil, nil
+	}
+	existing, err := admin.ListRoles(ctx, d.Issuer, clientID)
+	if err != nil {
+		return nil, nil, err
+	}
+	have := map[string]bool{}
+	for _, role := range existing {
+		have[role.Name] = true
+		if !slices.Contains(*d.DefinedRoles, role.Name) {
+			remove = append(remove, role.Name)
+		}
+	}
+	for _, name := range *d.DefinedRoles {
+		if !have[name] {
+			create = append(create, name)
+		}
+	}
+	return create, remove, nil
+}
+
+func changeDefinedRoles(ctx context.Context, admin *client.Client, issuer, clientID string, create, remove []string) error {
+	for _, name := range create {
+		if _, err := admin.CreateRole(ctx, issuer, clientID, api.CreateRoleRequest{Name: name}); err != nil {
+			return fmt.Errorf("define role %q: %w", name, err)
+		}
+	}
+	for _, name := range remove {
+		if err := admin.DeleteRole(ctx, issuer, clientID, name); err != nil {
+			return fmt.Errorf("delete role %q: %w", name, err)
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -252,4 +253,155 @@ func TestCompletionScriptsForEveryShell(t *testing.T) {
 	if out := c.ok("__complete", "clients", "rot"); !strings.Contains(out, "rotate-secret") {
 		t.Errorf("completion of 'clients rot' printed:\n%s", out)
 	}
+}
+
+// keycloakModelYAML is a realm as apply describes it: a Keycloak-style
+// issuer, an API's client that defines roles, a consumer given one of them
+// (scope-mapped, as the portal does), and the portal's delegated admin.
+const keycloakModelYAML = `kind: CredentialIssuer
+name: gateway
+urlStyle: keycloak
+audience: https://gateway.example
+availableScopes: [read, write]
+signingAlgorithm: RS256
+---
+kind: Client
+issuer: gateway
+clientId: orders-api
+name: Orders API
+definedRoles: [reader, writer]
+---
+kind: Client
+issuer: gateway
+clientId: billing
+name: Billing
+scopes: [read]
+optionalScopes: [write]
+fullScopeAllowed: false
+roleMappings:
+- {client: orders-api, role: reader}
+- {client: orders-api, role: writer}
+scopeMappings:
+- {client: orders-api, role: reader}
+---
+kind: Client
+issuer: gateway
+clientId: portal
+name: Portal
+scopes: [authz:manage-clients]
+`
+
+// TestTheKeycloakModelThroughTheCLI: what the Keycloak surface manages is
+// also ours to manage with apply, roles, initial-access-tokens and token:
+// an issuer served as a realm, roles a client defines, role and scope
+// mappings, optional scopes, a delegated admin. The file applies back
+// unchanged, and the consumer's token carries what it says.
+func TestTheKeycloakModelThroughTheCLI(t *testing.T) {
+	t.Parallel()
+	p := startServer(t, []string{"AUTHZ_DATABASE_URL=", "AUTHZ_KEK="})
+	p.knowAdmin(t)
+	ctx := context.Background()
+	c := newInProcess(t)
+	c.ok("login", "--admin-url", p.adminURL, "--public-url", p.publicURL, "--client-id", p.admin.clientID, "--client-secret", p.admin.clientSecret)
+	file := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(file, []byte(keycloakModelYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok("apply", "-f", file, "--dry-run"); !strings.Contains(out, "Client/gateway/Billing would be created") {
+		t.Fatalf("dry run:\n%s", out)
+	}
+	var applied []applyResult
+	c.json(&applied, "apply", "-f", file)
+	secrets := map[string]string{}
+	for _, r := range applied {
+		runLog.remember("client_secret", r.ClientSecret)
+		secrets[r.ClientID] = r.ClientSecret
+	}
+	var again []applyResult
+	c.json(&again, "apply", "-f", file)
+	for _, r := range again {
+		if r.Result != api.ResultUnchanged {
+			t.Fatalf("applying the file again: %+v", again)
+		}
+	}
+	// What -o yaml prints applies back unchanged (it leaves the defined
+	// roles out, so apply leaves them as they are).
+	c.in = c.ok("clients", "list", "--issuer", "gateway", "-o", "yaml")
+	c.json(&again, "apply", "-f", "-")
+	c.in = ""
+	for _, r := range again {
+		if r.Result != api.ResultUnchanged {
+			t.Fatalf("clients list -o yaml applied back: %+v", again)
+		}
+	}
+
+	var roles []api.RoleResponse
+	c.json(&roles, "roles", "list", "--issuer", "gateway", "--client", "orders-api")
+	if len(roles) != 2 || roles[0].Name != "reader" || roles[1].Name != "writer" {
+		t.Fatalf("roles of orders-api: %+v", roles)
+	}
+	c.ok("roles", "create", "--issuer", "gateway", "--client", "orders-api", "auditor", "--description", "reads the audit trail")
+	c.ok("roles", "create", "--issuer", "gateway", "ops")
+	var realmRoles []api.RoleResponse
+	c.json(&realmRoles, "roles", "list", "--issuer", "gateway")
+	if len(realmRoles) != 1 || realmRoles[0].Name != "ops" || realmRoles[0].Client != "" {
+		t.Fatalf("the issuer's own roles: %+v", realmRoles)
+	}
+	c.ok("roles", "delete", "--issuer", "gateway", "--client", "orders-api", "auditor")
+
+	// The consumer's token, through the realm's discovery: only the
+	// scope-mapped role, the default scope, the optional one on request.
+	var tok credential.TokenResponse
+	c.json(&tok, "token", "--issuer", "gateway", "--client-id", "billing", "--client-secret", secrets["billing"], "--scope", "write")
+	runLog.remember("an access token", tok.AccessToken)
+	claims := decodeClaims(t, tok.AccessToken)
+	if claims.Issuer != p.publicURL+"/realms/gateway" || claims.Scope != "read write" ||
+		!slices.Equal(claims.ResourceAccess["orders-api"].Roles, []string{"reader"}) {
+		t.Fatalf("billing's token: %+v", claims)
+	}
+
+	// Initial access tokens: printed once, listed without the token.
+	var iat api.CreatedInitialAccessToken
+	c.json(&iat, "initial-access-tokens", "create", "--issuer", "gateway", "--count", "3", "--expires-in", "24h")
+	runLog.remember("an initial access token", iat.Token)
+	if iat.RemainingCount != 3 || !strings.HasPrefix(iat.Token, credential.InitialAccessPrefix) || iat.ExpiresAt == "" {
+		t.Fatalf("created: %+v", iat)
+	}
+	if out := c.ok("initial-access-tokens", "list", "--issuer", "gateway"); !strings.Contains(out, iat.ID) || strings.Contains(out, iat.Token) {
+		t.Fatalf("list:\n%s", out)
+	}
+	c.ok("iat", "delete", "--issuer", "gateway", iat.ID)
+	if left, err := p.api(t).ListInitialAccessTokens(ctx, "gateway"); err != nil || len(left) != 0 {
+		t.Fatalf("after delete: %+v, %v", left, err)
+	}
+
+	// clients create takes the same model in flags.
+	var created api.CreatedClientResponse
+	c.json(&created, "clients", "create", "--issuer", "gateway", "--name", "Shipping", "--scopes", "read",
+		"--role-mapping", "orders-api/writer", "--role-mapping", "ops", "--full-scope-allowed=false", "--scope-mapping", "ops")
+	runLog.remember("client_secret", created.ClientSecret)
+	if len(created.RoleMappings) != 2 || created.FullScopeAllowed || len(created.ScopeMappings) != 1 || created.ScopeMappings[0].Role != "ops" {
+		t.Fatalf("clients create with mappings: %+v", created.ClientResponse)
+	}
+	if code, _, errOut := c.exec("clients", "create", "--issuer", "gateway", "--name", "x", "--role-mapping", "a/b/c"); code != 2 || !strings.Contains(errOut, "CLIENT/ROLE") {
+		t.Fatalf("a malformed --role-mapping: %d %s", code, errOut)
+	}
+}
+
+// decodeClaims reads a token's claims unverified; other tests verify.
+func decodeClaims(t *testing.T, raw string) credential.AccessClaims {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %q", raw)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims credential.AccessClaims
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims
 }

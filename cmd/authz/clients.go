@@ -68,6 +68,8 @@ func (c *clientsCommands) result(value any, clients ...api.ClientResponse) resul
 func (c *clientsCommands) create() *cobra.Command {
 	var req api.CreateClientRequest
 	var lifetime time.Duration
+	var roleMappings, scopeMappings []string
+	var fullScope bool
 	var output *string
 	cmd := &cobra.Command{
 		Use:   "create --name NAME",
@@ -81,6 +83,15 @@ func (c *clientsCommands) create() *cobra.Command {
 			if lifetime > 0 {
 				seconds := int64(lifetime / time.Second)
 				req.TokenLifetime = &seconds
+			}
+			if req.RoleMappings, err = parseRoleNames("--role-mapping", roleMappings); err != nil {
+				return err
+			}
+			if req.ScopeMappings, err = parseRoleNames("--scope-mapping", scopeMappings); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("full-scope-allowed") {
+				req.FullScopeAllowed = &fullScope
 			}
 			created, err := s.admin.CreateClient(cmd.Context(), c.issuer, req)
 			if err != nil {
@@ -98,6 +109,10 @@ func (c *clientsCommands) create() *cobra.Command {
 	f.StringSliceVar(&req.Roles, "roles", nil, "roles the client's tokens carry, among the issuer's")
 	f.StringVar(&req.Audience, "audience", "", "audience of the client's tokens (default: the issuer's)")
 	f.DurationVar(&lifetime, "token-lifetime", 0, "lifetime of the client's tokens (default: the issuer's)")
+	f.StringSliceVar(&req.OptionalScopes, "optional-scopes", nil, "scopes granted only when requested (--scopes are granted always)")
+	f.StringSliceVar(&roleMappings, "role-mapping", nil, "a role its tokens carry: CLIENT/ROLE for a role a client defines, ROLE for the issuer's own (repeatable)")
+	f.StringSliceVar(&scopeMappings, "scope-mapping", nil, "with --full-scope-allowed=false, a mapped role its tokens may carry: CLIENT/ROLE or ROLE")
+	f.BoolVar(&fullScope, "full-scope-allowed", true, "its tokens carry every mapped role (false: only those in --scope-mapping)")
 	require(f, "name")
 	output = outputFlag(cmd)
 	return cmd
@@ -267,4 +282,21 @@ func (c *clientsCommands) generateKey() *cobra.Command {
 		})
 	cmd.Flags().StringVar(&algorithm, "algorithm", keys.RS256, "the key's algorithm: "+strings.Join(keys.Algorithms(), ", "))
 	return cmd
+}
+
+// parseRoleNames reads CLIENT/ROLE (a role a client defines) or ROLE (the
+// issuer's own) values of a flag.
+func parseRoleNames(flag string, values []string) ([]api.RoleName, error) {
+	var out []api.RoleName
+	for _, v := range values {
+		client, role, scoped := strings.Cut(v, "/")
+		if !scoped {
+			client, role = "", v
+		}
+		if role == "" || strings.Contains(role, "/") {
+			return nil, usagef("%s wants CLIENT/ROLE or ROLE", flag)
+		}
+		out = append(out, api.RoleName{Client: client, Role: role})
+	}
+	return out, nil
 }

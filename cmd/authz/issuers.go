@@ -128,6 +128,41 @@ func (a *cli) adminCall(format string) (printer, *session, error) {
 	return out, s, err
 }
 
+// issuerFlag gives a verb the --issuer it works on ($AUTHZ_ISSUER), with
+// completion of the server's issuer names.
+func (a *cli) issuerFlag(cmd *cobra.Command, issuer *string, help string) {
+	cmd.Flags().StringVar(issuer, "issuer", "", help)
+	bindEnv(cmd.Flags(), "issuer", "AUTHZ_ISSUER")
+	require(cmd.Flags(), "issuer")
+	_ = cmd.RegisterFlagCompletionFunc("issuer", func(cmd *cobra.Command, _ []string, s string) ([]string, cobra.ShellCompDirective) {
+		return a.completeIssuers(cmd, nil, s)
+	})
+}
+
+// issuerVerb is a command on one issuer's records:
+// `authz NOUN VERB --issuer NAME [ARGS]`.
+func (a *cli) issuerVerb(issuer *string, issuerHelp, use, short string, args cobra.PositionalArgs,
+	do func(cmd *cobra.Command, s *session, args []string) (result, error)) *cobra.Command {
+	var output *string
+	c := &cobra.Command{
+		Use: use, Short: short, Args: args,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, s, err := a.adminCall(*output)
+			if err != nil {
+				return err
+			}
+			r, err := do(cmd, s, args)
+			if err != nil {
+				return err
+			}
+			return out.print(r)
+		},
+	}
+	a.issuerFlag(c, issuer, issuerHelp)
+	output = outputFlag(c)
+	return c
+}
+
 // completeIssuers offers the server's issuer names to shell completion.
 func (a *cli) completeIssuers(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 	if len(args) > 0 {

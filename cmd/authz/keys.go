@@ -15,37 +15,16 @@ func (a *cli) keysCommand() *cobra.Command {
 		Use:   "keys",
 		Short: "Show, rotate and revoke an issuer's signing keys; re-seal them under a new KEK",
 	})
-	issuerFlag := func(c *cobra.Command) {
-		c.Flags().StringVar(&issuer, "issuer", "", "the issuer whose keys these are (required)")
-		bindEnv(c.Flags(), "issuer", "AUTHZ_ISSUER")
-		require(c.Flags(), "issuer")
-		_ = c.RegisterFlagCompletionFunc("issuer", func(cmd *cobra.Command, _ []string, s string) ([]string, cobra.ShellCompDirective) {
-			return a.completeIssuers(cmd, nil, s)
-		})
-	}
 	verb := func(use, short string, args cobra.PositionalArgs, do func(ctx context.Context, s *session, args []string) ([]api.KeyResponse, error)) *cobra.Command {
-		var output *string
-		c := &cobra.Command{
-			Use: use, Short: short, Args: args,
-			RunE: func(cmd *cobra.Command, args []string) error {
-				out, s, err := a.adminCall(*output)
-				if err != nil {
-					return err
-				}
+		return a.issuerVerb(&issuer, "the issuer whose keys these are (required)", use, short, args,
+			func(cmd *cobra.Command, s *session, args []string) (result, error) {
 				keys, err := do(cmd.Context(), s, args)
-				if err != nil {
-					return err
-				}
 				rows := [][]string{}
 				for _, k := range keys {
 					rows = append(rows, []string{k.KID, k.Algorithm, k.State, k.PublishedAt, k.ActivatedAt, k.RetiredAt, k.DeleteAt})
 				}
-				return out.print(result{value: keys, header: []string{"KID", "ALG", "STATE", "PUBLISHED", "ACTIVATED", "RETIRED", "DELETE AT"}, rows: rows})
-			},
-		}
-		issuerFlag(c)
-		output = outputFlag(c)
-		return c
+				return result{value: keys, header: []string{"KID", "ALG", "STATE", "PUBLISHED", "ACTIVATED", "RETIRED", "DELETE AT"}, rows: rows}, err
+			})
 	}
 	cmd.AddCommand(
 		verb("list", "List the issuer's keys: state and dates, never private material", noArgs,

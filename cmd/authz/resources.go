@@ -32,15 +32,27 @@ type resourceDoc struct {
 	KeyRotationPeriod   int64      `yaml:"keyRotationPeriod,omitempty"`
 	KeyPublishLead      int64      `yaml:"keyPublishLead,omitempty"`
 	KeyRetirePeriod     int64      `yaml:"keyRetirePeriod,omitempty"`
+	// URLStyle "keycloak" serves the issuer as a Keycloak realm;
+	// AnonymousRegistration opens its registration service to anyone.
+	URLStyle              string `yaml:"urlStyle,omitempty"`
+	AnonymousRegistration bool   `yaml:"anonymousRegistration,omitempty"`
 
 	// Client (Name, Audience and TokenLifetime are shared)
-	Issuer   string    `yaml:"issuer,omitempty"`
-	ClientID string    `yaml:"clientId,omitempty"`
-	Scopes   *[]string `yaml:"scopes,omitempty"`
-	Roles    *[]string `yaml:"roles,omitempty"`
-	Enabled  *bool     `yaml:"enabled,omitempty"`
-	JWKSURI  string    `yaml:"jwksUri,omitempty"`
-	JWK      yamlJSON  `yaml:"jwk,omitempty"`
+	Issuer         string    `yaml:"issuer,omitempty"`
+	ClientID       string    `yaml:"clientId,omitempty"`
+	Scopes         *[]string `yaml:"scopes,omitempty"`
+	OptionalScopes *[]string `yaml:"optionalScopes,omitempty"`
+	Roles          *[]string `yaml:"roles,omitempty"`
+	Enabled        *bool     `yaml:"enabled,omitempty"`
+	JWKSURI        string    `yaml:"jwksUri,omitempty"`
+	JWK            yamlJSON  `yaml:"jwk,omitempty"`
+	// DefinedRoles are the roles the client defines (an API's roles, which
+	// other clients are given); RoleMappings the roles its own tokens
+	// carry, limited to ScopeMappings unless FullScopeAllowed.
+	DefinedRoles     *[]string       `yaml:"definedRoles,omitempty"`
+	RoleMappings     *[]api.RoleName `yaml:"roleMappings,omitempty"`
+	ScopeMappings    *[]api.RoleName `yaml:"scopeMappings,omitempty"`
+	FullScopeAllowed *bool           `yaml:"fullScopeAllowed,omitempty"`
 }
 
 const (
@@ -191,15 +203,17 @@ func (d resourceDoc) check() error {
 		if d.Flow != "" && d.Flow != "client-credentials" {
 			return fmt.Errorf("flow %q is not supported; use client-credentials", d.Flow)
 		}
-		if d.Issuer != "" || d.ClientID != "" || d.Scopes != nil || d.Roles != nil || d.Enabled != nil || d.JWKSURI != "" || d.JWK != nil {
-			return errors.New("a CredentialIssuer has no issuer, clientId, scopes, roles, enabled, jwk or jwksUri")
+		if d.Issuer != "" || d.ClientID != "" || d.Scopes != nil || d.OptionalScopes != nil || d.Roles != nil || d.Enabled != nil ||
+			d.JWKSURI != "" || d.JWK != nil || d.DefinedRoles != nil || d.RoleMappings != nil || d.ScopeMappings != nil || d.FullScopeAllowed != nil {
+			return errors.New("that field belongs to a Client, not a CredentialIssuer")
 		}
 	case kindClient:
 		if d.Issuer == "" {
 			return errors.New("a Client needs issuer")
 		}
 		if d.Description != "" || d.Flow != "" || d.AvailableScopes != nil || d.ClientRoles != nil || d.SigningAlgorithm != "" ||
-			d.ClientAuthenticator != nil || d.KeyRotationPeriod != 0 || d.KeyPublishLead != 0 || d.KeyRetirePeriod != 0 {
+			d.ClientAuthenticator != nil || d.KeyRotationPeriod != 0 || d.KeyPublishLead != 0 || d.KeyRetirePeriod != 0 ||
+			d.URLStyle != "" || d.AnonymousRegistration {
 			return errors.New("that field belongs to a CredentialIssuer, not a Client")
 		}
 		if d.JWKSURI != "" && d.JWK != nil {
@@ -218,15 +232,17 @@ func (d resourceDoc) check() error {
 // stands for.
 func (d resourceDoc) issuerRequest() api.IssuerRequest {
 	req := api.IssuerRequest{
-		Description:         d.Description,
-		AvailableScopes:     d.AvailableScopes,
-		ClientRoles:         d.ClientRoles,
-		TokenLifetime:       d.TokenLifetime,
-		SigningAlgorithm:    d.SigningAlgorithm,
-		ClientAuthenticator: api.AuthenticatorList(d.ClientAuthenticator),
-		KeyRotationPeriod:   d.KeyRotationPeriod,
-		KeyPublishLead:      d.KeyPublishLead,
-		KeyRetirePeriod:     d.KeyRetirePeriod,
+		Description:           d.Description,
+		AvailableScopes:       d.AvailableScopes,
+		ClientRoles:           d.ClientRoles,
+		TokenLifetime:         d.TokenLifetime,
+		SigningAlgorithm:      d.SigningAlgorithm,
+		ClientAuthenticator:   api.AuthenticatorList(d.ClientAuthenticator),
+		KeyRotationPeriod:     d.KeyRotationPeriod,
+		KeyPublishLead:        d.KeyPublishLead,
+		KeyRetirePeriod:       d.KeyRetirePeriod,
+		URLStyle:              d.URLStyle,
+		AnonymousRegistration: d.AnonymousRegistration,
 	}
 	if d.Audience != nil {
 		req.Audience = *d.Audience
@@ -242,14 +258,27 @@ func issuerDoc(iss api.IssuerResponse) resourceDoc {
 		TokenLifetime: &iss.TokenLifetime, SigningAlgorithm: iss.SigningAlgorithm,
 		ClientAuthenticator: stringList(iss.ClientAuthenticator), KeyRotationPeriod: iss.KeyRotationPeriod,
 		KeyPublishLead: iss.KeyPublishLead, KeyRetirePeriod: iss.KeyRetirePeriod,
+		URLStyle: iss.URLStyle, AnonymousRegistration: iss.AnonymousRegistration,
 	}
 }
 
-// clientDoc is the document that describes a client of issuerName.
+// clientDoc is the document that describes a client of issuerName. It
+// leaves out the roles the client defines ('authz roles list' shows them),
+// so applying it back leaves them alone.
 func clientDoc(issuerName string, c api.ClientResponse) resourceDoc {
 	d := resourceDoc{
 		Kind: kindClient, Issuer: issuerName, ClientID: c.ClientID, Name: c.Name, Scopes: &c.Scopes, Roles: &c.Roles,
 		Audience: &c.Audience, Enabled: &c.Enabled, JWKSURI: c.JWKSURI, JWK: yamlJSON(c.JWK),
+		FullScopeAllowed: &c.FullScopeAllowed,
+	}
+	if len(c.OptionalScopes) > 0 {
+		d.OptionalScopes = &c.OptionalScopes
+	}
+	if len(c.RoleMappings) > 0 {
+		d.RoleMappings = &c.RoleMappings
+	}
+	if len(c.ScopeMappings) > 0 {
+		d.ScopeMappings = &c.ScopeMappings
 	}
 	if c.TokenLifetime != 0 {
 		d.TokenLifetime = &c.TokenLifetime

@@ -20,6 +20,7 @@ import (
 
 	"github.com/authz-dev/authz/api"
 	"github.com/authz-dev/authz/issuer"
+	"github.com/authz-dev/authz/keycloak"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/listener"
 	"github.com/authz-dev/authz/metrics"
@@ -219,6 +220,7 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 		MaxAssertionLifetime:   cfg.maxAssertionLife,
 	}, be.store, be.ring)
 	admin := api.New(be.store, be.keys, public, log)
+	kc := keycloak.New(admin, public, log)
 
 	// Background work stops, and the rotation lock is released, before the
 	// store closes.
@@ -246,7 +248,7 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 		printDevBanner(a.stdout, publicURL, scheme+"://"+listener.ReachableAddr(adminLn.Addr()), devAdmin)
 	}
 	err = listener.Serve(ctx, listener.Config{Limits: cfg.limits, Proxies: proxies, Certificate: cert, ShutdownTimeout: cfg.shutdownTimeout, Logger: log},
-		listener.Endpoint{Name: "public", Listener: publicLn, Handler: public.Handler(), MaxBodyBytes: issuer.DefaultMaxRequestBytes},
+		listener.Endpoint{Name: "public", Listener: publicLn, Handler: kc.Around(public.Handler()), MaxBodyBytes: issuer.DefaultMaxRequestBytes},
 		listener.Endpoint{Name: "admin", Listener: adminLn, Handler: adminHandler(admin, mx), MaxBodyBytes: api.MaxBodyBytes, Refuse: api.Refuse},
 	)
 	if err != nil {

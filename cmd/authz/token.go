@@ -1,6 +1,11 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -18,8 +23,10 @@ func (a *cli) tokenCommand() *cobra.Command {
 		Use:   "token",
 		Short: "Get a token as a consumer does (client_credentials with client_secret_basic)",
 		Long: `token runs the client-credentials grant against an issuer's token endpoint,
-as any consumer would, and prints the answer. The public URL is --public-url,
-else the one 'authz login' saved, else ` + defaultPublicURL + `.`,
+as any consumer would, and prints the answer. With --issuer, the endpoint
+comes from the issuer's discovery document (at /issuers/NAME, or /realms/NAME
+for a Keycloak-style issuer) under --public-url, else the public URL
+'authz login' saved, else ` + defaultPublicURL + `.`,
 		Example: `  authz token --issuer payments --client-id c-... --client-secret ... --scope read
   authz token --token-url https://auth.example.com/issuers/payments/token --client-id ... --client-secret ... -o json`,
 		Args: noArgs,
@@ -35,7 +42,9 @@ else the one 'authz login' saved, else ` + defaultPublicURL + `.`,
 				if publicURL == "" {
 					publicURL = a.savedPublicURL()
 				}
-				tokenURL = strings.TrimRight(publicURL, "/") + "/issuers/" + url.PathEscape(issuerName) + "/token"
+				if tokenURL, err = discoverTokenURL(cmd.Context(), publicURL, issuerName); err != nil {
+					return err
+				}
 			}
 			var requested []string
 			for _, s := range scopes {
@@ -81,4 +90,29 @@ func (a *cli) savedPublicURL() string {
 		return defaultPublicURL
 	}
 	return cfg.PublicURL
+}
+
+// discoverTokenURL finds an issuer's token endpoint in its discovery
+// document, at either URL style.
+func discoverTokenURL(ctx context.Context, publicURL, issuerName string) (string, error) {
+	base := strings.TrimRight(publicURL, "/")
+	for _, prefix := range []string{"/issuers/", "/realms/"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+prefix+url.PathEscape(issuerName)+"/.well-known/openid-configuration", nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := httpClient().Do(req)
+		if err != nil {
+			return "", fmt.Errorf("discover issuer %q: %w", issuerName, err)
+		}
+		var doc struct {
+			TokenEndpoint string `json:"token_endpoint"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && err == nil && doc.TokenEndpoint != "" {
+			return doc.TokenEndpoint, nil
+		}
+	}
+	return "", fmt.Errorf("no issuer %q at %s (no discovery document under /issuers/ or /realms/)", issuerName, base)
 }

@@ -214,10 +214,8 @@ func (s *Store) DeleteIssuer(_ context.Context, name string, cascade bool, ifRev
 }
 
 // CreateClient stores a client with its secrets.
-func (s *Store) CreateClient(_ context.Context, c store.Client) (store.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.createClient(c)
+func (s *Store) CreateClient(ctx context.Context, c store.Client) (store.Client, error) {
+	return s.RegisterClient(ctx, c, nil, time.Time{})
 }
 
 // RegisterClient creates a client, spending a use of an initial access
@@ -226,6 +224,7 @@ func (s *Store) RegisterClient(_ context.Context, c store.Client, initialAccessD
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var spend func()
+	c.RegisteredWith = ""
 	if initialAccessDigest != nil {
 		key, t, ok := s.initialByDigest(c.IssuerName, initialAccessDigest)
 		switch {
@@ -240,6 +239,7 @@ func (s *Store) RegisterClient(_ context.Context, c store.Client, initialAccessD
 			t.RemainingCount--
 			s.initial[key] = t
 		}
+		c.RegisteredWith = t.ID
 	}
 	stored, err := s.createClient(c)
 	if err == nil && spend != nil {
@@ -372,6 +372,7 @@ func (s *Store) ListClients(_ context.Context, issuerName string, q store.Client
 	for k, c := range s.clients {
 		if k.issuer != issuerName ||
 			(q.Name != "" && !strings.Contains(strings.ToLower(c.Name), strings.ToLower(q.Name))) ||
+			(q.IDContains != "" && !strings.Contains(strings.ToLower(k.id), strings.ToLower(q.IDContains))) ||
 			(q.Enabled != nil && c.Enabled != *q.Enabled) {
 			continue
 		}

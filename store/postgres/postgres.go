@@ -318,7 +318,7 @@ func (s *Store) DeleteIssuer(ctx context.Context, name string, cascade bool, ifR
 // order.
 const clientColumns = `c.issuer_name, c.client_id, c.internal_id, c.service_account_id, c.name, c.scopes, c.optional_scopes,
 	c.roles, c.audience, c.token_lifetime_seconds, c.enabled, c.created_at, c.updated_at, c.public_jwk, c.jwks_uri,
-	c.full_scope_allowed, c.registration_token_digest,
+	c.full_scope_allowed, c.registration_token_digest, c.registered_with,
 	array(select r.role_id from role_mappings m join roles r using (role_id)
 	      where m.issuer_name = c.issuer_name and m.client_id = c.client_id and m.kind = 'role' order by r.client_id, r.name),
 	array(select r.client_id from role_mappings m join roles r using (role_id)
@@ -343,7 +343,7 @@ func (s *clientScan) targets() []any {
 	c := &s.c
 	return []any{&c.IssuerName, &c.ID, &c.InternalID, &c.ServiceAccountID, &c.Name, &c.Scopes, &c.OptionalScopes,
 		&c.Roles, &c.Audience, &s.lifetimeSeconds, &c.Enabled, &c.CreatedAt, &c.UpdatedAt, &c.PublicJWK, &c.JWKSURI,
-		&c.FullScopeAllowed, &c.RegistrationTokenDigest,
+		&c.FullScopeAllowed, &c.RegistrationTokenDigest, &c.RegisteredWith,
 		&s.mappings[0][0], &s.mappings[0][1], &s.mappings[0][2], &s.mappings[1][0], &s.mappings[1][1], &s.mappings[1][2]}
 }
 
@@ -380,19 +380,21 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) (store.Client,
 func (s *Store) RegisterClient(ctx context.Context, c store.Client, initialAccessDigest []byte, now time.Time) (store.Client, error) {
 	var stored store.Client
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		registeredWith := ""
 		if initialAccessDigest != nil {
-			if err := spendInitialAccessToken(ctx, tx, c.IssuerName, initialAccessDigest, now); err != nil {
+			var err error
+			if registeredWith, err = spendInitialAccessToken(ctx, tx, c.IssuerName, initialAccessDigest, now); err != nil {
 				return err
 			}
 		}
 		if _, err := tx.Exec(ctx, `
 insert into clients (issuer_name, client_id, internal_id, service_account_id, name, scopes, optional_scopes, roles, audience,
-                     token_lifetime_seconds, enabled, public_jwk, jwks_uri, full_scope_allowed, registration_token_digest)
+                     token_lifetime_seconds, enabled, public_jwk, jwks_uri, full_scope_allowed, registration_token_digest, registered_with)
 values ($1, $2, coalesce(nullif($3, ''), gen_random_uuid()::text), coalesce(nullif($4, ''), gen_random_uuid()::text),
-        $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+        $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			c.IssuerName, c.ID, c.InternalID, c.ServiceAccountID, c.Name, nonNil(c.Scopes), nonNil(c.OptionalScopes), nonNil(c.Roles),
 			c.Audience, toSeconds(c.TokenLifetime), c.Enabled, nullJSON(c.PublicJWK), c.JWKSURI, c.FullScopeAllowed,
-			nullBytes(c.RegistrationTokenDigest)); err != nil {
+			nullBytes(c.RegistrationTokenDigest), registeredWith); err != nil {
 			return err
 		}
 		for _, sec := range c.Secrets {
@@ -414,25 +416,26 @@ values ($1, $2, coalesce(nullif($3, ''), gen_random_uuid()::text), coalesce(null
 }
 
 // spendInitialAccessToken takes one use of the issuer's token with that
-// digest, or says why it cannot.
-func spendInitialAccessToken(ctx context.Context, tx pgx.Tx, issuerName string, digest []byte, now time.Time) error {
+// digest and returns its id, or says why it cannot.
+func spendInitialAccessToken(ctx context.Context, tx pgx.Tx, issuerName string, digest []byte, now time.Time) (string, error) {
+	var id string
 	var expires *time.Time
 	var remaining int
-	err := tx.QueryRow(ctx, `select expires_at, remaining_count from initial_access_tokens where issuer_name = $1 and digest = $2 for update`,
-		issuerName, digest).Scan(&expires, &remaining)
+	err := tx.QueryRow(ctx, `select token_id, expires_at, remaining_count from initial_access_tokens where issuer_name = $1 and digest = $2 for update`,
+		issuerName, digest).Scan(&id, &expires, &remaining)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("no such initial access token: %w", store.ErrNotFound)
+		return "", fmt.Errorf("no such initial access token: %w", store.ErrNotFound)
 	case err != nil:
-		return err
+		return "", err
 	case expires != nil && !now.Before(*expires):
-		return fmt.Errorf("the initial access token expired: %w", store.ErrPrecondition)
+		return "", fmt.Errorf("the initial access token expired: %w", store.ErrPrecondition)
 	case remaining <= 0:
-		return fmt.Errorf("the initial access token is used up: %w", store.ErrPrecondition)
+		return "", fmt.Errorf("the initial access token is used up: %w", store.ErrPrecondition)
 	}
-	_, err = tx.Exec(ctx, `update initial_access_tokens set remaining_count = remaining_count - 1 where issuer_name = $1 and digest = $2`,
-		issuerName, digest)
-	return err
+	_, err = tx.Exec(ctx, `update initial_access_tokens set remaining_count = remaining_count - 1 where issuer_name = $1 and token_id = $2`,
+		issuerName, id)
+	return id, err
 }
 
 // writeMappings replaces a client's role and scope mappings.
@@ -541,8 +544,9 @@ select `+clientColumns+` from clients c
 where c.issuer_name = $1 and c.client_id > $2
   and ($3 = '' or strpos(lower(c.name), lower($3)) > 0)
   and ($4::boolean is null or c.enabled = $4)
+  and ($6 = '' or strpos(lower(c.client_id), lower($6)) > 0)
 order by c.client_id
-limit $5`, issuerName, q.After, q.Name, q.Enabled, pageLimit(q.Page))
+limit $5`, issuerName, q.After, q.Name, q.Enabled, pageLimit(q.Page), q.IDContains)
 	if err != nil {
 		return nil, fmt.Errorf("list clients of issuer %q: %w", issuerName, mapError(err))
 	}

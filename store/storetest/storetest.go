@@ -510,6 +510,9 @@ func testListClientsFiltersAndPages(t *testing.T, s store.Store) {
 		{"disabled billing", store.ClientQuery{Name: "billing", Enabled: &disabled}, []string{"c-3"}},
 		{"second page", store.ClientQuery{Page: store.Page{After: "c-1", Limit: 2}}, []string{"c-2", "c-3"}},
 		{"no match", store.ClientQuery{Name: "nobody"}, nil},
+		{"id contains, any case", store.ClientQuery{IDContains: "C-"}, []string{"c-0", "c-1", "c-2", "c-3"}},
+		{"id contains and enabled", store.ClientQuery{IDContains: "3", Enabled: &disabled}, []string{"c-3"}},
+		{"id contains nothing", store.ClientQuery{IDContains: "c-9"}, nil},
 	}
 	for _, tc := range tests {
 		got, err := s.ListClients(ctx, "payments", tc.query)
@@ -1212,6 +1215,18 @@ func testInitialAccessTokensAreSpentOnlyBySuccessfulRegistrations(t *testing.T, 
 	}
 	if err := register("c-2", "iat-two"); err != nil {
 		t.Fatalf("the second use: %v", err)
+	}
+	// The client remembers the token that registered it, for good.
+	if c, err := s.GetClient(ctx, "payments", "c-2"); err != nil || c.RegisteredWith != two.ID {
+		t.Fatalf("c-2 registered with %q, want %q (%v)", c.RegisteredWith, two.ID, err)
+	}
+	if c, err := s.UpdateClient(ctx, "payments", "c-2", func(c *store.Client) error { c.RegisteredWith = "forged"; return nil }); err != nil || c.RegisteredWith != two.ID {
+		t.Fatalf("an update changed RegisteredWith to %q (%v)", c.RegisteredWith, err)
+	}
+	forged := sampleClient("payments", "c-forged")
+	forged.RegisteredWith = two.ID
+	if c, err := s.CreateClient(ctx, forged); err != nil || c.RegisteredWith != "" {
+		t.Fatalf("CreateClient kept RegisteredWith %q (%v)", c.RegisteredWith, err)
 	}
 	for _, tc := range []struct{ id, token string }{{"c-3", "iat-two"}, {"c-4", "iat-old"}} {
 		if err := register(tc.id, tc.token); !errors.Is(err, store.ErrPrecondition) {
