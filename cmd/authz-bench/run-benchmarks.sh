@@ -58,22 +58,64 @@ issuer: bench-rs256
 clientId: bench-rs
 name: bench rs
 scopes: [read]
+---
+kind: CredentialIssuer
+name: bench-kc
+urlStyle: keycloak
+audience: https://api.example.test
+availableScopes: [read]
+---
+kind: CredentialIssuer
+name: bench-kc-es
+urlStyle: keycloak
+audience: https://api.example.test
+availableScopes: [read]
+signingAlgorithm: ES256
+---
+kind: Client
+issuer: bench-kc
+clientId: bench-api
+name: bench api
+definedRoles: [reader]
+---
+kind: Client
+issuer: bench-kc
+clientId: bench-kc
+name: bench kc
+scopes: [read]
+roleMappings: [{client: bench-api, role: reader}]
+---
+kind: Client
+issuer: bench-kc-es
+clientId: bench-kc-es
+name: bench kc es
+scopes: [read]
 YAML
   "$authz" apply -f "$work/bench.yaml" >"$work/applied.txt"
   ES_SECRET=$(awk '/client_id: +bench-es$/ {getline; print $2}' "$work/applied.txt")
   RS_SECRET=$(awk '/client_id: +bench-rs$/ {getline; print $2}' "$work/applied.txt")
+  KC_SECRET=$(awk '/client_id: +bench-kc$/ {getline; print $2}' "$work/applied.txt")
+  KC_ES_SECRET=$(awk '/client_id: +bench-kc-es$/ {getline; print $2}' "$work/applied.txt")
 }
 
-run() { echo "\$ authz-bench run $*" | sed "s/$ES_SECRET/\$ES_SECRET/; s/$RS_SECRET/\$RS_SECRET/"; "$bench" run --duration "${secs}s" "$@"; echo; }
+run() {
+  echo "\$ authz-bench run $*" | sed "s/$ES_SECRET/\$ES_SECRET/; s/$RS_SECRET/\$RS_SECRET/; s/$KC_SECRET/\$KC_SECRET/; s/$KC_ES_SECRET/\$KC_ES_SECRET/"
+  "$bench" run --duration "${secs}s" "$@"
+  echo
+}
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3)"
 echo
 echo "== memory store"
 start_server memory
 setup "$(grep -oP 'client_id:\s+\K\S+' "$work/memory.out")" "$(grep -oP 'client_secret:\s+\K\S+' "$work/memory.out")"
-run --compare --rounds 3 --alg RS256 --token-url "$PUBLIC/issuers/bench-rs256/token" --client-id bench-rs --client-secret "$RS_SECRET"
+run --compare --rounds 3 --alg RS256 --token-url "$PUBLIC/issuers/bench-rs256/token" --client-id bench-rs --client-secret "$RS_SECRET" | tee "$work/rs-memory.txt"
 run --compare --rounds 3 --alg ES256 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET" | tee "$work/es-memory.txt"
-run --compare --rounds 3 --target jwks --jwks-url "$PUBLIC/issuers/bench-es256/jwks.json"
+run --compare --rounds 3 --target jwks --jwks-url "$PUBLIC/issuers/bench-es256/jwks.json" | tee "$work/jwks-memory.txt"
+echo "== Keycloak-style issuers (realm URLs, Keycloak's claims, a mapped role)"
+run --compare --rounds 3 --alg RS256 --token-url "$PUBLIC/realms/bench-kc/protocol/openid-connect/token" --client-id bench-kc --client-secret "$KC_SECRET" | tee "$work/kc-rs-memory.txt"
+run --compare --rounds 3 --alg ES256 --token-url "$PUBLIC/realms/bench-kc-es/protocol/openid-connect/token" --client-id bench-kc-es --client-secret "$KC_ES_SECRET" | tee "$work/kc-es-memory.txt"
+run --compare --rounds 3 --target jwks --jwks-url "$PUBLIC/realms/bench-kc-es/protocol/openid-connect/certs" | tee "$work/kc-jwks-memory.txt"
 # tokens/s is field 3 of the phase row, p99 field 6.
 half=$(awk '/^ +token endpoint/ {printf "%d", $3/2}' "$work/es-memory.txt")
 echo "== ES256 latency at half the maximum throughput ($half tokens/s)"
@@ -107,3 +149,18 @@ mem=$(awk '/^ +token endpoint/ {print $3}' "$work/es-memory.txt"); pg=$(awk '/^ 
 echo "$pg $mem" | awk '{printf "ES256 PostgreSQL ÷ memory tokens/s: %.2f (%d ÷ %d)\n", $1/$2, $1, $2}'
 p1k=$(awk '/^ +token endpoint/ {print $6}' "$work/1k.txt" | tr -d ms); p1m=$(awk '/^ +token endpoint/ {print $6}' "$work/1m.txt" | tr -d ms)
 echo "$p1m $p1k" | awk '{printf "token p99 with 1 M ÷ with 1 k clients: %.2f (%sms ÷ %sms)\n", $1/$2, $1, $2}'
+# rate FILE PHASE: a phase's ops/s in a --compare run: the first number on
+# the row that starts with the phase's name.
+rate() { awk -v phase="$2" 'index($0, phase) && $1" "$2 == phase {for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+$/) {print $i; exit}}' "$work/$1"; }
+# kc_vs_native WHAT NATIVE KEYCLOAK NUMERATOR BASELINE: the Keycloak-style
+# issuer's ratio over the native one's, each measured against its own run's
+# baseline.
+kc_vs_native() {
+  local n k
+  n=$(echo "$(rate "$2" "$4") $(rate "$2" "$5")" | awk '{print $1/$2}')
+  k=$(echo "$(rate "$3" "$4") $(rate "$3" "$5")" | awk '{print $1/$2}')
+  echo "$k $n" | awk -v what="$1" '{printf "Keycloak-style ÷ native, %s: %.3f (%.3f ÷ %.3f)\n", what, $1/$2, $1, $2}'
+}
+kc_vs_native "RS256 tokens/s ÷ raw signing" rs-memory.txt kc-rs-memory.txt "token endpoint" "raw signing"
+kc_vs_native "ES256 tokens/s ÷ trivial handler" es-memory.txt kc-es-memory.txt "token endpoint" "trivial handler"
+kc_vs_native "JWKS ÷ trivial handler" jwks-memory.txt kc-jwks-memory.txt "JWKS endpoint" "trivial handler"
