@@ -18,7 +18,7 @@ import (
 // operators are client-credentials clients like any other.
 const (
 	SystemIssuer   = "system"
-	AdminScope     = "authz:admin"
+	AdminScope     = credential.SystemAdminScope
 	systemAudience = "authz-admin"
 )
 
@@ -58,10 +58,11 @@ func ActorFrom(ctx context.Context) Actor {
 	return a
 }
 
-// realmManagement is the client whose roles make a Keycloak service
+// RealmManagement is the client whose roles make a Keycloak service
 // account its realm's client admin: a realm moved from Keycloak keeps its
-// portal's service account working without a new credential.
-const realmManagement = "realm-management"
+// portal's service account working without a new credential. No client
+// may take it as its audience, which would file its own roles under it.
+const RealmManagement = "realm-management"
 
 // ErrNotAnAdmin is a valid token that grants no admin rights.
 var ErrNotAnAdmin = errors.New("the token grants no admin rights")
@@ -89,7 +90,7 @@ func (s *Server) Authenticate(ctx context.Context, raw string) (Actor, error) {
 		a.System = true
 		return a, nil
 	}
-	management := claims.ResourceAccess[realmManagement].Roles
+	management := claims.ResourceAccess[RealmManagement].Roles
 	a.Manage = claims.HasScope(credential.ManageClientsScope) || slices.Contains(management, "manage-clients") || slices.Contains(management, "realm-admin")
 	a.View = claims.HasScope(credential.ViewClientsScope) || slices.Contains(management, "view-clients")
 	if !a.Manage && !a.View {
@@ -219,7 +220,7 @@ func Bootstrap(ctx context.Context, st Store, km KeyManager) (BootstrapResult, e
 	secret := credential.NewSecret()
 	c, err := st.CreateClient(ctx, store.Client{
 		IssuerName: SystemIssuer,
-		ID:         newClientID(),
+		ID:         NewClientID(),
 		Name:       "bootstrap admin",
 		Scopes:     []string{AdminScope},
 		Audience:   systemAudience,

@@ -149,7 +149,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(errs) > 0 {
 		if c.ID == "" {
-			c.ID = newClientID()
+			c.ID = NewClientID()
 		}
 		s.writeClientError(w, iss, c.ID, "", append(errs, checkClient(c, iss)...))
 		return
@@ -171,7 +171,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 func (s *Server) answerCreateDryRun(w http.ResponseWriter, r *http.Request, iss store.Issuer, c store.Client) {
 	c.IssuerName = iss.Name
 	if c.ID == "" {
-		c.ID = newClientID()
+		c.ID = NewClientID()
 	}
 	if errs := checkClient(c, iss); len(errs) > 0 {
 		s.writeClientError(w, iss, c.ID, "", errs)

@@ -65,6 +65,9 @@ func (s *Server) createInitialAccessToken(w http.ResponseWriter, r *http.Request
 	if count < 1 || count > maxInitialAccessCount {
 		errs = append(errs, FieldError{Field: "count", Reason: fmt.Sprintf("must be from 1 to %d", maxInitialAccessCount)})
 	}
+	if mux.Vars(r)["name"] == SystemIssuer {
+		errs = append(errs, FieldError{Field: "issuer", Reason: "the system issuer's clients are admins: only an admin registers them, through this API"})
+	}
 	if len(errs) > 0 {
 		writeProblem(w, http.StatusUnprocessableEntity, "The initial access token is invalid.", errs...)
 		return

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/store"
@@ -50,7 +51,7 @@ const (
 
 // newClientID makes an unguessable client id: 80 random bits in lowercase
 // base32.
-func newClientID() string {
+func NewClientID() string {
 	b := make([]byte, 10)
 	_, _ = rand.Read(b)
 	return "c-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
@@ -75,6 +76,12 @@ func checkClient(c store.Client, iss store.Issuer) FieldErrors {
 	}
 	if strings.TrimSpace(c.Name) == "" || len(c.Name) > maxClientNameLength {
 		errs = append(errs, FieldError{Field: "name", Reason: fmt.Sprintf("is required and at most %d bytes", maxClientNameLength)})
+	}
+	if hasControl(c.Name) {
+		errs = append(errs, FieldError{Field: "name", Reason: "must not hold control characters (a terminal would act on them)"})
+	}
+	if c.Audience == RealmManagement {
+		errs = append(errs, FieldError{Field: "audience", Reason: fmt.Sprintf("%q is reserved: its roles make admins, and come only from role mappings", RealmManagement)})
 	}
 	errs = append(errs, validateTokens("scopes", c.Scopes, "scope")...)
 	errs = append(errs, validateTokens("optionalScopes", c.OptionalScopes, "scope")...)
@@ -104,6 +111,9 @@ func checkClient(c store.Client, iss store.Issuer) FieldErrors {
 	}
 	return errs
 }
+
+// hasControl reports whether s holds a control character.
+func hasControl(s string) bool { return strings.IndexFunc(s, unicode.IsControl) >= 0 }
 
 // notOffered lists the values the issuer does not offer.
 func notOffered(values, offered []string) []string {
@@ -141,7 +151,7 @@ func (s *Server) CheckAssertionKey(jwk json.RawMessage, jwksURI, field string) (
 func (s *Server) CreateClient(ctx context.Context, iss store.Issuer, c store.Client, chosenSecret string, initialAccess []byte) (store.Client, string, error) {
 	c.IssuerName = iss.Name
 	if c.ID == "" {
-		c.ID = newClientID()
+		c.ID = NewClientID()
 	}
 	errs := checkClient(c, iss)
 	secret := credential.NewSecret()
@@ -262,8 +272,8 @@ func (s *Server) CreateRole(ctx context.Context, r store.Role) (store.Role, erro
 	if errs := validateTokens("name", []string{r.Name}, "role"); len(errs) > 0 {
 		return store.Role{}, FieldErrors(errs)
 	}
-	if len(r.Description) > maxClientNameLength {
-		return store.Role{}, FieldErrors{{Field: "description", Reason: fmt.Sprintf("is at most %d bytes", maxClientNameLength)}}
+	if len(r.Description) > maxClientNameLength || hasControl(r.Description) {
+		return store.Role{}, FieldErrors{{Field: "description", Reason: fmt.Sprintf("is at most %d bytes, without control characters", maxClientNameLength)}}
 	}
 	return s.store.CreateRole(ctx, r)
 }

@@ -28,7 +28,10 @@ const (
 	// delegated admin: it may register and manage the issuer's clients,
 	// and nothing of any other issuer. ViewClientsScope may only read them.
 	ManageClientsScope = "authz:manage-clients"
-	ViewClientsScope   = "authz:view-clients"
+	// SystemAdminScope makes a client of the system issuer the server's
+	// admin.
+	SystemAdminScope = "authz:admin"
+	ViewClientsScope = "authz:view-clients"
 	// RolesScope is Keycloak's built-in client scope for roles. Keycloak-
 	// style issuers offer it so that representations naming it are
 	// accepted, but tokens carry their roles with or without it, and it

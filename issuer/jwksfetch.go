@@ -135,6 +135,9 @@ func newJWKSFetcher(allowPrivate bool, now func() time.Time) *jwksFetcher {
 // absolute https URL (http only where private targets are allowed, for
 // tests), with no credentials in it.
 func (f *jwksFetcher) validate(raw string) error {
+	if len(raw) > maxJWKSURILength {
+		return fmt.Errorf("must be at most %d bytes", maxJWKSURILength)
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
 		return errors.New("must be an absolute URL without credentials or fragment")
@@ -163,6 +166,9 @@ func (f *jwksFetcher) keys(ctx context.Context, uri, kid string) ([]jose.JSONWeb
 	f.mu.Lock()
 	e, ok := f.entries[uri]
 	if !ok {
+		if len(f.entries) >= maxJWKSEntries {
+			f.forgetIdle()
+		}
 		e = &jwksEntry{}
 		f.entries[uri] = e
 	}
@@ -216,6 +222,34 @@ func (f *jwksFetcher) keys(ctx context.Context, uri, kid string) ([]jose.JSONWeb
 		case <-done:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("the client's JWKS is being fetched: %w", ctx.Err())
+		}
+	}
+}
+
+// Bounds of the fetcher's memory: a URI no longer than a browser takes,
+// and a set of cached key sets that registrations cannot grow without
+// limit (each distinct URI, one per client at most, costs an entry).
+const (
+	maxJWKSURILength = 2048
+	maxJWKSEntries   = 10_000
+)
+
+// forgetIdle drops a tenth of the entries that no fetch is using, the
+// caller holding f.mu. A dropped set is fetched again when next needed,
+// so forgetting costs a fetch, never a wrong answer.
+func (f *jwksFetcher) forgetIdle() {
+	drop := maxJWKSEntries / 10
+	for uri, e := range f.entries {
+		if drop == 0 {
+			return
+		}
+		if e.mu.TryLock() {
+			idle := e.inflight == nil
+			e.mu.Unlock()
+			if idle {
+				delete(f.entries, uri)
+				drop--
+			}
 		}
 	}
 }

@@ -1,8 +1,11 @@
 package issuer
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestBlockedAddressesCoverTranslatedAndReservedRanges(t *testing.T) {
@@ -33,5 +36,29 @@ func TestBlockedAddressesCoverTranslatedAndReservedRanges(t *testing.T) {
 		if got := blockedAddress(netip.MustParseAddr(addr)); got != blocked {
 			t.Errorf("blockedAddress(%s) = %v, want %v", addr, got, blocked)
 		}
+	}
+}
+
+// TestTheJWKSCacheIsBounded replays the review's finding: every distinct
+// jwks_uri (one per client, 60 KB each) kept an entry for good. URIs are
+// bounded, and past maxJWKSEntries idle entries are forgotten.
+func TestTheJWKSCacheIsBounded(t *testing.T) {
+	f := newJWKSFetcher(false, time.Now)
+	if err := f.validate("https://keys.example/" + strings.Repeat("a", maxJWKSURILength)); err == nil {
+		t.Fatal("a URI longer than the bound was accepted")
+	}
+	busy := &jwksEntry{inflight: make(chan struct{})}
+	f.entries["https://busy.example/jwks"] = busy
+	for i := range maxJWKSEntries {
+		f.entries[fmt.Sprintf("https://idle-%d.example/jwks", i)] = &jwksEntry{}
+	}
+	f.mu.Lock()
+	f.forgetIdle()
+	f.mu.Unlock()
+	if n := len(f.entries); n > maxJWKSEntries*9/10+1 {
+		t.Fatalf("%d entries after forgetting, want at most %d", n, maxJWKSEntries*9/10+1)
+	}
+	if f.entries["https://busy.example/jwks"] != busy {
+		t.Fatal("an entry being fetched was forgotten")
 	}
 }

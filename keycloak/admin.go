@@ -35,19 +35,19 @@ func (s *Server) adminRoutes() []route {
 		{http.MethodPost, "/clients/{id}/client-secret", "keycloak.client.secret.create", true, s.newClientSecret},
 		{http.MethodGet, "/clients/{id}/client-secret", "", false, s.readClientSecret},
 		{http.MethodGet, "/clients/{id}/default-client-scopes", "", false, s.listScopes(defaultScopes)},
-		{http.MethodPut, "/clients/{id}/default-client-scopes/{scopeId}", "keycloak.client.scope.add", true, s.addScope(defaultScopes)},
-		{http.MethodDelete, "/clients/{id}/default-client-scopes/{scopeId}", "keycloak.client.scope.delete", true, s.delScope(defaultScopes)},
+		{http.MethodPut, "/clients/{id}/default-client-scopes/{scopeId}", "keycloak.client.scope.add", true, s.changeScope(defaultScopes, true)},
+		{http.MethodDelete, "/clients/{id}/default-client-scopes/{scopeId}", "keycloak.client.scope.delete", true, s.changeScope(defaultScopes, false)},
 		{http.MethodGet, "/clients/{id}/optional-client-scopes", "", false, s.listScopes(optionalScopes)},
-		{http.MethodPut, "/clients/{id}/optional-client-scopes/{scopeId}", "keycloak.client.scope.add", true, s.addScope(optionalScopes)},
-		{http.MethodDelete, "/clients/{id}/optional-client-scopes/{scopeId}", "keycloak.client.scope.delete", true, s.delScope(optionalScopes)},
+		{http.MethodPut, "/clients/{id}/optional-client-scopes/{scopeId}", "keycloak.client.scope.add", true, s.changeScope(optionalScopes, true)},
+		{http.MethodDelete, "/clients/{id}/optional-client-scopes/{scopeId}", "keycloak.client.scope.delete", true, s.changeScope(optionalScopes, false)},
 		{http.MethodGet, "/clients/{id}/scope-mappings/clients/{client}", "", false, s.listMappings(scopeMappings)},
-		{http.MethodPost, "/clients/{id}/scope-mappings/clients/{client}", "keycloak.client.scope-mapping.add", true, s.addMappings(scopeMappings)},
-		{http.MethodDelete, "/clients/{id}/scope-mappings/clients/{client}", "keycloak.client.scope-mapping.delete", true, s.delMappings(scopeMappings)},
+		{http.MethodPost, "/clients/{id}/scope-mappings/clients/{client}", "keycloak.client.scope-mapping.add", true, s.changeMappings(scopeMappings, true)},
+		{http.MethodDelete, "/clients/{id}/scope-mappings/clients/{client}", "keycloak.client.scope-mapping.delete", true, s.changeMappings(scopeMappings, false)},
 		{http.MethodGet, "/client-scopes", "", false, s.listClientScopes},
 		{http.MethodGet, "/users/{id}", "", false, s.findUser},
 		{http.MethodGet, "/users/{id}/role-mappings/clients/{client}", "", false, s.listMappings(roleMappings)},
-		{http.MethodPost, "/users/{id}/role-mappings/clients/{client}", "keycloak.user.role-mapping.add", true, s.addMappings(roleMappings)},
-		{http.MethodDelete, "/users/{id}/role-mappings/clients/{client}", "keycloak.user.role-mapping.delete", true, s.delMappings(roleMappings)},
+		{http.MethodPost, "/users/{id}/role-mappings/clients/{client}", "keycloak.user.role-mapping.add", true, s.changeMappings(roleMappings, true)},
+		{http.MethodDelete, "/users/{id}/role-mappings/clients/{client}", "keycloak.user.role-mapping.delete", true, s.changeMappings(roleMappings, false)},
 	}
 }
 
@@ -160,17 +160,19 @@ func access(c *call) map[string]bool {
 	return map[string]bool{"view": true, "configure": manage, "manage": manage}
 }
 
-// Keycloak's default page size of admin listings.
+// Keycloak's default page size of admin listings, and bounds that keep a
+// listing's cost (first + max rows read) small.
 const (
 	defaultMaxResults = 100
 	maxMaxResults     = 1000
+	maxFirstResult    = 10_000
 )
 
 // findClients lists clients: by exact client id, by a fragment of it with
 // search=true, or all, a page (first, max) at a time.
 func (s *Server) findClients(w http.ResponseWriter, r *http.Request, c *call) {
 	q := r.URL.Query()
-	first, err := intParam(q, "first", 0, 0, 1<<20)
+	first, err := intParam(q, "first", 0, 0, maxFirstResult)
 	if err == nil {
 		var max int
 		max, err = intParam(q, "max", defaultMaxResults, -1, maxMaxResults)
@@ -449,9 +451,10 @@ func (s *Server) listScopes(kind scopeKind) func(http.ResponseWriter, *http.Requ
 	}
 }
 
-// addScope links a client scope as default or optional; a scope is one or
-// the other, so it leaves the other kind.
-func (s *Server) addScope(kind scopeKind) func(http.ResponseWriter, *http.Request, *call) {
+// changeScope links a client scope to a client as default or optional
+// (adding), or unlinks it. A scope is one or the other, so adding it as
+// one kind takes it from the other.
+func (s *Server) changeScope(kind scopeKind, add bool) func(http.ResponseWriter, *http.Request, *call) {
 	return func(w http.ResponseWriter, r *http.Request, c *call) {
 		client, ok := s.clientByID(w, r, c, "id")
 		if !ok {
@@ -464,31 +467,11 @@ func (s *Server) addScope(kind scopeKind) func(http.ResponseWriter, *http.Reques
 		}
 		if s.updateByID(w, r, c, client, func(cl *store.Client) error {
 			these, others := kind.scopes(cl)
-			*others = slices.DeleteFunc(*others, func(n string) bool { return n == scope.Name })
-			if !slices.Contains(*these, scope.Name) {
+			*these = slices.DeleteFunc(*these, func(n string) bool { return n == scope.Name })
+			if add {
+				*others = slices.DeleteFunc(*others, func(n string) bool { return n == scope.Name })
 				*these = append(*these, scope.Name)
 			}
-			return nil
-		}) {
-			w.WriteHeader(http.StatusNoContent)
-		}
-	}
-}
-
-func (s *Server) delScope(kind scopeKind) func(http.ResponseWriter, *http.Request, *call) {
-	return func(w http.ResponseWriter, r *http.Request, c *call) {
-		client, ok := s.clientByID(w, r, c, "id")
-		if !ok {
-			return
-		}
-		scope, ok := scopeByID(c.issuer, r.PathValue("scopeId"))
-		if !ok {
-			adminError(w, http.StatusNotFound, "Could not find client scope.")
-			return
-		}
-		if s.updateByID(w, r, c, client, func(cl *store.Client) error {
-			these, _ := kind.scopes(cl)
-			*these = slices.DeleteFunc(*these, func(n string) bool { return n == scope.Name })
 			return nil
 		}) {
 			w.WriteHeader(http.StatusNoContent)
@@ -566,50 +549,33 @@ func (s *Server) requestedRoles(w http.ResponseWriter, r *http.Request, c *call,
 			adminError(w, http.StatusNotFound, fmt.Sprintf("Could not find role %q (id %q) of client %q.", want.Name, want.ID, roles.ID))
 			return nil, false
 		}
-		refs = append(refs, store.RoleRef{ID: defined[i].ID, ClientID: roles.ID, Name: defined[i].Name})
+		if !slices.ContainsFunc(refs, func(r store.RoleRef) bool { return r.ID == defined[i].ID }) {
+			refs = append(refs, store.RoleRef{ID: defined[i].ID, ClientID: roles.ID, Name: defined[i].Name})
+		}
 	}
 	return refs, true
 }
 
-func (s *Server) addMappings(kind mappingKind) func(http.ResponseWriter, *http.Request, *call) {
+// changeMappings adds the roles a body names to a client's role or scope
+// mappings, or removes them.
+func (s *Server) changeMappings(kind mappingKind, add bool) func(http.ResponseWriter, *http.Request, *call) {
 	return func(w http.ResponseWriter, r *http.Request, c *call) {
 		subject, roles, ok := s.mappingSubject(w, r, c, kind)
 		if !ok {
 			return
 		}
-		add, ok := s.requestedRoles(w, r, c, roles)
-		if !ok {
-			return
-		}
-		if s.updateByID(w, r, c, subject, func(cl *store.Client) error {
-			refs := kind.refs(cl)
-			for _, ref := range add {
-				if !slices.ContainsFunc(*refs, func(have store.RoleRef) bool { return have.ID == ref.ID }) {
-					*refs = append(*refs, ref)
-				}
-			}
-			return nil
-		}) {
-			w.WriteHeader(http.StatusNoContent)
-		}
-	}
-}
-
-func (s *Server) delMappings(kind mappingKind) func(http.ResponseWriter, *http.Request, *call) {
-	return func(w http.ResponseWriter, r *http.Request, c *call) {
-		subject, roles, ok := s.mappingSubject(w, r, c, kind)
-		if !ok {
-			return
-		}
-		remove, ok := s.requestedRoles(w, r, c, roles)
+		named, ok := s.requestedRoles(w, r, c, roles)
 		if !ok {
 			return
 		}
 		if s.updateByID(w, r, c, subject, func(cl *store.Client) error {
 			refs := kind.refs(cl)
 			*refs = slices.DeleteFunc(*refs, func(have store.RoleRef) bool {
-				return slices.ContainsFunc(remove, func(ref store.RoleRef) bool { return ref.ID == have.ID })
+				return slices.ContainsFunc(named, func(ref store.RoleRef) bool { return ref.ID == have.ID })
 			})
+			if add {
+				*refs = append(*refs, named...)
+			}
 			return nil
 		}) {
 			w.WriteHeader(http.StatusNoContent)

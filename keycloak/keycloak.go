@@ -139,6 +139,9 @@ type call struct {
 	actor  api.Actor
 	// registration is how a registration call was authorized.
 	registration registrationAuth
+	// subject is the client a registration access token or an initial
+	// access token was checked against, for sameClient.
+	subject *store.Client
 }
 
 // maxEchoedPath bounds how much of an unknown path an answer repeats.
@@ -188,7 +191,9 @@ func readBody(r *http.Request, v any) error {
 
 // issuerFor loads the issuer a path names, if it is served in urlStyle.
 func (s *Server) issuerFor(ctx context.Context, name, urlStyle string) (store.Issuer, error) {
-	if !credential.ValidIssuerName(name) {
+	if !credential.ValidIssuerName(name) || name == api.SystemIssuer {
+		// The system issuer's clients are the server's admins: only an
+		// admin registers them, through the admin API.
 		return store.Issuer{}, store.ErrNotFound
 	}
 	iss, err := s.ops.Store().GetIssuer(ctx, name)

@@ -357,7 +357,7 @@ func TestOnlyAnAdminMakesAnAdmin(t *testing.T) {
 	if made.status != http.StatusCreated {
 		t.Fatalf("an admin making a deputy: %d %s", made.status, made.raw)
 	}
-	again := b.call(http.MethodPut, r.registrationURL("/deputy"), made.object()["registrationAccessToken"].(string), map[string]any{"enabled": true})
+	again := b.call(http.MethodPut, r.registrationURL("/deputy"), made.object()["registrationAccessToken"].(string), map[string]any{"name": "Deputy"})
 	if again.status != http.StatusOK {
 		t.Fatalf("the deputy updating itself: %d %s", again.status, again.raw)
 	}

@@ -50,8 +50,9 @@ const (
 
 // applyTo sets the metadata on c. RFC 7592 §2.2 makes an update replace
 // every field, so absent fields take their defaults here too.
-func (m oidcMetadata) applyTo(c *store.Client, rules representationRules) error {
-	had := heldScopes(c)
+func (m oidcMetadata) applyTo(c *store.Client, rules representationRules, creating bool) error {
+	before := *c
+	before.Scopes, before.OptionalScopes = slices.Clone(c.Scopes), slices.Clone(c.OptionalScopes)
 	grants := m.GrantTypes
 	if grants == nil {
 		// RFC 7591 would default to authorization_code, which this server
@@ -92,7 +93,7 @@ func (m oidcMetadata) applyTo(c *store.Client, rules representationRules) error 
 	}
 	c.Scopes = knownScopes(strings.Fields(m.Scope), clientScopeNames(rules.issuer))
 	c.OptionalScopes = slices.DeleteFunc(c.OptionalScopes, func(s string) bool { return slices.Contains(c.Scopes, s) })
-	return refuseReservedScopes(had, c, rules)
+	return rules.checkChange(&before, c, creating)
 }
 
 // singleKey reads the one key of a client's JWK set.
@@ -142,8 +143,10 @@ func (s *Server) createOIDC(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	client := newRegisteredClient(c.issuer)
-	client.ID = m.ClientID
-	err := m.applyTo(&client, c.rules())
+	if m.ClientID != "" {
+		client.ID = m.ClientID
+	}
+	err := m.applyTo(&client, c.rules(), true)
 	if err == nil {
 		err = s.checkAuthentication(c.issuer, &client)
 	}
@@ -183,7 +186,7 @@ func (s *Server) updateOIDC(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	s.updateRegistration(w, r, c, func(cl *store.Client) error {
-		if err := m.applyTo(cl, c.rules()); err != nil {
+		if err := m.applyTo(cl, c.rules(), false); err != nil {
 			return err
 		}
 		return s.checkAuthentication(c.issuer, cl)

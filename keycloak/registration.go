@@ -1,6 +1,7 @@
 package keycloak
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -89,6 +90,30 @@ func (s *Server) registration(urlStyle string, rt route) http.Handler {
 
 type callKey struct{}
 
+// anonymousRegistrationCost is how many of the caller's failures (see
+// --auth-failures-per-address) an anonymous registration spends: with the
+// default 600 a minute, 60 registrations a minute per address.
+const anonymousRegistrationCost = 10
+
+// sameClient re-checks, inside a write, that the client is still the one a
+// registration access token or initial access token was checked against:
+// not one deleted and made again under its id since, and (for a
+// registration access token) not one whose token changed meanwhile.
+func (c *call) sameClient(cl *store.Client) error {
+	if c.subject == nil {
+		return nil
+	}
+	if cl.InternalID != c.subject.InternalID ||
+		(c.registration == byRegistrationAccess && !bytes.Equal(cl.RegistrationTokenDigest, c.subject.RegistrationTokenDigest)) {
+		return errCredentialOutdated
+	}
+	return nil
+}
+
+// errCredentialOutdated is a credential checked against a client that
+// changed before the write.
+var errCredentialOutdated = errors.New("the client changed since the token was checked")
+
 // authorizeRegistration decides who is calling and whether they may. A
 // refusal is answered, and costs the caller one of its failures.
 func (s *Server) authorizeRegistration(w http.ResponseWriter, r *http.Request, iss store.Issuer, rt route) (*call, bool) {
@@ -103,6 +128,11 @@ func (s *Server) authorizeRegistration(w http.ResponseWriter, r *http.Request, i
 	header := r.Header.Get("Authorization")
 	if header == "" {
 		if creating && iss.AnonymousRegistration {
+			// Registering costs no credential, so it costs the caller part of
+			// its failure budget instead: a stranger cannot fill the store.
+			for range anonymousRegistrationCost {
+				s.failed(r)
+			}
 			c.registration, c.actor = anonymous, api.Actor{ClientID: "anonymous", Issuer: iss.Name}
 			return c, true
 		}
@@ -132,6 +162,7 @@ func (s *Server) authorizeRegistration(w http.ResponseWriter, r *http.Request, i
 			if err != nil || existing.RegisteredWith != t.ID {
 				return refuse(http.StatusUnauthorized, "invalid_token", "This initial access token did not register that client.")
 			}
+			c.subject = &existing
 		}
 		c.registration = byInitialAccess
 		c.actor = api.Actor{ClientID: "initial-access-token:" + t.ID, Issuer: iss.Name}
@@ -151,7 +182,7 @@ func (s *Server) authorizeRegistration(w http.ResponseWriter, r *http.Request, i
 			subtle.ConstantTimeCompare(existing.RegistrationTokenDigest, credential.SecretDigest(token)) != 1 {
 			return refuse(http.StatusUnauthorized, "invalid_token", "The registration access token is not valid for this client (it changes on every update).")
 		}
-		c.registration = byRegistrationAccess
+		c.registration, c.subject = byRegistrationAccess, &existing
 		c.actor = api.Actor{ClientID: existing.ID, Issuer: iss.Name}
 		return c, true
 	default:
@@ -190,10 +221,9 @@ func (s *Server) initialAccessToken(ctx context.Context, iss store.Issuer, token
 	return store.InitialAccessToken{}, store.ErrNotFound
 }
 
-// rules are what the caller may set through a representation: only the
-// issuer's admins may make more admins.
+// rules are what the caller may set through a representation.
 func (c *call) rules() representationRules {
-	return representationRules{issuer: c.issuer, admin: c.registration == byAdmin}
+	return representationRules{issuer: c.issuer, by: c.registration}
 }
 
 // register stores a new client: with a registration access token, and
@@ -236,6 +266,9 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c *c
 	}
 	clientID := r.PathValue("clientId")
 	stored, err := s.ops.UpdateClient(r.Context(), c.issuer, clientID, func(cl *store.Client) error {
+		if err := c.sameClient(cl); err != nil {
+			return err
+		}
 		if err := change(cl); err != nil {
 			return err
 		}
@@ -262,6 +295,9 @@ func (s *Server) refusedRegistrationWrite(w http.ResponseWriter, r *http.Request
 		registrationError(w, http.StatusBadRequest, "invalid_client_metadata", bad.reason)
 	case errors.As(err, &invalid):
 		registrationError(w, http.StatusBadRequest, "invalid_client_metadata", invalid.Error())
+	case errors.Is(err, errCredentialOutdated):
+		s.failed(r)
+		registrationError(w, http.StatusUnauthorized, "invalid_token", "The token is no longer valid for this client.")
 	case errors.Is(err, store.ErrNotFound):
 		registrationError(w, http.StatusNotFound, "invalid_client", fmt.Sprintf("No client %q in this realm.", clientID))
 	default:
@@ -279,19 +315,38 @@ func (s *Server) loadClient(w http.ResponseWriter, r *http.Request, c *call) (st
 
 func (s *Server) deleteRegistration(w http.ResponseWriter, r *http.Request, c *call) {
 	clientID := r.PathValue("clientId")
-	if s.refusedRegistrationWrite(w, r, clientID, s.ops.Store().DeleteClient(r.Context(), c.issuer.Name, clientID)) {
+	// A last check, as close to the delete as the store allows without a
+	// conditional delete: the client is still the one the token names.
+	err := c.recheck(r.Context(), s.ops.Store(), clientID)
+	if err == nil {
+		err = s.ops.Store().DeleteClient(r.Context(), c.issuer.Name, clientID)
+	}
+	if s.refusedRegistrationWrite(w, r, clientID, err) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// recheck reads the client again and applies sameClient.
+func (c *call) recheck(ctx context.Context, st api.Store, clientID string) error {
+	if c.subject == nil {
+		return nil
+	}
+	current, err := st.GetClient(ctx, c.issuer.Name, clientID)
+	if err != nil {
+		return err
+	}
+	return c.sameClient(&current)
 }
 
 // The default provider: Keycloak's ClientRepresentation.
 
 // newRegisteredClient is a client before a representation is applied:
 // enabled, with full scope, and the issuer's audience, as Keycloak's
-// defaults would have it.
+// defaults would have it, and an id of its own unless the representation
+// names one.
 func newRegisteredClient(iss store.Issuer) store.Client {
-	return store.Client{IssuerName: iss.Name, Enabled: true, FullScopeAllowed: true, Audience: iss.Audience}
+	return store.Client{IssuerName: iss.Name, ID: api.NewClientID(), Enabled: true, FullScopeAllowed: true, Audience: iss.Audience}
 }
 
 func (s *Server) createDefault(w http.ResponseWriter, r *http.Request, c *call) {
@@ -361,7 +416,10 @@ func (s *Server) checkAuthentication(iss store.Issuer, c *store.Client) error {
 	if method == credential.ClientSecret {
 		return nil
 	}
-	_, err := s.ops.CheckAssertionKey(c.PublicJWK, c.JWKSURI, attrJWKSURL)
+	normalized, err := s.ops.CheckAssertionKey(c.PublicJWK, c.JWKSURI, attrJWKSURL)
+	if err == nil && len(c.PublicJWK) > 0 {
+		c.PublicJWK = normalized
+	}
 	return err
 }
 

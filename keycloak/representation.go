@@ -117,12 +117,65 @@ func invalidf(format string, args ...any) error {
 	return &invalidInput{reason: fmt.Sprintf(format, args...)}
 }
 
-// representationRules are what a caller may set through a representation.
+// representationRules are what a caller may set through a representation:
+// an admin anything; an initial access token (issued by an admin to one
+// party, such as a portal in iat mode) anything but admin rights; a
+// client's own registration access token, and an anonymous registrant,
+// only what does not widen the client's reach (no new scopes, audience,
+// lifetime or full scope; a registration access token cannot switch its
+// client back on), as Keycloak's registration policies hold them back.
 type representationRules struct {
 	issuer store.Issuer
-	// admin is whether the caller is the issuer's admin, who alone may
-	// grant the delegated-admin scopes.
-	admin bool
+	by     registrationAuth
+}
+
+// checkChange refuses what the caller may not change between before and
+// after.
+func (rules representationRules) checkChange(before, after *store.Client, creating bool) error {
+	if rules.by != byAdmin {
+		for _, reserved := range adminOnlyScopes() {
+			if slices.Contains(heldScopes(after), reserved) && !slices.Contains(heldScopes(before), reserved) {
+				return invalidf("scope %q gives admin rights: only an admin may grant it", reserved)
+			}
+		}
+	}
+	if rules.by != byRegistrationAccess && rules.by != anonymous {
+		return nil
+	}
+	if creating {
+		// An anonymous client starts at the issuer's defaults, and without
+		// full scope, as Keycloak's anonymous policy has it.
+		switch {
+		case after.Audience != rules.issuer.Audience && after.Audience != "":
+			return invalidf("an anonymous registration takes the realm's audience (or none); an admin sets another")
+		case after.TokenLifetime != 0:
+			return invalidf("an anonymous registration takes the realm's token lifespan; an admin sets another")
+		}
+		after.FullScopeAllowed = false
+		return nil
+	}
+	switch {
+	case after.Enabled && !before.Enabled:
+		return invalidf("a registration access token cannot enable its client: an admin disabled it, or it awaits one")
+	case after.Audience != before.Audience:
+		return invalidf("a registration access token cannot change its client's audience; an admin can")
+	case after.TokenLifetime != before.TokenLifetime:
+		return invalidf("a registration access token cannot change its client's token lifespan; an admin can")
+	case after.FullScopeAllowed && !before.FullScopeAllowed:
+		return invalidf("a registration access token cannot widen its client to full scope; an admin can")
+	}
+	for _, sc := range heldScopes(after) {
+		if !slices.Contains(heldScopes(before), sc) {
+			return invalidf("a registration access token cannot add scope %q to its client; an admin can", sc)
+		}
+	}
+	return nil
+}
+
+// adminOnlyScopes are the scopes that give admin rights: the delegated
+// ones of any issuer, and the server's own.
+func adminOnlyScopes() []string {
+	return append(credential.ReservedScopes(), credential.SystemAdminScope)
 }
 
 // applyTo sets the fields in holds on c; creating says whether c is new.
@@ -132,11 +185,12 @@ func (in clientInput) applyTo(c *store.Client, rules representationRules, creati
 	if err := in.refuseOtherFlows(); err != nil {
 		return "", err
 	}
-	had := heldScopes(c)
+	before := *c
+	before.Scopes, before.OptionalScopes = slices.Clone(c.Scopes), slices.Clone(c.OptionalScopes)
 	if in.ClientID != nil && !creating && *in.ClientID != c.ID {
 		return "", invalidf("clientId cannot change (it is %q)", c.ID)
 	}
-	if in.ClientID != nil && creating {
+	if in.ClientID != nil && creating && *in.ClientID != "" {
 		c.ID = *in.ClientID
 	}
 	if in.Secret != nil && *in.Secret != "" {
@@ -178,27 +232,12 @@ func (in clientInput) applyTo(c *store.Client, rules representationRules, creati
 		c.OptionalScopes = knownScopes(*in.OptionalClientScopes, offered)
 	}
 	c.OptionalScopes = slices.DeleteFunc(c.OptionalScopes, func(s string) bool { return slices.Contains(c.Scopes, s) })
-	return chosenSecret, refuseReservedScopes(had, c, rules)
+	return chosenSecret, rules.checkChange(&before, c, creating)
 }
 
 // heldScopes are all the scopes a client holds, default and optional.
 func heldScopes(c *store.Client) []string {
 	return append(slices.Clone(c.Scopes), c.OptionalScopes...)
-}
-
-// refuseReservedScopes keeps the delegated-admin scopes to what an admin
-// grants: a registration by anyone else cannot make itself an admin (nor
-// is refused for keeping what an admin gave it).
-func refuseReservedScopes(had []string, c *store.Client, rules representationRules) error {
-	if rules.admin {
-		return nil
-	}
-	for _, reserved := range credential.ReservedScopes() {
-		if slices.Contains(heldScopes(c), reserved) && !slices.Contains(had, reserved) {
-			return invalidf("scope %q makes a client an admin of the issuer: only an admin may grant it", reserved)
-		}
-	}
-	return nil
 }
 
 // refuseOtherFlows refuses clients of any grant but client_credentials.

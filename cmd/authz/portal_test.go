@@ -280,7 +280,7 @@ func TestDynamicRegistrationWithOpenIDClient(t *testing.T) {
 	out := runNode(t, "rfc7591.mjs", map[string]string{
 		"ISSUER_URL": realm.issuerURL, "IAT": realm.iat, "IAT_ONE_USE": oneUse.Token, "IAT_EXPIRED": expired.Token,
 	})
-	if n := len(strings.Split(out["refusals"], ",")); n != 11 {
+	if n := len(strings.Split(out["refusals"], ",")); n != 12 {
 		t.Fatalf("%d refusals checked: %s", n, out["refusals"])
 	}
 	// Only successful registrations spent uses: two of the ten, the one

@@ -50,12 +50,12 @@ async function manage(method, token, body) {
   });
 }
 step('update');
-const update = { client_id: meta.client_id, client_name: 'renamed', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_post', scope: 'read write' };
+const update = { client_id: meta.client_id, client_name: 'renamed', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_post', scope: 'read' };
 let response = await manage('PUT', meta.registration_access_token, update);
 assert.equal(response.status, 200, await response.clone().text());
 const updated = await response.json();
 assert.equal(updated.client_name, 'renamed');
-assert.equal(updated.scope, 'read write');
+assert.equal(updated.scope, 'read');
 const rotated = updated.registration_access_token;
 assert.ok(rotated && rotated !== meta.registration_access_token, 'a new registration access token');
 
@@ -72,6 +72,7 @@ step('refusals');
 await refused('old registration access token', await manage('GET', meta.registration_access_token), 401, 'invalid_token');
 await refused('old token cannot update', await manage('PUT', meta.registration_access_token, { ...update, client_name: 'hijacked' }), 401, 'invalid_token');
 await refused('wrong registration access token', await manage('GET', rotated.slice(0, -4) + 'AAAA'), 401, 'invalid_token');
+await refused('a client widening its own scopes', await manage('PUT', rotated, { ...update, scope: 'read write' }), 400, 'invalid_client_metadata');
 await refused('update to authorization_code', await manage('PUT', rotated, { ...update, grant_types: ['authorization_code'] }), 400, 'invalid_client_metadata');
 const register = (token, metadata) => fetch(issuer.registration_endpoint, {
   method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify(metadata),
