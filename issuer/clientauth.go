@@ -75,19 +75,23 @@ func (s *Server) authenticate(ctx context.Context, req *request) (*fositeClient,
 }
 
 // errSecretRefused is every failed secret check alike: unknown client,
-// disabled client, wrong or expired secret.
-var errSecretRefused = clientAuthFailure("Client authentication failed: unknown client, disabled client, or wrong secret.")
+// disabled client, wrong or expired secret. It is made afresh, like every
+// fosite error this package returns: fosite writes an error's description
+// when it is read, so a shared value would race between requests.
+func errSecretRefused() error {
+	return clientAuthFailure("Client authentication failed: unknown client, disabled client, or wrong secret.")
+}
 
 func (s *Server) authenticateSecret(ctx context.Context, req *request) (*fositeClient, error) {
 	iss := req.tenant.issuer
 	// An id no client can have is refused before any lookup, so that made-up
 	// ids of any length or bytes cost no query and no cache entry.
 	if !credential.ValidClientID(req.credentials.clientID) {
-		return nil, errSecretRefused
+		return nil, errSecretRefused()
 	}
 	c, err := s.client(ctx, iss.Name, req.credentials.clientID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errSecretRefused
+		return nil, errSecretRefused()
 	}
 	if err != nil {
 		return nil, err
@@ -95,7 +99,7 @@ func (s *Server) authenticateSecret(ctx context.Context, req *request) (*fositeC
 	req.clientKnown = true
 	now := s.cfg.Now()
 	if !c.Enabled || !secretValid(c, req.credentials.secret, now) {
-		return nil, errSecretRefused
+		return nil, errSecretRefused()
 	}
 	return newFositeClient(c, iss), nil
 }
@@ -118,7 +122,9 @@ func secretValid(c *store.Client, secret string, now time.Time) bool {
 // disabled client, no usable registered key, or a signature that does not
 // verify. Telling them apart would tell a stranger which client ids
 // exist; the reason goes to the log.
-var errUnverifiable = clientAuthFailure("The client_assertion could not be verified with a key registered for the client it names.")
+func errUnverifiable() error {
+	return clientAuthFailure("The client_assertion could not be verified with a key registered for the client it names.")
+}
 
 func (s *Server) authenticateAssertion(ctx context.Context, req *request) (*fositeClient, error) {
 	form := req.credentials
@@ -155,7 +161,7 @@ func (s *Server) authenticateAssertion(ctx context.Context, req *request) (*fosi
 	// unknown and known clients cannot be told apart by the clock.
 	unverifiable := func(reason string) error {
 		_ = tok.Claims(s.decoyKey(header.Algorithm), &jwt.Claims{})
-		return req.refuse(errUnverifiable, reason)
+		return req.refuse(errUnverifiable(), reason)
 	}
 	if !credential.ValidClientID(clientID) {
 		return nil, unverifiable("no client can have that id")
@@ -187,7 +193,7 @@ func (s *Server) authenticateAssertion(ctx context.Context, req *request) (*fosi
 		}
 	}
 	if !verified {
-		return nil, req.refuse(errUnverifiable, "the signature does not verify with the client's keys")
+		return nil, req.refuse(errUnverifiable(), "the signature does not verify with the client's keys")
 	}
 	if err := s.checkAssertionClaims(t, clientID, claims); err != nil {
 		return nil, err

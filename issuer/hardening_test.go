@@ -276,12 +276,13 @@ func TestASlowKeyHostCostsOneFetchNotEveryRequest(t *testing.T) {
 	var connections atomic.Int64
 	hang := make(chan struct{})
 	t.Cleanup(func() { close(hang) })
-	blackhole := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hang }))
+	blackhole := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hang }))
 	blackhole.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		if state == http.StateNew {
 			connections.Add(1)
 		}
 	}
+	blackhole.Start()
 	t.Cleanup(blackhole.Close)
 	if _, err := f.store.UpdateClient(context.Background(), "payments", "c-uri", func(c *store.Client) error {
 		c.JWKSURI = blackhole.URL + "/jwks.json"

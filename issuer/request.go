@@ -95,11 +95,19 @@ func (req *request) clientAttr() slog.Attr {
 
 // Refusals of credentials that cannot be taken at all: RFC 6749
 // invalid_request, since no client was (yet) authenticated or refused.
-var (
-	errBadCredentials = fosite.ErrInvalidRequest.WithHint("The client credentials in the Authorization header could not be read.")
-	errTwoMethods     = fosite.ErrInvalidRequest.WithHint("Use one client authentication method (RFC 6749 §2.3): HTTP Basic, client_secret_post or a client assertion, not two.")
-	errTwoClientIDs   = fosite.ErrInvalidRequest.WithHint("The client_id parameter names another client than the Authorization header.")
-)
+// Each is made afresh: fosite fills in an error's description when it is
+// read, so one shared value would be written by concurrent requests.
+func errBadCredentials() error {
+	return fosite.ErrInvalidRequest.WithHint("The client credentials in the Authorization header could not be read.")
+}
+
+func errTwoMethods() error {
+	return fosite.ErrInvalidRequest.WithHint("Use one client authentication method (RFC 6749 §2.3): HTTP Basic, client_secret_post or a client assertion, not two.")
+}
+
+func errTwoClientIDs() error {
+	return fosite.ErrInvalidRequest.WithHint("The client_id parameter names another client than the Authorization header.")
+}
 
 // readCredentials reads the client authentication of a parsed form.
 func readCredentials(r *http.Request) (credentials, error) {
@@ -108,7 +116,7 @@ func readCredentials(r *http.Request) (credentials, error) {
 	user, pass, basic := r.BasicAuth()
 	assertion := form.Get("client_assertion_type") != "" || form.Get("client_assertion") != ""
 	if (basic && (assertion || form.Has("client_secret"))) || (assertion && form.Has("client_secret")) {
-		return c, errTwoMethods
+		return c, errTwoMethods()
 	}
 	switch {
 	case assertion:
@@ -117,10 +125,10 @@ func readCredentials(r *http.Request) (credentials, error) {
 		id, errID := url.QueryUnescape(user)
 		secret, errSecret := url.QueryUnescape(pass)
 		if errors.Join(errID, errSecret) != nil {
-			return c, errBadCredentials
+			return c, errBadCredentials()
 		}
 		if c.clientID != "" && c.clientID != id {
-			return c, errTwoClientIDs
+			return c, errTwoClientIDs()
 		}
 		c.method, c.clientID, c.secret = authBasic, id, secret
 	case c.clientID != "":
