@@ -275,7 +275,6 @@ func TestASlowKeyHostCostsOneFetchNotEveryRequest(t *testing.T) {
 	f := newJWTFixture(t, key, true)
 	var connections atomic.Int64
 	hang := make(chan struct{})
-	t.Cleanup(func() { close(hang) })
 	blackhole := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hang }))
 	blackhole.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		if state == http.StateNew {
@@ -283,7 +282,10 @@ func TestASlowKeyHostCostsOneFetchNotEveryRequest(t *testing.T) {
 		}
 	}
 	blackhole.Start()
+	// Cleanups run last first: the hung handlers are released before
+	// Close waits for them.
 	t.Cleanup(blackhole.Close)
+	t.Cleanup(func() { close(hang) })
 	if _, err := f.store.UpdateClient(context.Background(), "payments", "c-uri", func(c *store.Client) error {
 		c.JWKSURI = blackhole.URL + "/jwks.json"
 		return nil
