@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/authz-dev/authz/credential"
+	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
 )
 
@@ -37,6 +39,7 @@ type Store interface {
 	CreateInitialAccessToken(ctx context.Context, t store.InitialAccessToken) (store.InitialAccessToken, error)
 	ListInitialAccessTokens(ctx context.Context, issuerName string) ([]store.InitialAccessToken, error)
 	DeleteInitialAccessToken(ctx context.Context, issuerName, id string) error
+	ImportIssuer(ctx context.Context, imp store.IssuerImport, dryRun bool) ([]store.ImportItem, error)
 	AppendAudit(ctx context.Context, e store.AuditEntry) error
 	ListAudit(ctx context.Context, page store.Page) ([]store.AuditEntry, error)
 }
@@ -46,6 +49,8 @@ type KeyManager interface {
 	Reconcile(ctx context.Context, issuerName string) (bool, error)
 	RotateNow(ctx context.Context, issuerName string) error
 	Revoke(ctx context.Context, issuerName, kid string) error
+	// ImportKeys is the key step of an import (store.IssuerImport.Keys).
+	ImportKeys(iss store.Issuer, imported []keys.ImportedKey) func([]store.SigningKey) ([]store.SigningKey, error)
 }
 
 // Public is what the admin API needs from the public side: issuer URLs and
@@ -116,6 +121,7 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/issuers/{name}/clients/{clientId}/secrets", "secret.create", s.createSecret, tenantWrite},
 		{http.MethodDelete, "/issuers/{name}/clients/{clientId}/secrets/{secretId}", "secret.delete", s.deleteSecret, tenantWrite},
 		{http.MethodGet, "/audit", "audit.list", s.listAudit, systemOnly},
+		{http.MethodPost, strings.TrimPrefix(ImportPath, Prefix), "import.keycloak", s.importKeycloak, systemOnly},
 	}
 }
 

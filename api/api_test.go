@@ -29,16 +29,21 @@ type fixture struct {
 	admin      *httptest.Server
 	public     *httptest.Server
 	apiHandler http.Handler
-	store      *memory.Store
+	store      store.Store
 	token      string // carries authz:admin
 	weakToken  string // a system-issuer token without authz:admin
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureOn(t, memory.New())
+}
+
+// newFixtureOn is the fixture over an empty store of any backend.
+func newFixtureOn(t testing.TB, st store.Store) *fixture {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	st := memory.New()
 	kek := make([]byte, keys.KEKSize)
 	_, _ = rand.Read(kek)
 	sealer, _ := keys.NewSealer(kek)
@@ -582,7 +587,7 @@ type storeSnapshot struct {
 	Clients map[string][]store.Client
 }
 
-func snapshot(t *testing.T, st *memory.Store) storeSnapshot {
+func snapshot(t *testing.T, st store.Store) storeSnapshot {
 	t.Helper()
 	ctx := context.Background()
 	issuers, err := st.ListIssuers(ctx, store.Page{})

@@ -45,6 +45,15 @@ type AccessClaims struct {
 	// the gateway plugin reads.
 	RealmAccess    *Roles           `json:"realm_access,omitempty"`
 	ResourceAccess map[string]Roles `json:"resource_access,omitempty"`
+	// Keycloak's other service-account claims, on Keycloak-style issuers:
+	// the authentication class ("1"), the address the client called from
+	// (clientHost and clientAddress, which Keycloak writes alike for an
+	// address it does not resolve), and, with the email scope,
+	// email_verified false, since a service account has no address.
+	AuthenticationClass string `json:"acr,omitempty"`
+	ClientHost          string `json:"clientHost,omitempty"`
+	ClientAddress       string `json:"clientAddress,omitempty"`
+	EmailVerified       *bool  `json:"email_verified,omitempty"`
 }
 
 // Roles is one resource's roles in a token.

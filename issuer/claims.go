@@ -41,11 +41,20 @@ func accessClaims(iss store.Issuer, issuerURL string, c *store.Client, session *
 	}
 	claims.Subject = c.ServiceAccountID
 	claims.Type = "Bearer"
+	claims.AuthenticationClass = "1"
+	claims.ClientHost, claims.ClientAddress = session.clientAddress, session.clientAddress
+	if slices.Contains(scopes, emailScope) {
+		claims.EmailVerified = new(bool)
+	}
 	claims.PreferredUsername = credential.ServiceAccountUsername(c.ID)
 	claims.Scope = strings.Join(slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return s == credential.RolesScope }), " ")
 	claims.RealmAccess, claims.ResourceAccess, claims.Audience = keycloakEntitlements(c, realm, resource)
 	return claims
 }
+
+// emailScope is Keycloak's client scope whose mappers put email_verified
+// in every token of a service account.
+const emailScope = "email"
 
 // keycloakEntitlements are the roles and audiences of a Keycloak-style
 // token: the roles in scope, and, as Keycloak's audience resolver does,

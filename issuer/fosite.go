@@ -122,6 +122,9 @@ type tokenSession struct {
 	subject   string
 	issuedAt  time.Time
 	expiresAt time.Time
+	// clientAddress is where the request came from, for Keycloak-style
+	// tokens.
+	clientAddress string
 }
 
 var _ fosite.Session = (*tokenSession)(nil)

@@ -90,6 +90,9 @@ type Config struct {
 	// SourceAddress names the caller a request comes from, the key of the
 	// failure limits; nil means the peer's IP address.
 	SourceAddress func(*http.Request) string
+	// ClientAddress is the address a token request came from, as
+	// Keycloak-style tokens carry it; nil means the peer's IP address.
+	ClientAddress func(*http.Request) string
 	// MaxAssertionLifetime is how far ahead a client assertion's exp may
 	// be; 0 means an hour.
 	MaxAssertionLifetime time.Duration
@@ -175,6 +178,9 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 	}
 	if cfg.SourceAddress == nil {
 		cfg.SourceAddress = peerAddress
+	}
+	if cfg.ClientAddress == nil {
+		cfg.ClientAddress = peerAddress
 	}
 	if cfg.MaxAssertionLifetime <= 0 {
 		cfg.MaxAssertionLifetime = time.Hour

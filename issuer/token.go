@@ -50,6 +50,9 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request, style strin
 	// they agree to the second and expires_in is the exact lifetime.
 	now := s.cfg.Now().UTC().Truncate(time.Second)
 	session := &tokenSession{issuedAt: now}
+	if t.issuer.Keycloak() {
+		session.clientAddress = s.cfg.ClientAddress(r)
+	}
 	ar, err := t.provider.NewAccessRequest(ctx, r, session)
 	if err != nil {
 		s.writeTokenError(w, r, req, ar, err)

@@ -1,11 +1,9 @@
 package keycloak
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"slices"
 	"strconv"
@@ -311,9 +309,9 @@ func (in clientInput) applyKeys(c *store.Client) error {
 		material, ok = in.attribute(attrCertificate)
 	}
 	if ok && material != "" {
-		jwk, err := publicKeyJWK(material)
+		jwk, err := credential.KeycloakClientJWK(material)
 		if err != nil {
-			return err
+			return invalidf("%s: %v", attrPublicKey, err)
 		}
 		c.PublicJWK, c.JWKSURI = jwk, ""
 		return nil
@@ -322,56 +320,6 @@ func (in clientInput) applyKeys(c *store.Client) error {
 		return invalidf("a client-jwt client needs attribute %s (a PEM public key or certificate) or %s with %s=true", attrPublicKey, attrJWKSURL, attrUseJWKSURL)
 	}
 	return nil
-}
-
-// publicKeyJWK reads a public key as Keycloak keeps it (base64 DER, with
-// or without PEM armour): a SubjectPublicKeyInfo or an X.509 certificate.
-// Its kid is the one Keycloak gives such a key, so that assertions signed
-// for Keycloak keep naming it.
-func publicKeyJWK(material string) ([]byte, error) {
-	der, err := pemOrBase64(material)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		cert, certErr := x509.ParseCertificate(der)
-		if certErr != nil {
-			return nil, invalidf("%s is neither a public key nor a certificate", attrPublicKey)
-		}
-		pub = cert.PublicKey
-		if der, err = x509.MarshalPKIXPublicKey(pub); err != nil {
-			return nil, invalidf("the certificate's key cannot be used: %v", err)
-		}
-	}
-	raw, err := (&jose.JSONWebKey{Key: pub, KeyID: keycloakKeyID(der), Use: "sig"}).MarshalJSON()
-	if err != nil {
-		return nil, invalidf("the public key cannot be used: %v", err)
-	}
-	normalized, err := credential.ValidateClientJWK(raw)
-	if err != nil {
-		return nil, invalidf("the public key %v", err)
-	}
-	return normalized, nil
-}
-
-// keycloakKeyID is Keycloak's kid of a public key: the SHA-256 of its
-// SubjectPublicKeyInfo, base64url.
-func keycloakKeyID(spki []byte) string {
-	sum := sha256.Sum256(spki)
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-func pemOrBase64(material string) ([]byte, error) {
-	if block, _ := pem.Decode([]byte(material)); block != nil {
-		return block.Bytes, nil
-	}
-	compact := strings.Join(strings.Fields(material), "")
-	der, err := base64.StdEncoding.DecodeString(compact)
-	if err != nil {
-		return nil, invalidf("%s must be a PEM or base64 DER public key or certificate", attrPublicKey)
-	}
-	return der, nil
 }
 
 // publicKeyAttribute is a JWK as Keycloak's attribute: base64 DER, no

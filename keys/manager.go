@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
@@ -311,6 +312,12 @@ func (m *Manager) newSealedKey(issuerName, alg string, state store.KeyState) (st
 	if err != nil {
 		return store.SigningKey{}, err
 	}
+	return m.sealKey(issuerName, kid, alg, priv, state)
+}
+
+// sealKey makes the stored form of a private key: its public JWK under
+// kid, and the private half sealed under the KEK.
+func (m *Manager) sealKey(issuerName, kid, alg string, priv crypto.Signer, state store.KeyState) (store.SigningKey, error) {
 	pub := jose.JSONWebKey{Key: priv.Public(), KeyID: kid, Algorithm: alg, Use: "sig"}
 	pubJSON, err := pub.MarshalJSON()
 	if err != nil {
@@ -321,12 +328,12 @@ func (m *Manager) newSealedKey(issuerName, alg string, state store.KeyState) (st
 		return store.SigningKey{}, fmt.Errorf("encode private key: %w", err)
 	}
 	return store.SigningKey{
-		ID:               pub.KeyID,
+		ID:               kid,
 		IssuerName:       issuerName,
 		Algorithm:        alg,
 		State:            state,
 		PublicJWK:        pubJSON,
-		SealedPrivateKey: m.sealer.Seal(issuerName, pub.KeyID, der),
+		SealedPrivateKey: m.sealer.Seal(issuerName, kid, der),
 		KEKID:            m.sealer.KEKID(),
 	}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -48,6 +49,11 @@ type Endpoint struct {
 	// MaxBodyBytes bounds a request body. Bodies are read whole before a
 	// request counts against MaxConcurrent.
 	MaxBodyBytes int64
+	// OwnBodyPaths are paths whose handler reads the body itself, under a
+	// bound of its own, once it has authenticated the caller (a realm
+	// import, far larger than MaxBodyBytes). A stranger's body there is
+	// refused unread, so it holds a slot no longer than any refusal.
+	OwnBodyPaths []string
 	// Refuse writes the listener's refusals; nil means RFC 6749's JSON
 	// error shape.
 	Refuse Refusal
@@ -76,7 +82,7 @@ func Serve(ctx context.Context, cfg Config, endpoints ...Endpoint) error {
 			refuse = oauthRefusal
 		}
 		srv := &http.Server{
-			Handler:           WithRequestID(admitBody(limitConcurrency(e.Handler, cfg.Limits.MaxConcurrent, refuse), e.MaxBodyBytes, refuse)),
+			Handler:           WithRequestID(admitBody(limitConcurrency(e.Handler, cfg.Limits.MaxConcurrent, refuse), e.MaxBodyBytes, e.OwnBodyPaths, refuse)),
 			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 			ReadTimeout:       cfg.Limits.ReadTimeout,
 			WriteTimeout:      cfg.Limits.WriteTimeout,
@@ -132,12 +138,12 @@ func oauthRefusal(w http.ResponseWriter, status int, reason string) {
 // request competes for a slot. A caller that sends its body slowly holds a
 // connection until the read timeout, which the per-address cap bounds, but
 // never one of the slots every caller shares.
-func admitBody(h http.Handler, max int64, refuse Refusal) http.Handler {
+func admitBody(h http.Handler, max int64, ownBodyPaths []string, refuse Refusal) http.Handler {
 	if max <= 0 {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || slices.Contains(ownBodyPaths, r.URL.Path) {
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -5,8 +5,10 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -198,13 +200,26 @@ func (c Client) ChangedSettings(o Client) []string {
 		setting{"Audience", c.Audience == o.Audience},
 		setting{"TokenLifetime", c.TokenLifetime == o.TokenLifetime},
 		setting{"Enabled", c.Enabled == o.Enabled},
-		setting{"PublicJWK", bytes.Equal(c.PublicJWK, o.PublicJWK)},
+		setting{"PublicJWK", sameJSON(c.PublicJWK, o.PublicJWK)},
 		setting{"JWKSURI", c.JWKSURI == o.JWKSURI},
 		setting{"OptionalScopes", slices.Equal(c.OptionalScopes, o.OptionalScopes)},
 		setting{"FullScopeAllowed", c.FullScopeAllowed == o.FullScopeAllowed},
 		setting{"RoleMappings", sameRoles(c.RoleMappings, o.RoleMappings)},
 		setting{"ScopeMappings", sameRoles(c.ScopeMappings, o.ScopeMappings)},
 	)
+}
+
+// sameJSON compares two JSON documents by value: PostgreSQL hands back a
+// JWK with its members in another order than it was written.
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }
 
 // sameRoles compares role mappings by role, in any order.
@@ -420,6 +435,14 @@ type Store interface {
 	// returns how many.
 	DeleteExpiredAssertions(ctx context.Context, now time.Time) (int64, error)
 
+	// ImportIssuer writes an issuer with its roles, clients and keys in
+	// one transaction and reports what it did to each record, in the
+	// order issuer, roles, clients, keys. With dryRun it writes nothing
+	// and reports what it would do. An error means nothing changed:
+	// ErrNotFound when a mapping names a role neither stored nor
+	// imported, ErrConflict when an id is taken.
+	ImportIssuer(ctx context.Context, imp IssuerImport, dryRun bool) ([]ImportItem, error)
+
 	// AppendAudit records an entry; ID and At are assigned by the store.
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	// ListAudit returns entries newest first; Page.After is an entry ID in
@@ -433,4 +456,95 @@ type Store interface {
 
 	// Ping reports whether the backend can serve requests.
 	Ping(ctx context.Context) error
+}
+
+// IssuerImport is an issuer carried over from elsewhere (a Keycloak realm)
+// with its roles, clients and keys, written in one transaction by
+// ImportIssuer.
+type IssuerImport struct {
+	Issuer Issuer
+	// Roles are created where the issuer has none of that client and
+	// name, else their description is updated. Their IDs are the store's.
+	Roles []Role
+	// Clients are created, or their settings, ids and mappings replaced;
+	// their secrets are added to those the client has, by digest. Their
+	// mappings name roles by client and name: IDs are resolved by the
+	// store.
+	Clients []Client
+	// Keys hands the issuer's stored keys to the importer, which returns
+	// the whole next set, as UpdateSigningKeys does. Nil leaves them.
+	Keys func(current []SigningKey) ([]SigningKey, error)
+}
+
+// ImportItem is what an import did, or would do, to one record.
+type ImportItem struct {
+	Kind   string // "issuer", "role", "client", "key"
+	Name   string // issuer name, "client/role" ("/role" for a realm role), client id, kid
+	Result PutResult
+	// Changed names the fields an update changes.
+	Changed []string
+	// Detail says more where it helps: the state a new key takes.
+	Detail string
+}
+
+// Kinds of ImportItem.
+const (
+	ImportIssuerKind = "issuer"
+	ImportRoleKind   = "role"
+	ImportClientKind = "client"
+	ImportKeyKind    = "key"
+)
+
+// MergeImportedClient is what an import makes of a client: the imported
+// settings, ids and mappings over the stored client (nil: a new one), and
+// the imported secrets the stored one lacks (by digest) added to its own.
+// It names the fields that change; a client with nothing to change comes
+// back with none.
+func MergeImportedClient(stored *Client, imported Client) (Client, []string) {
+	if stored == nil {
+		return imported, nil
+	}
+	next := *stored
+	next.Name, next.Scopes, next.OptionalScopes = imported.Name, imported.Scopes, imported.OptionalScopes
+	next.Roles, next.Audience, next.TokenLifetime = imported.Roles, imported.Audience, imported.TokenLifetime
+	next.Enabled, next.PublicJWK, next.JWKSURI = imported.Enabled, imported.PublicJWK, imported.JWKSURI
+	next.RoleMappings, next.ScopeMappings = imported.RoleMappings, imported.ScopeMappings
+	next.FullScopeAllowed = imported.FullScopeAllowed
+	changes := stored.ChangedSettings(next)
+	if imported.InternalID != "" && imported.InternalID != stored.InternalID {
+		next.InternalID = imported.InternalID
+		changes = append(changes, "InternalID")
+	}
+	if imported.ServiceAccountID != "" && imported.ServiceAccountID != stored.ServiceAccountID {
+		next.ServiceAccountID = imported.ServiceAccountID
+		changes = append(changes, "ServiceAccountID")
+	}
+	next.Secrets = slices.Clone(stored.Secrets)
+	for _, sec := range imported.Secrets {
+		if !slices.ContainsFunc(next.Secrets, func(s Secret) bool { return bytes.Equal(s.Digest, sec.Digest) }) {
+			next.Secrets = append(next.Secrets, sec)
+			if !slices.Contains(changes, "Secrets") {
+				changes = append(changes, "Secrets")
+			}
+		}
+	}
+	return next, changes
+}
+
+// KeyChanges reports what replacing an issuer's keys current with next
+// does to each key.
+func KeyChanges(current, next []SigningKey) []ImportItem {
+	var items []ImportItem
+	for _, k := range next {
+		i := slices.IndexFunc(current, func(c SigningKey) bool { return c.ID == k.ID })
+		switch {
+		case i < 0:
+			items = append(items, ImportItem{Kind: ImportKeyKind, Name: k.ID, Result: Created, Detail: string(k.State)})
+		case current[i].State != k.State:
+			items = append(items, ImportItem{Kind: ImportKeyKind, Name: k.ID, Result: Updated, Changed: []string{"State"}, Detail: string(k.State)})
+		default:
+			items = append(items, ImportItem{Kind: ImportKeyKind, Name: k.ID, Result: Unchanged})
+		}
+	}
+	return items
 }

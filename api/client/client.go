@@ -89,6 +89,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		payload = b
 	}
+	return c.doPayload(ctx, method, path, query, header, payload, out)
+}
+
+// doPayload sends one request with a body already encoded as JSON, once
+// more with a fresh token if the server refused the one it had.
+func (c *Client) doPayload(ctx context.Context, method, path string, query url.Values, header http.Header, payload []byte, out any) (http.Header, error) {
 	token, err := c.tokens.Token(ctx)
 	if err != nil {
 		return nil, err
@@ -416,4 +422,21 @@ func (c *Client) ListInitialAccessTokens(ctx context.Context, issuer string) ([]
 func (c *Client) DeleteInitialAccessToken(ctx context.Context, issuer, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, issuerPath(issuer)+"/initial-access-tokens/"+url.PathEscape(id), nil, nil, nil, nil)
 	return err
+}
+
+// ImportKeycloak imports a Keycloak realm export (the JSON `kc.sh export`
+// writes) as one Keycloak-style issuer, named issuer or, when empty, after
+// the realm. With dryRun it reports what it would do and changes nothing.
+// The export is sent as it is, so that the server judges it.
+func (c *Client) ImportKeycloak(ctx context.Context, export []byte, issuer string, dryRun bool) (api.ImportResponse, error) {
+	query := url.Values{}
+	if issuer != "" {
+		query.Set("issuer", issuer)
+	}
+	if dryRun {
+		query.Set("dryRun", "true")
+	}
+	var out api.ImportResponse
+	_, err := c.doPayload(ctx, http.MethodPost, strings.TrimPrefix(api.ImportPath, api.Prefix), query, nil, export, &out)
+	return out, err
 }

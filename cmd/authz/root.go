@@ -61,7 +61,7 @@ them against the issuer's published keys.
 
 The same binary runs the server (serve, migrate, bootstrap, healthcheck) and
 administers it over its admin API (login, then apply, issuers, clients, roles,
-initial-access-tokens, keys, audit). Every flag shown with [$AUTHZ_...] can also be set in that
+initial-access-tokens, keys, audit, import). Every flag shown with [$AUTHZ_...] can also be set in that
 environment variable; the command line wins.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
@@ -78,7 +78,7 @@ environment variable; the command line wins.`,
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{a.loginCommand(), a.applyCommand(), a.issuersCommand(), a.clientsCommand(),
-		a.rolesCommand(), a.initialAccessCommand(), a.keysCommand(), a.auditCommand(), a.tokenCommand()} {
+		a.rolesCommand(), a.initialAccessCommand(), a.keysCommand(), a.auditCommand(), a.tokenCommand(), a.importCommand()} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}

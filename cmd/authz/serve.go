@@ -217,6 +217,7 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 		AuthFailuresPerClient:  cfg.failuresPerClient,
 		AuthFailuresPerAddress: cfg.failuresPerAddress,
 		SourceAddress:          proxies.Caller,
+		ClientAddress:          proxies.Source,
 		MaxAssertionLifetime:   cfg.maxAssertionLife,
 	}, be.store, be.ring)
 	admin := api.New(be.store, be.keys, public, log)
@@ -249,7 +250,7 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 	}
 	err = listener.Serve(ctx, listener.Config{Limits: cfg.limits, Proxies: proxies, Certificate: cert, ShutdownTimeout: cfg.shutdownTimeout, Logger: log},
 		listener.Endpoint{Name: "public", Listener: publicLn, Handler: kc.Around(public.Handler()), MaxBodyBytes: issuer.DefaultMaxRequestBytes},
-		listener.Endpoint{Name: "admin", Listener: adminLn, Handler: adminHandler(admin, mx), MaxBodyBytes: api.MaxBodyBytes, Refuse: api.Refuse},
+		listener.Endpoint{Name: "admin", Listener: adminLn, Handler: adminHandler(admin, mx), MaxBodyBytes: api.MaxBodyBytes, OwnBodyPaths: []string{api.ImportPath}, Refuse: api.Refuse},
 	)
 	if err != nil {
 		return err

@@ -32,6 +32,9 @@ type Store struct {
 	jtis     map[jtiKey]time.Time
 	roles    map[string]store.Role // by ID
 	initial  map[clientKey]store.InitialAccessToken
+	// held, while an import runs, collects its changes, which are told
+	// only if it commits.
+	held *[]store.Change
 }
 
 type jtiKey struct{ issuer, client, jti string }
@@ -63,6 +66,10 @@ func (s *Store) Ping(context.Context) error { return nil }
 // notify queues a change for every watcher; the caller holds the lock. A
 // watcher that has fallen far behind is told to drop everything instead.
 func (s *Store) notify(c store.Change) {
+	if s.held != nil {
+		*s.held = append(*s.held, c)
+		return
+	}
 	for _, ch := range s.watchers {
 		select {
 		case ch <- c:
@@ -107,28 +114,36 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Change)) error {
 func (s *Store) PutIssuer(_ context.Context, iss store.Issuer, ifRevision int64) (store.Issuer, store.PutResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	stored, result, _, err := s.putIssuer(iss, ifRevision)
+	return stored, result, err
+}
+
+// putIssuer creates or replaces an issuer and names the settings it
+// changed; the caller holds the lock.
+func (s *Store) putIssuer(iss store.Issuer, ifRevision int64) (store.Issuer, store.PutResult, []string, error) {
 	now := s.now()
 	iss = copyIssuer(iss)
 	old, exists := s.issuers[iss.Name]
 	if !exists {
 		if ifRevision != 0 {
-			return store.Issuer{}, 0, fmt.Errorf("put issuer %q: it does not exist: %w", iss.Name, store.ErrPrecondition)
+			return store.Issuer{}, 0, nil, fmt.Errorf("put issuer %q: it does not exist: %w", iss.Name, store.ErrPrecondition)
 		}
 		iss.CreatedAt, iss.UpdatedAt, iss.Revision = now, now, 1
 		s.issuers[iss.Name] = iss
 		s.notify(store.Change{Kind: store.ChangeIssuer, Issuer: iss.Name})
-		return copyIssuer(iss), store.Created, nil
+		return copyIssuer(iss), store.Created, nil, nil
 	}
 	if err := old.CheckRevision(ifRevision); err != nil {
-		return store.Issuer{}, 0, fmt.Errorf("put issuer: %w", err)
+		return store.Issuer{}, 0, nil, fmt.Errorf("put issuer: %w", err)
 	}
-	if old.SameSettings(iss) {
-		return copyIssuer(old), store.Unchanged, nil
+	changed := old.ChangedSettings(iss)
+	if len(changed) == 0 {
+		return copyIssuer(old), store.Unchanged, nil, nil
 	}
 	iss.CreatedAt, iss.UpdatedAt, iss.Revision = old.CreatedAt, now, old.Revision+1
 	s.issuers[iss.Name] = iss
 	s.notify(store.Change{Kind: store.ChangeIssuer, Issuer: iss.Name})
-	return copyIssuer(iss), store.Updated, nil
+	return copyIssuer(iss), store.Updated, changed, nil
 }
 
 // GetIssuer returns one issuer.
@@ -635,6 +650,11 @@ func (s *Store) ListSigningKeys(_ context.Context, issuerName string) ([]store.S
 func (s *Store) UpdateSigningKeys(_ context.Context, issuerName string, update func([]store.SigningKey) ([]store.SigningKey, error)) ([]store.SigningKey, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.updateKeys(issuerName, update)
+}
+
+// updateKeys is UpdateSigningKeys with the lock held.
+func (s *Store) updateKeys(issuerName string, update func([]store.SigningKey) ([]store.SigningKey, error)) ([]store.SigningKey, error) {
 	if _, ok := s.issuers[issuerName]; !ok {
 		return nil, fmt.Errorf("update signing keys of issuer %q: %w", issuerName, store.ErrNotFound)
 	}
@@ -677,6 +697,139 @@ func (s *Store) UpdateSigningKeys(_ context.Context, issuerName string, update f
 	}
 	s.notify(store.Change{Kind: store.ChangeKey, Issuer: issuerName})
 	return s.keysOf(issuerName), nil
+}
+
+// ImportIssuer writes an imported issuer with its roles, clients and keys
+// at once: every step writes through the maps, and a failure or a dry run
+// puts back the maps as they were. Records are replaced, never changed in
+// place, so shallow copies of the maps are a whole snapshot.
+func (s *Store) ImportIssuer(_ context.Context, imp store.IssuerImport, dryRun bool) ([]store.ImportItem, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	issuers, clients, roles, keys := maps.Clone(s.issuers), maps.Clone(s.clients), maps.Clone(s.roles), maps.Clone(s.keys)
+	var changes []store.Change
+	s.held = &changes
+	items, err := s.importIssuer(imp)
+	s.held = nil
+	if err != nil || dryRun {
+		s.issuers, s.clients, s.roles, s.keys = issuers, clients, roles, keys
+		if err != nil {
+			return nil, fmt.Errorf("import issuer %q: %w", imp.Issuer.Name, err)
+		}
+		return items, nil
+	}
+	for _, c := range changes {
+		s.notify(c)
+	}
+	return items, nil
+}
+
+// importIssuer does the writes of ImportIssuer; the caller holds the lock.
+func (s *Store) importIssuer(imp store.IssuerImport) ([]store.ImportItem, error) {
+	name := imp.Issuer.Name
+	_, result, changed, err := s.putIssuer(imp.Issuer, 0)
+	if err != nil {
+		return nil, err
+	}
+	items := []store.ImportItem{{Kind: store.ImportIssuerKind, Name: name, Result: result, Changed: changed}}
+	type roleKey struct{ client, name string }
+	byKey := map[roleKey]store.Role{}
+	for _, r := range s.roles {
+		if r.IssuerName == name {
+			byKey[roleKey{r.ClientID, r.Name}] = r
+		}
+	}
+	for _, r := range imp.Roles {
+		item := store.ImportItem{Kind: store.ImportRoleKind, Name: r.ClientID + "/" + r.Name, Result: store.Unchanged}
+		current, ok := byKey[roleKey{r.ClientID, r.Name}]
+		switch {
+		case !ok:
+			r.IssuerName, r.ID = name, newUUID()
+			s.roles[r.ID], byKey[roleKey{r.ClientID, r.Name}] = r, r
+			item.Result = store.Created
+		case current.Description != r.Description:
+			current.Description = r.Description
+			s.roles[current.ID], byKey[roleKey{r.ClientID, r.Name}] = current, current
+			item.Result, item.Changed = store.Updated, []string{"Description"}
+		}
+		items = append(items, item)
+	}
+	resolve := func(refs []store.RoleRef) ([]store.RoleRef, error) {
+		out := make([]store.RoleRef, 0, len(refs))
+		for _, ref := range refs {
+			r, ok := byKey[roleKey{ref.ClientID, ref.Name}]
+			if !ok {
+				return nil, fmt.Errorf("role %q of client %q: %w", ref.Name, ref.ClientID, store.ErrNotFound)
+			}
+			out = append(out, store.RoleRef{ID: r.ID, ClientID: r.ClientID, Name: r.Name})
+		}
+		return out, nil
+	}
+	for _, c := range imp.Clients {
+		c.IssuerName = name
+		if c.RoleMappings, err = resolve(c.RoleMappings); err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.ID, err)
+		}
+		if c.ScopeMappings, err = resolve(c.ScopeMappings); err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.ID, err)
+		}
+		key := clientKey{name, c.ID}
+		var current *store.Client
+		if old, ok := s.clients[key]; ok {
+			resolved := s.resolved(old)
+			current = &resolved
+		}
+		next, changed := store.MergeImportedClient(current, c)
+		item := store.ImportItem{Kind: store.ImportClientKind, Name: c.ID, Result: store.Unchanged, Changed: changed}
+		switch {
+		case current == nil:
+			if _, err := s.createClient(next); err != nil {
+				return nil, err
+			}
+			item.Result = store.Created
+		case len(changed) > 0:
+			if err := s.replaceImportedClient(next); err != nil {
+				return nil, err
+			}
+			item.Result = store.Updated
+		}
+		items = append(items, item)
+	}
+	if imp.Keys != nil {
+		current := s.keysOf(name)
+		next, err := imp.Keys(slices.Clone(current))
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, store.KeyChanges(current, next)...)
+		if _, err := s.updateKeys(name, func([]store.SigningKey) ([]store.SigningKey, error) { return next, nil }); err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
+}
+
+// replaceImportedClient stores an existing client as an import merged it:
+// its ids may change, and its new secrets are stamped now; the caller
+// holds the lock.
+func (s *Store) replaceImportedClient(c store.Client) error {
+	for _, other := range s.clients {
+		if other.IssuerName == c.IssuerName && other.ID != c.ID && (other.InternalID == c.InternalID || other.ServiceAccountID == c.ServiceAccountID) {
+			return fmt.Errorf("import client %q: its internal or service-account id is taken: %w", c.ID, store.ErrConflict)
+		}
+	}
+	now := s.now()
+	next := copyClient(c)
+	next.RoleMappings, next.ScopeMappings = uniqueRefs(c.RoleMappings), uniqueRefs(c.ScopeMappings)
+	next.UpdatedAt = now
+	for i := range next.Secrets {
+		if next.Secrets[i].CreatedAt.IsZero() {
+			next.Secrets[i].CreatedAt = now
+		}
+	}
+	s.clients[clientKey{c.IssuerName, c.ID}] = next
+	s.notify(store.Change{Kind: store.ChangeClient, Issuer: c.IssuerName, ClientID: c.ID})
+	return nil
 }
 
 // keysOf lists an issuer's keys, oldest first; the caller holds the lock.

@@ -213,44 +213,50 @@ func (s *Store) PutIssuer(ctx context.Context, iss store.Issuer, ifRevision int6
 	var stored store.Issuer
 	var result store.PutResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		current, err := scanIssuer(tx.QueryRow(ctx, `select `+issuerColumns+` from issuers where name = $1 for update`, iss.Name))
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			if ifRevision != 0 {
-				return fmt.Errorf("issuer %q does not exist: %w", iss.Name, store.ErrPrecondition)
-			}
-			result = store.Created
-			stored, err = scanIssuer(tx.QueryRow(ctx, `
-insert into issuers (name, description, available_scopes, client_roles, audience, token_lifetime_seconds,
-                     signing_algorithm, client_authenticators, key_rotation_seconds, key_publish_lead_seconds, key_retire_seconds,
-                     url_style, anonymous_registration)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-returning `+issuerColumns, issuerValues(iss)...))
-			return err
-		case err != nil:
-			return err
-		}
-		if err := current.CheckRevision(ifRevision); err != nil {
-			return err
-		}
-		if current.SameSettings(iss) {
-			stored, result = current, store.Unchanged
-			return nil
-		}
-		result = store.Updated
-		stored, err = scanIssuer(tx.QueryRow(ctx, `
-update issuers set description = $2, available_scopes = $3, client_roles = $4, audience = $5,
-    token_lifetime_seconds = $6, signing_algorithm = $7, client_authenticators = $8,
-    key_rotation_seconds = $9, key_publish_lead_seconds = $10, key_retire_seconds = $11,
-    url_style = $12, anonymous_registration = $13, revision = revision + 1, updated_at = now()
-where name = $1
-returning `+issuerColumns, issuerValues(iss)...))
+		var err error
+		stored, result, _, err = putIssuer(ctx, tx, iss, ifRevision)
 		return err
 	})
 	if err != nil {
 		return store.Issuer{}, 0, fmt.Errorf("put issuer %q: %w", iss.Name, mapError(err))
 	}
 	return stored, result, nil
+}
+
+// putIssuer creates or replaces an issuer inside tx, holding its row lock
+// until tx ends.
+func putIssuer(ctx context.Context, tx pgx.Tx, iss store.Issuer, ifRevision int64) (store.Issuer, store.PutResult, []string, error) {
+	current, err := scanIssuer(tx.QueryRow(ctx, `select `+issuerColumns+` from issuers where name = $1 for update`, iss.Name))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		if ifRevision != 0 {
+			return store.Issuer{}, 0, nil, fmt.Errorf("issuer %q does not exist: %w", iss.Name, store.ErrPrecondition)
+		}
+		stored, err := scanIssuer(tx.QueryRow(ctx, `
+insert into issuers (name, description, available_scopes, client_roles, audience, token_lifetime_seconds,
+                     signing_algorithm, client_authenticators, key_rotation_seconds, key_publish_lead_seconds, key_retire_seconds,
+                     url_style, anonymous_registration)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+returning `+issuerColumns, issuerValues(iss)...))
+		return stored, store.Created, nil, err
+	case err != nil:
+		return store.Issuer{}, 0, nil, err
+	}
+	if err := current.CheckRevision(ifRevision); err != nil {
+		return store.Issuer{}, 0, nil, err
+	}
+	changed := current.ChangedSettings(iss)
+	if len(changed) == 0 {
+		return current, store.Unchanged, nil, nil
+	}
+	stored, err := scanIssuer(tx.QueryRow(ctx, `
+update issuers set description = $2, available_scopes = $3, client_roles = $4, audience = $5,
+    token_lifetime_seconds = $6, signing_algorithm = $7, client_authenticators = $8,
+    key_rotation_seconds = $9, key_publish_lead_seconds = $10, key_retire_seconds = $11,
+    url_style = $12, anonymous_registration = $13, revision = revision + 1, updated_at = now()
+where name = $1
+returning `+issuerColumns, issuerValues(iss)...))
+	return stored, store.Updated, changed, err
 }
 
 // GetIssuer returns one issuer.
@@ -506,8 +512,21 @@ func (s *Store) GetClientByServiceAccount(ctx context.Context, issuerName, servi
 // getClient reads the one client where holds, with its secrets and
 // mappings, in one round trip: the secrets travel as arrays beside the row.
 func getClient(ctx context.Context, q querier, where string, args ...any) (store.Client, error) {
-	query := `
-select ` + clientColumns + `,
+	clients, err := getClients(ctx, q, where, args...)
+	if err != nil {
+		return store.Client{}, err
+	}
+	if len(clients) == 0 {
+		return store.Client{}, pgx.ErrNoRows
+	}
+	return clients[0], nil
+}
+
+// getClients reads the clients where holds, each with its secrets and
+// mappings.
+func getClients(ctx context.Context, q querier, where string, args ...any) ([]store.Client, error) {
+	rows, err := q.Query(ctx, `
+select `+clientColumns+`,
        coalesce(array_agg(s.secret_id order by s.created_at, s.secret_id) filter (where s.secret_id is not null), '{}'),
        coalesce(array_agg(s.digest order by s.created_at, s.secret_id) filter (where s.secret_id is not null), '{}'),
        coalesce(array_agg(s.hint order by s.created_at, s.secret_id) filter (where s.secret_id is not null), '{}'),
@@ -515,26 +534,31 @@ select ` + clientColumns + `,
        coalesce(array_agg(s.expires_at order by s.created_at, s.secret_id) filter (where s.secret_id is not null), '{}')
 from clients c
 left join client_secrets s on s.issuer_name = c.issuer_name and s.client_id = c.client_id
-where ` + where + `
-group by c.issuer_name, c.client_id`
-	var scan clientScan
-	var ids, hints []string
-	var digests [][]byte
-	var created []time.Time
-	var expires []*time.Time
-	targets := append(scan.targets(), &ids, &digests, &hints, &created, &expires)
-	if err := q.QueryRow(ctx, query, args...).Scan(targets...); err != nil {
-		return store.Client{}, err
+where `+where+`
+group by c.issuer_name, c.client_id
+order by c.client_id`, args...)
+	if err != nil {
+		return nil, err
 	}
-	c := scan.client()
-	for i := range ids {
-		sec := store.Secret{ID: ids[i], Digest: digests[i], Hint: hints[i], CreatedAt: created[i]}
-		if expires[i] != nil {
-			sec.ExpiresAt = *expires[i]
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Client, error) {
+		var scan clientScan
+		var ids, hints []string
+		var digests [][]byte
+		var created []time.Time
+		var expires []*time.Time
+		if err := row.Scan(append(scan.targets(), &ids, &digests, &hints, &created, &expires)...); err != nil {
+			return store.Client{}, err
 		}
-		c.Secrets = append(c.Secrets, sec)
-	}
-	return c, nil
+		c := scan.client()
+		for i := range ids {
+			sec := store.Secret{ID: ids[i], Digest: digests[i], Hint: hints[i], CreatedAt: created[i]}
+			if expires[i] != nil {
+				sec.ExpiresAt = *expires[i]
+			}
+			c.Secrets = append(c.Secrets, sec)
+		}
+		return c, nil
+	})
 }
 
 // ListClients returns an issuer's clients ordered by id.
@@ -828,44 +852,8 @@ func (s *Store) UpdateSigningKeys(ctx context.Context, issuerName string, update
 		if err != nil {
 			return err
 		}
-		if err := checkOneActive(issuerName, next); err != nil {
+		if err := writeKeys(ctx, tx, issuerName, current, next); err != nil {
 			return err
-		}
-		keep := map[string]bool{}
-		for _, k := range next {
-			keep[k.ID] = true
-		}
-		existing := map[string]bool{}
-		for _, k := range current {
-			existing[k.ID] = true
-			if !keep[k.ID] {
-				if _, err := tx.Exec(ctx, `delete from signing_keys where kid = $1`, k.ID); err != nil {
-					return err
-				}
-			}
-		}
-		// Keys leaving the active state are written before the one entering
-		// it, so the one-active-key index never sees two.
-		slices.SortStableFunc(next, func(a, b store.SigningKey) int {
-			return boolOrder(a.State == store.KeyActive, b.State == store.KeyActive)
-		})
-		for _, k := range next {
-			if existing[k.ID] {
-				_, err = tx.Exec(ctx, `
-update signing_keys set algorithm = $2, state = $3, public_jwk = $4, sealed_private_key = $5, kek_id = $6,
-    activate_at = $7, activated_at = $8, retired_at = $9, delete_at = $10
-where kid = $1 and issuer_name = $11`, k.ID, k.Algorithm, string(k.State), k.PublicJWK, k.SealedPrivateKey, k.KEKID,
-					nullTime(k.ActivateAt), nullTime(k.ActivatedAt), nullTime(k.RetiredAt), nullTime(k.DeleteAt), issuerName)
-			} else {
-				_, err = tx.Exec(ctx, `
-insert into signing_keys (kid, issuer_name, algorithm, state, public_jwk, sealed_private_key, kek_id,
-    activate_at, activated_at, retired_at, delete_at)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, k.ID, issuerName, k.Algorithm, string(k.State), k.PublicJWK,
-					k.SealedPrivateKey, k.KEKID, nullTime(k.ActivateAt), nullTime(k.ActivatedAt), nullTime(k.RetiredAt), nullTime(k.DeleteAt))
-			}
-			if err != nil {
-				return err
-			}
 		}
 		stored, err = listKeys(ctx, tx, issuerName)
 		return err
@@ -874,6 +862,53 @@ values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, k.ID, issuerName, k.Algo
 		return nil, fmt.Errorf("update signing keys of issuer %q: %w", issuerName, mapError(err))
 	}
 	return stored, nil
+}
+
+// writeKeys replaces an issuer's keys current with next inside tx, which
+// holds the issuer's row lock.
+func writeKeys(ctx context.Context, tx pgx.Tx, issuerName string, current, next []store.SigningKey) error {
+	if err := checkOneActive(issuerName, next); err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, k := range next {
+		keep[k.ID] = true
+	}
+	existing := map[string]bool{}
+	for _, k := range current {
+		existing[k.ID] = true
+		if !keep[k.ID] {
+			if _, err := tx.Exec(ctx, `delete from signing_keys where kid = $1`, k.ID); err != nil {
+				return err
+			}
+		}
+	}
+	// Keys leaving the active state are written before the one entering
+	// it, so the one-active-key index never sees two.
+	next = slices.Clone(next)
+	slices.SortStableFunc(next, func(a, b store.SigningKey) int {
+		return boolOrder(a.State == store.KeyActive, b.State == store.KeyActive)
+	})
+	for _, k := range next {
+		var err error
+		if existing[k.ID] {
+			_, err = tx.Exec(ctx, `
+update signing_keys set algorithm = $2, state = $3, public_jwk = $4, sealed_private_key = $5, kek_id = $6,
+    activate_at = $7, activated_at = $8, retired_at = $9, delete_at = $10
+where kid = $1 and issuer_name = $11`, k.ID, k.Algorithm, string(k.State), k.PublicJWK, k.SealedPrivateKey, k.KEKID,
+				nullTime(k.ActivateAt), nullTime(k.ActivatedAt), nullTime(k.RetiredAt), nullTime(k.DeleteAt), issuerName)
+		} else {
+			_, err = tx.Exec(ctx, `
+insert into signing_keys (kid, issuer_name, algorithm, state, public_jwk, sealed_private_key, kek_id,
+    activate_at, activated_at, retired_at, delete_at)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, k.ID, issuerName, k.Algorithm, string(k.State), k.PublicJWK,
+				k.SealedPrivateKey, k.KEKID, nullTime(k.ActivateAt), nullTime(k.ActivatedAt), nullTime(k.RetiredAt), nullTime(k.DeleteAt))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkOneActive(issuerName string, keys []store.SigningKey) error {
@@ -898,6 +933,211 @@ func boolOrder(a, b bool) int {
 	default:
 		return -1
 	}
+}
+
+// errDryRun rolls back the transaction of a dry run.
+var errDryRun = errors.New("dry run")
+
+// ImportIssuer writes an imported issuer with its roles, clients and keys
+// in one transaction, the rows sent in pipelined batches so that a realm
+// of ten thousand clients takes seconds; a dry run rolls back.
+func (s *Store) ImportIssuer(ctx context.Context, imp store.IssuerImport, dryRun bool) ([]store.ImportItem, error) {
+	name := imp.Issuer.Name
+	var items []store.ImportItem
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		items = nil
+		// The foreign-key checks of the rows this transaction adds run
+		// plans this connection may have cached while the tables were
+		// small: a sequential scan, which over ten thousand new clients
+		// costs a minute instead of a second. Custom plans see the tables
+		// as they grow.
+		if _, err := tx.Exec(ctx, `set local plan_cache_mode = force_custom_plan`); err != nil {
+			return err
+		}
+		_, result, changed, err := putIssuer(ctx, tx, imp.Issuer, 0)
+		if err != nil {
+			return err
+		}
+		items = append(items, store.ImportItem{Kind: store.ImportIssuerKind, Name: name, Result: result, Changed: changed})
+		roleItems, roles, err := importRoles(ctx, tx, name, imp.Roles)
+		if err != nil {
+			return err
+		}
+		items = append(items, roleItems...)
+		clientItems, err := importClients(ctx, tx, name, imp.Clients, roles)
+		if err != nil {
+			return err
+		}
+		items = append(items, clientItems...)
+		if imp.Keys != nil {
+			current, err := listKeys(ctx, tx, name)
+			if err != nil {
+				return err
+			}
+			next, err := imp.Keys(slices.Clone(current))
+			if err != nil {
+				return err
+			}
+			items = append(items, store.KeyChanges(current, next)...)
+			if err := writeKeys(ctx, tx, name, current, next); err != nil {
+				return err
+			}
+		}
+		if dryRun {
+			return errDryRun
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errDryRun) {
+		return nil, fmt.Errorf("import issuer %q: %w", name, mapError(err))
+	}
+	return items, nil
+}
+
+// roleKey names a role within its issuer: its client ("" for a realm
+// role) and name.
+type roleKey struct{ client, name string }
+
+// issuerRoles reads an issuer's roles by client and name.
+func issuerRoles(ctx context.Context, tx pgx.Tx, issuerName string) (map[roleKey]store.Role, error) {
+	rows, err := tx.Query(ctx, `select role_id, client_id, name, description from roles where issuer_name = $1`, issuerName)
+	if err != nil {
+		return nil, err
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Role, error) {
+		r := store.Role{IssuerName: issuerName}
+		return r, row.Scan(&r.ID, &r.ClientID, &r.Name, &r.Description)
+	})
+	if err != nil {
+		return nil, err
+	}
+	roles := make(map[roleKey]store.Role, len(list))
+	for _, r := range list {
+		roles[roleKey{r.ClientID, r.Name}] = r
+	}
+	return roles, nil
+}
+
+// importRoles creates the imported roles the issuer lacks and updates the
+// descriptions of those it has; it returns the issuer's roles after.
+func importRoles(ctx context.Context, tx pgx.Tx, issuerName string, imported []store.Role) ([]store.ImportItem, map[roleKey]store.Role, error) {
+	roles, err := issuerRoles(ctx, tx, issuerName)
+	if err != nil {
+		return nil, nil, err
+	}
+	var items []store.ImportItem
+	batch := &pgx.Batch{}
+	for _, r := range imported {
+		item := store.ImportItem{Kind: store.ImportRoleKind, Name: r.ClientID + "/" + r.Name, Result: store.Unchanged}
+		current, ok := roles[roleKey{r.ClientID, r.Name}]
+		switch {
+		case !ok:
+			item.Result = store.Created
+			batch.Queue(`insert into roles (issuer_name, client_id, name, description) values ($1, $2, $3, $4)`,
+				issuerName, r.ClientID, r.Name, r.Description)
+		case current.Description != r.Description:
+			item.Result, item.Changed = store.Updated, []string{"Description"}
+			batch.Queue(`update roles set description = $2 where role_id = $1`, current.ID, r.Description)
+		}
+		items = append(items, item)
+	}
+	if batch.Len() == 0 {
+		return items, roles, nil
+	}
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, nil, err
+	}
+	roles, err = issuerRoles(ctx, tx, issuerName)
+	return items, roles, err
+}
+
+// importClients creates or updates the imported clients, their new
+// secrets and their mappings.
+func importClients(ctx context.Context, tx pgx.Tx, issuerName string, imported []store.Client, roles map[roleKey]store.Role) ([]store.ImportItem, error) {
+	stored, err := getClients(ctx, tx, `c.issuer_name = $1`, issuerName)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*store.Client, len(stored))
+	for i := range stored {
+		byID[stored[i].ID] = &stored[i]
+	}
+	var items []store.ImportItem
+	batch := &pgx.Batch{}
+	for _, c := range imported {
+		c.IssuerName = issuerName
+		if c.RoleMappings, err = resolveRoles(c.RoleMappings, roles); err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.ID, err)
+		}
+		if c.ScopeMappings, err = resolveRoles(c.ScopeMappings, roles); err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.ID, err)
+		}
+		current := byID[c.ID]
+		next, changed := store.MergeImportedClient(current, c)
+		item := store.ImportItem{Kind: store.ImportClientKind, Name: c.ID, Result: store.Unchanged, Changed: changed}
+		switch {
+		case current == nil:
+			item.Result = store.Created
+			batch.Queue(`
+insert into clients (issuer_name, client_id, internal_id, service_account_id, name, scopes, optional_scopes, roles, audience,
+                     token_lifetime_seconds, enabled, public_jwk, jwks_uri, full_scope_allowed)
+values ($1, $2, coalesce(nullif($3, ''), gen_random_uuid()::text), coalesce(nullif($4, ''), gen_random_uuid()::text),
+        $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+				issuerName, next.ID, next.InternalID, next.ServiceAccountID, next.Name, nonNil(next.Scopes), nonNil(next.OptionalScopes),
+				nonNil(next.Roles), next.Audience, toSeconds(next.TokenLifetime), next.Enabled, nullJSON(next.PublicJWK), next.JWKSURI,
+				next.FullScopeAllowed)
+		case len(changed) > 0:
+			item.Result = store.Updated
+			batch.Queue(`
+update clients set internal_id = $3, service_account_id = $4, name = $5, scopes = $6, optional_scopes = $7, roles = $8,
+    audience = $9, token_lifetime_seconds = $10, enabled = $11, public_jwk = $12, jwks_uri = $13, full_scope_allowed = $14,
+    updated_at = now()
+where issuer_name = $1 and client_id = $2`,
+				issuerName, next.ID, next.InternalID, next.ServiceAccountID, next.Name, nonNil(next.Scopes), nonNil(next.OptionalScopes),
+				nonNil(next.Roles), next.Audience, toSeconds(next.TokenLifetime), next.Enabled, nullJSON(next.PublicJWK), next.JWKSURI,
+				next.FullScopeAllowed)
+		}
+		items = append(items, item)
+		if item.Result == store.Unchanged {
+			continue
+		}
+		for _, sec := range next.Secrets {
+			if current == nil || !slices.ContainsFunc(current.Secrets, func(s store.Secret) bool { return s.ID == sec.ID }) {
+				batch.Queue(`
+insert into client_secrets (issuer_name, client_id, secret_id, digest, hint, expires_at)
+values ($1, $2, $3, $4, $5, $6)`, issuerName, next.ID, sec.ID, sec.Digest, sec.Hint, nullTime(sec.ExpiresAt))
+			}
+		}
+		if current != nil && !slices.Contains(changed, "RoleMappings") && !slices.Contains(changed, "ScopeMappings") {
+			continue
+		}
+		if current != nil {
+			batch.Queue(`delete from role_mappings where issuer_name = $1 and client_id = $2`, issuerName, next.ID)
+		}
+		for kind, refs := range map[string][]store.RoleRef{"role": next.RoleMappings, "scope": next.ScopeMappings} {
+			for _, ref := range refs {
+				batch.Queue(`insert into role_mappings (issuer_name, client_id, kind, role_id) values ($1, $2, $3, $4) on conflict do nothing`,
+					issuerName, next.ID, kind, ref.ID)
+			}
+		}
+	}
+	if batch.Len() == 0 {
+		return items, nil
+	}
+	return items, tx.SendBatch(ctx, batch).Close()
+}
+
+// resolveRoles names each mapped role by its stored id.
+func resolveRoles(refs []store.RoleRef, roles map[roleKey]store.Role) ([]store.RoleRef, error) {
+	out := make([]store.RoleRef, 0, len(refs))
+	for _, ref := range refs {
+		r, ok := roles[roleKey{ref.ClientID, ref.Name}]
+		if !ok {
+			return nil, fmt.Errorf("role %q of client %q: %w", ref.Name, ref.ClientID, store.ErrNotFound)
+		}
+		out = append(out, store.RoleRef{ID: r.ID, ClientID: r.ClientID, Name: r.Name})
+	}
+	return out, nil
 }
 
 // TryLock takes a PostgreSQL session advisory lock on a connection of its

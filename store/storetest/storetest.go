@@ -65,6 +65,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeletingARoleOrItsClientRemovesItsMappings", testDeletingARoleOrItsClientRemovesItsMappings},
 		{"InitialAccessTokensAreSpentOnlyBySuccessfulRegistrations", testInitialAccessTokensAreSpentOnlyBySuccessfulRegistrations},
 		{"AuditKeepsTheActorsIssuer", testAuditKeepsTheActorsIssuer},
+		{"ImportIssuerCreatesThenChangesNothing", testImportIssuerCreatesThenChangesNothing},
+		{"ImportIssuerUpdatesWhatChanged", testImportIssuerUpdatesWhatChanged},
+		{"ImportIssuerDryRunAndFailuresChangeNothing", testImportIssuerDryRunAndFailuresChangeNothing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
