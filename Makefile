@@ -17,5 +17,11 @@ test:
 	go test -run '^$$' -fuzz '^FuzzAdminJSON$$' -fuzztime 10s ./api
 	go test -run '^$$' -fuzz '^FuzzParseResources$$' -fuzztime 10s ./cmd/authz
 
+# The build names itself: `authz version`, /healthz and authz_build_info.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
+
 build:
-	CGO_ENABLED=0 go build -trimpath -o authz ./cmd/authz
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o authz ./cmd/authz

@@ -51,6 +51,9 @@ type KeyManager interface {
 	Revoke(ctx context.Context, issuerName, kid string) error
 	// ImportKeys is the key step of an import (store.IssuerImport.Keys).
 	ImportKeys(iss store.Issuer, imported []keys.ImportedKey) func([]store.SigningKey) ([]store.SigningKey, error)
+	// ScheduleFor is an issuer's key schedule, whose JWKS max-age a
+	// gateway's cache must not outlast.
+	ScheduleFor(iss store.Issuer) keys.Schedule
 }
 
 // Public is what the admin API needs from the public side: issuer URLs and
@@ -100,6 +103,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/issuers/{name}", "issuer.get", s.getIssuer, tenantRead},
 		{http.MethodDelete, "/issuers/{name}", "issuer.delete", s.deleteIssuer, systemOnly},
 		{http.MethodGet, "/issuers/{name}/keys", "key.list", s.listKeys, systemOnly},
+		{http.MethodGet, "/issuers/{name}/gateway-config", "gateway-config.get", s.gatewayConfig, tenantRead},
 		{http.MethodPost, "/issuers/{name}/keys/rotate", "key.rotate", s.rotateKeys, systemOnly},
 		{http.MethodPost, "/issuers/{name}/keys/{kid}/revoke", "key.revoke", s.revokeKey, systemOnly},
 		{http.MethodGet, "/issuers/{name}/roles", "role.list", s.listRealmRoles, tenantRead},

@@ -151,7 +151,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 		if c.ID == "" {
 			c.ID = NewClientID()
 		}
-		s.writeClientError(w, iss, c.ID, "", append(errs, checkClient(c, iss)...))
+		s.writeClientError(w, iss, c.ID, "", append(errs, checkNewClient(c, iss)...))
 		return
 	}
 	if dryRun(r) {
@@ -173,7 +173,7 @@ func (s *Server) answerCreateDryRun(w http.ResponseWriter, r *http.Request, iss 
 	if c.ID == "" {
 		c.ID = NewClientID()
 	}
-	if errs := checkClient(c, iss); len(errs) > 0 {
+	if errs := checkNewClient(c, iss); len(errs) > 0 {
 		s.writeClientError(w, iss, c.ID, "", errs)
 		return
 	}

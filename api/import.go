@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/authz-dev/authz/keycloak/realm"
 	"github.com/authz-dev/authz/store"
@@ -15,6 +16,10 @@ import (
 // far larger than any other admin request, so the listener leaves it to
 // the handler, which reads it only once the caller is a system admin.
 const ImportPath = Prefix + "/imports/keycloak"
+
+// importTimeout bounds reading a realm export, and twice it writing the
+// answer.
+const importTimeout = 2 * time.Minute
 
 // MaxImportBytes bounds a realm export: ten thousand clients with their
 // keys and mappings fit in a quarter of it.
@@ -66,6 +71,11 @@ var importResults = map[store.PutResult]string{store.Created: ResultCreated, sto
 // kids, ids kept. The body is never logged or echoed: it holds secrets
 // and private keys.
 func (s *Server) importKeycloak(w http.ResponseWriter, r *http.Request) {
+	// A realm of ten thousand clients takes seconds to send and to write:
+	// more than the listener's timeouts give any other request.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(importTimeout))
+	_ = rc.SetWriteDeadline(time.Now().Add(2 * importTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxImportBytes))
 	var tooBig *http.MaxBytesError
 	switch {
@@ -85,6 +95,26 @@ func (s *Server) importKeycloak(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeProblem(w, http.StatusUnprocessableEntity, fmt.Sprintf("Realm %q cannot be imported: %v. Nothing was imported.", rep.Realm, err))
 		return
+	}
+	name := plan.Import.Issuer.Name
+	if name == SystemIssuer {
+		writeProblem(w, http.StatusUnprocessableEntity, fmt.Sprintf("Issuer %q holds this server's admins and takes no import: pass another name (--issuer). Nothing was imported.", SystemIssuer))
+		return
+	}
+	existing, err := s.store.GetIssuer(r.Context(), name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		s.writeStoreError(w, fmt.Sprintf("Issuer %q", name), err)
+		return
+	case !existing.Keycloak():
+		writeProblem(w, http.StatusConflict, fmt.Sprintf("Issuer %q exists and is served at /issuers/%s: an import would move it to /realms/%s under its gateways. Import under another name (--issuer). Nothing was imported.", name, name, name))
+		return
+	case r.URL.Query().Get("update") != "true" && !dryRun(r):
+		writeProblem(w, http.StatusConflict, fmt.Sprintf("Issuer %q exists: pass update=true (--update) to bring it, its clients (secrets included) and roles in line with this file. Nothing was imported.", name))
+		return
+	case r.URL.Query().Get("update") != "true":
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("issuer %q exists: the import itself needs --update", name))
 	}
 	for _, c := range plan.Import.Clients {
 		if c.JWKSURI == "" {

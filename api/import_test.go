@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/authz-dev/authz/api"
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/keycloak/realm/realmtest"
 	"github.com/authz-dev/authz/store/postgres"
 	"github.com/authz-dev/authz/store/postgres/pgtest"
@@ -95,12 +96,75 @@ func TestImportRefusalsChangeNothing(t *testing.T) {
 	if after := snapshot(t, f.store); !reflect.DeepEqual(before, after) {
 		t.Error("a refused import changed the store")
 	}
-	// The same realm under a second name: its keys are the first's, and a
-	// kid names one key of one issuer.
 	f.must(t, http.StatusOK, call{method: http.MethodPost, path: "/imports/keycloak", body: string(r.Export), token: f.token})
-	resp, body := f.do(t, call{method: http.MethodPost, path: "/imports/keycloak?issuer=orders-copy", body: string(r.Export), token: f.token})
-	if resp.StatusCode != http.StatusConflict {
-		t.Errorf("the same keys under a second issuer: %d %v", resp.StatusCode, body)
+	f.must(t, http.StatusCreated, call{method: http.MethodPut, path: "/issuers/payments", body: `{"audience": "a"}`, token: f.token})
+	for name, tc := range map[string]struct {
+		path   string
+		status int
+		says   string
+	}{
+		// A realm named system, or imported as it, would replace the
+		// server's own admins and their signing key.
+		"the system issuer": {"/imports/keycloak?issuer=system", 422, "holds this server's admins"},
+		// An issuer of the operator's own, served natively.
+		"a native issuer": {"/imports/keycloak?issuer=payments", 409, "/issuers/payments"},
+		// The same file again, without leave to update what exists.
+		"an issuer that exists": {"/imports/keycloak", 409, "--update"},
+		// The same realm under a second name: its keys are the first's,
+		// and a kid names one key of one issuer.
+		"the same keys under a second issuer": {"/imports/keycloak?issuer=orders-copy", 409, "conflicts"},
+	} {
+		before := snapshot(t, f.store)
+		resp, body := f.do(t, call{method: http.MethodPost, path: tc.path, body: string(r.Export), token: f.token})
+		if resp.StatusCode != tc.status || !strings.Contains(body["detail"].(string), tc.says) {
+			t.Errorf("%s: %d %v, want %d saying %q", name, resp.StatusCode, body["detail"], tc.status, tc.says)
+		}
+		if after := snapshot(t, f.store); !reflect.DeepEqual(before, after) {
+			t.Errorf("%s: the store changed", name)
+		}
+	}
+}
+
+// TestReimportMakesTheFilesSecretsAndKeysTheClients: a later export, in
+// which Keycloak regenerated a secret and signs with a new key, replaces
+// the old secret, and publishes the new key to sign after the publication
+// lead while the imported key goes on signing.
+func TestReimportMakesTheFilesSecretsAndKeysTheClients(t *testing.T) {
+	f := newFixture(t)
+	r := realmtest.New(t, "orders", 0)
+	f.must(t, http.StatusOK, call{method: http.MethodPost, path: "/imports/keycloak", body: string(r.Export), token: f.token})
+	later := realmtest.New(t, "orders", 0)
+	var doc map[string]any
+	_ = json.Unmarshal(later.Export, &doc)
+	for _, c := range doc["clients"].([]any) { // the same clients, ids and service accounts as the first export
+		c := c.(map[string]any)
+		if id, ok := r.InternalIDs[c["clientId"].(string)]; ok {
+			c["id"] = id
+		}
+	}
+	for _, u := range doc["users"].([]any) {
+		u := u.(map[string]any)
+		if id, ok := r.ServiceAccounts[fmt.Sprint(u["serviceAccountClientId"])]; ok {
+			u["id"] = id
+		}
+	}
+	export, _ := json.Marshal(doc)
+	_, body := f.must(t, http.StatusOK, call{method: http.MethodPost, path: "/imports/keycloak?update=true", body: string(export), token: f.token})
+	ctx := context.Background()
+	billing, err := f.store.GetClient(ctx, "orders", realmtest.Billing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(billing.Secrets) != 1 || !bytes.Equal(billing.Secrets[0].Digest, credentialDigest(later.Secrets[realmtest.Billing])) {
+		t.Errorf("billing keeps %d secrets after Keycloak regenerated its secret; want only the new one (%v)", len(billing.Secrets), body["summary"])
+	}
+	states := map[string]string{}
+	keys, _ := f.store.ListSigningKeys(ctx, "orders")
+	for _, k := range keys {
+		states[k.ID] = string(k.State)
+	}
+	if states[r.Keys[0].KID] != "active" || states[later.Keys[0].KID] != "pending" {
+		t.Errorf("key states %v: the imported key signs until the new one's publication lead has passed", states)
 	}
 }
 
@@ -142,3 +206,5 @@ func BenchmarkImportKeycloakRealm10000Clients(b *testing.B) {
 		}
 	})
 }
+
+func credentialDigest(secret string) []byte { return credential.SecretDigest(secret) }

@@ -68,12 +68,21 @@ func offeredScopes(iss store.Issuer) []string {
 	return out
 }
 
-// checkClient applies the issuer's rules to a client's settings.
-func checkClient(c store.Client, iss store.Issuer) FieldErrors {
+// checkNewClient applies the issuer's rules to a client about to be
+// created: its settings, and the id it chooses.
+func checkNewClient(c store.Client, iss store.Issuer) FieldErrors {
 	var errs FieldErrors
 	if !clientIDPattern.MatchString(c.ID) {
 		errs = append(errs, FieldError{Field: "clientId", Reason: "must be 3 to 128 letters, digits and . _ ~ -, starting with a letter or digit"})
 	}
+	return append(errs, checkClient(c, iss)...)
+}
+
+// checkClient applies the issuer's rules to a client's settings. Its id
+// is not judged: it cannot change, and a client carried over from
+// Keycloak may keep one this server would not let a new client choose.
+func checkClient(c store.Client, iss store.Issuer) FieldErrors {
+	var errs FieldErrors
 	if strings.TrimSpace(c.Name) == "" || len(c.Name) > maxClientNameLength {
 		errs = append(errs, FieldError{Field: "name", Reason: fmt.Sprintf("is required and at most %d bytes", maxClientNameLength)})
 	}
@@ -153,7 +162,7 @@ func (s *Server) CreateClient(ctx context.Context, iss store.Issuer, c store.Cli
 	if c.ID == "" {
 		c.ID = NewClientID()
 	}
-	errs := checkClient(c, iss)
+	errs := checkNewClient(c, iss)
 	secret := credential.NewSecret()
 	if chosenSecret != "" {
 		if n := len(chosenSecret); n < minChosenSecretLength || n > maxChosenSecretLength {

@@ -42,12 +42,16 @@ func TestSecretMatchesOnlyItsOwnDigest(t *testing.T) {
 }
 
 func TestStoredSecretKeepsNoValueButTheDigest(t *testing.T) {
-	s := credential.StoredSecret("kc-secret-1234")
-	if s.Hint != "1234" || !credential.SecretMatches(s.Digest, "kc-secret-1234") {
-		t.Fatalf("hint %q, matches %v", s.Hint, credential.SecretMatches(s.Digest, "kc-secret-1234"))
+	s := credential.StoredSecret("kc-secret-from-keycloak-1234")
+	if s.Hint != "1234" || !credential.SecretMatches(s.Digest, "kc-secret-from-keycloak-1234") {
+		t.Fatalf("hint %q, matches %v", s.Hint, credential.SecretMatches(s.Digest, "kc-secret-from-keycloak-1234"))
 	}
-	if short := credential.StoredSecret("ab"); short.Hint != "ab" {
-		t.Fatalf("short hint %q", short.Hint)
+	// A short secret carried over from elsewhere would be half shown by
+	// a hint, or whole: it gets none.
+	for _, short := range []string{"ab", "kc-secret-1234"} {
+		if h := credential.StoredSecret(short).Hint; h != "" {
+			t.Fatalf("the secret %q has the hint %q", short, h)
+		}
 	}
 }
 

@@ -38,9 +38,11 @@ func NewSecret() Secret {
 func StoredSecret(value string) Secret {
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
-	hint := value
-	if len(hint) > hintLength {
-		hint = hint[len(hint)-hintLength:]
+	// A short secret (one carried over from elsewhere) would be half
+	// shown by its hint: it gets none.
+	hint := ""
+	if len(value) >= 4*hintLength {
+		hint = value[len(value)-hintLength:]
 	}
 	return Secret{Value: value, ID: hex.EncodeToString(id), Digest: SecretDigest(value), Hint: hint}
 }

@@ -6,6 +6,7 @@ package issuer
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -58,6 +59,8 @@ func (noMetrics) Throttled(string)                        {}
 
 // Config is the public side's configuration.
 type Config struct {
+	// Version names this build in /healthz's answer.
+	Version string
 	// PublicURL is the externally visible base URL, without a trailing
 	// slash; issuer URLs are PublicURL + "/issuers/" + name.
 	PublicURL string
@@ -439,7 +442,10 @@ func (s *Server) newTenant(iss store.Issuer) (*tenant, error) {
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	_ = json.NewEncoder(w).Encode(struct {
+		Status  string `json:"status"`
+		Version string `json:"version,omitempty"`
+	}{"ok", s.cfg.Version})
 }
 
 // serveReady reports whether this node should get traffic. While the

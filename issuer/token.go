@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -51,7 +52,10 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request, style strin
 	now := s.cfg.Now().UTC().Truncate(time.Second)
 	session := &tokenSession{issuedAt: now}
 	if t.issuer.Keycloak() {
-		session.clientAddress = s.cfg.ClientAddress(r)
+		// Only an address: a hop that is none names no one.
+		if addr, err := netip.ParseAddr(s.cfg.ClientAddress(r)); err == nil {
+			session.clientAddress = addr.String()
+		}
 	}
 	ar, err := t.provider.NewAccessRequest(ctx, r, session)
 	if err != nil {

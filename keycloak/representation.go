@@ -431,8 +431,8 @@ func representation(c store.Client, access map[string]bool) clientOutput {
 		Attributes:                map[string]string{},
 		FullScopeAllowed:          c.FullScopeAllowed,
 		ProtocolMappers:           audienceMappers(c),
-		DefaultClientScopes:       nonNil(c.Scopes),
-		OptionalClientScopes:      nonNil(c.OptionalScopes),
+		DefaultClientScopes:       append([]string{}, c.Scopes...),
+		OptionalClientScopes:      append([]string{}, c.OptionalScopes...),
 		Access:                    access,
 	}
 	switch {
@@ -449,13 +449,6 @@ func representation(c store.Client, access map[string]bool) clientOutput {
 		out.Attributes[attrTokenLifespan] = strconv.Itoa(int(c.TokenLifetime / time.Second))
 	}
 	return out
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 // decodeJSON reads a JSON body into v, saying what is wrong with it.

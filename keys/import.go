@@ -3,6 +3,7 @@ package keys
 import (
 	"crypto"
 	"fmt"
+	"slices"
 
 	"github.com/authz-dev/authz/store"
 )
@@ -20,19 +21,27 @@ type ImportedKey struct {
 
 // ImportKeys is the key step of an import, for store.IssuerImport.Keys.
 // Imported keys the issuer lacks are sealed and added: the
-// highest-priority active one of the issuer's algorithm signs from now on
-// (the key that signed before is retired), the others are published as
-// retired keys until the retire period ends, so that tokens the old server
-// signed keep verifying. Keys the issuer has keep their state, so a second
-// import of the same file changes nothing and undoes no rotation since;
-// normal rotation takes over from the imported key.
+// highest-priority active one of the issuer's algorithm signs, the others
+// are published as retired keys until the retire period ends, so that
+// tokens the old server signed keep verifying. On a new issuer the signer
+// signs at once: the old server has published it all along. On an issuer
+// that already signs here, it is published now and signs after the
+// publication lead, as a rotation's successor does. Keys the issuer has
+// keep their state, so a second import of the same file changes nothing
+// and undoes no rotation since; a key revoked here is refused. Normal
+// rotation takes over from the imported key.
 func (m *Manager) ImportKeys(iss store.Issuer, imported []ImportedKey) func([]store.SigningKey) ([]store.SigningKey, error) {
 	return func(current []store.SigningKey) ([]store.SigningKey, error) {
 		now := m.now()
 		retireUntil := now.Add(m.ScheduleFor(iss).RetirePeriod)
 		have := map[string]bool{}
+		signing := false
 		for _, k := range current {
 			have[k.ID] = true
+			signing = signing || k.State == store.KeyActive
+			if k.State == store.KeyRevoked && slices.ContainsFunc(imported, func(i ImportedKey) bool { return i.KID == k.ID }) {
+				return nil, fmt.Errorf("key %s was revoked here: take it out of the realm before importing", k.ID)
+			}
 		}
 		var signer *ImportedKey
 		for i, k := range imported {
@@ -41,13 +50,6 @@ func (m *Manager) ImportKeys(iss store.Issuer, imported []ImportedKey) func([]st
 			}
 		}
 		next := current
-		if signer != nil && !have[signer.KID] {
-			for i := range next {
-				if next[i].State == store.KeyActive {
-					next[i].State, next[i].RetiredAt, next[i].DeleteAt = store.KeyRetired, now, retireUntil
-				}
-			}
-		}
 		for _, k := range imported {
 			if have[k.KID] {
 				continue
@@ -59,9 +61,13 @@ func (m *Manager) ImportKeys(iss store.Issuer, imported []ImportedKey) func([]st
 			if err != nil {
 				return nil, fmt.Errorf("key %s: %w", k.KID, err)
 			}
-			if signer != nil && k.KID == signer.KID {
+			switch {
+			case signer != nil && k.KID == signer.KID && !signing:
 				sk.State, sk.ActivatedAt = store.KeyActive, now
-			} else {
+			case signer != nil && k.KID == signer.KID:
+				next = withoutPending(next, iss.SigningAlgorithm)
+				sk.State, sk.ActivateAt = store.KeyPending, now.Add(m.ScheduleFor(iss).PublishLead)
+			default:
 				sk.RetiredAt, sk.DeleteAt = now, retireUntil
 			}
 			next = append(next, sk)
@@ -69,4 +75,10 @@ func (m *Manager) ImportKeys(iss store.Issuer, imported []ImportedKey) func([]st
 		}
 		return next, nil
 	}
+}
+
+// withoutPending drops the pending successors of alg: an imported signer
+// takes their place.
+func withoutPending(keys []store.SigningKey, alg string) []store.SigningKey {
+	return slices.DeleteFunc(keys, func(k store.SigningKey) bool { return k.State == store.KeyPending && k.Algorithm == alg })
 }

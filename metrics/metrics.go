@@ -24,9 +24,12 @@ type Metrics struct {
 	keyTransitions *prometheus.CounterVec
 }
 
+// Build names the running build, for authz_build_info.
+type Build struct{ Version, Commit, GoVersion string }
+
 // New registers the server's metrics; failedQueries, when not nil, counts
 // the database statements that failed.
-func New(failedQueries func() int64) *Metrics {
+func New(build Build, failedQueries func() int64) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -48,6 +51,11 @@ func New(failedQueries func() int64) *Metrics {
 	}
 	m.registry.MustRegister(m.tokenRequests, m.tokenLatency, m.clientLookups, m.throttled, m.keyTransitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "authz_build_info", Help: "The running build: always 1, with its version, commit and Go version as labels.",
+	}, []string{"version", "commit", "goversion"})
+	info.WithLabelValues(build.Version, build.Commit, build.GoVersion).Set(1)
+	m.registry.MustRegister(info)
 	if failedQueries != nil {
 		m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "authz_database_errors_total", Help: "Database statements that failed.",

@@ -466,8 +466,8 @@ type IssuerImport struct {
 	// Roles are created where the issuer has none of that client and
 	// name, else their description is updated. Their IDs are the store's.
 	Roles []Role
-	// Clients are created, or their settings, ids and mappings replaced;
-	// their secrets are added to those the client has, by digest. Their
+	// Clients are created, or their settings, ids, mappings and secrets
+	// replaced: a secret the client has (by digest) keeps its id. Their
 	// mappings name roles by client and name: IDs are resolved by the
 	// store.
 	Clients []Client
@@ -496,8 +496,8 @@ const (
 )
 
 // MergeImportedClient is what an import makes of a client: the imported
-// settings, ids and mappings over the stored client (nil: a new one), and
-// the imported secrets the stored one lacks (by digest) added to its own.
+// settings, ids, mappings and secrets over the stored client (nil: a new
+// one), secrets it already has (by digest) keeping their ids.
 // It names the fields that change; a client with nothing to change comes
 // back with none.
 func MergeImportedClient(stored *Client, imported Client) (Client, []string) {
@@ -519,14 +519,28 @@ func MergeImportedClient(stored *Client, imported Client) (Client, []string) {
 		next.ServiceAccountID = imported.ServiceAccountID
 		changes = append(changes, "ServiceAccountID")
 	}
-	next.Secrets = slices.Clone(stored.Secrets)
+	// The file's secrets are the client's: one it lacks is added, one it
+	// has keeps its id and takes the file's expiry, and one the file no
+	// longer holds (Keycloak regenerated it) is dropped.
+	next.Secrets = nil
+	secretsChanged := false
 	for _, sec := range imported.Secrets {
-		if !slices.ContainsFunc(next.Secrets, func(s Secret) bool { return bytes.Equal(s.Digest, sec.Digest) }) {
-			next.Secrets = append(next.Secrets, sec)
-			if !slices.Contains(changes, "Secrets") {
-				changes = append(changes, "Secrets")
-			}
+		i := slices.IndexFunc(stored.Secrets, func(s Secret) bool { return bytes.Equal(s.Digest, sec.Digest) })
+		if i < 0 {
+			next.Secrets, secretsChanged = append(next.Secrets, sec), true
+			continue
 		}
+		kept := stored.Secrets[i]
+		if !kept.ExpiresAt.Equal(sec.ExpiresAt) {
+			kept.ExpiresAt, secretsChanged = sec.ExpiresAt, true
+		}
+		next.Secrets = append(next.Secrets, kept)
+	}
+	if len(next.Secrets) != len(stored.Secrets) {
+		secretsChanged = true
+	}
+	if secretsChanged {
+		changes = append(changes, "Secrets")
 	}
 	return next, changes
 }

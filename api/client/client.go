@@ -155,6 +155,10 @@ func (c *Client) send(ctx context.Context, token, method, path string, query url
 		}
 		return resp.Header, e
 	}
+	if text, ok := out.(*[]byte); ok {
+		*text = raw
+		return resp.Header, nil
+	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			return resp.Header, fmt.Errorf("the answer to %s %s is not what the API describes: %w", method, path, err)
@@ -424,19 +428,57 @@ func (c *Client) DeleteInitialAccessToken(ctx context.Context, issuer, id string
 	return err
 }
 
+// ImportOptions are an import's choices: the issuer's name (empty: the
+// realm's), a dry run, and leave to update an issuer that exists.
+type ImportOptions struct {
+	Issuer string
+	DryRun bool
+	Update bool
+}
+
 // ImportKeycloak imports a Keycloak realm export (the JSON `kc.sh export`
-// writes) as one Keycloak-style issuer, named issuer or, when empty, after
-// the realm. With dryRun it reports what it would do and changes nothing.
-// The export is sent as it is, so that the server judges it.
-func (c *Client) ImportKeycloak(ctx context.Context, export []byte, issuer string, dryRun bool) (api.ImportResponse, error) {
+// writes) as one Keycloak-style issuer. With DryRun it reports what it
+// would do and changes nothing. The export is sent as it is, so that the
+// server judges it.
+func (c *Client) ImportKeycloak(ctx context.Context, export []byte, opts ImportOptions) (api.ImportResponse, error) {
 	query := url.Values{}
-	if issuer != "" {
-		query.Set("issuer", issuer)
+	if opts.Issuer != "" {
+		query.Set("issuer", opts.Issuer)
 	}
-	if dryRun {
+	if opts.DryRun {
 		query.Set("dryRun", "true")
+	}
+	if opts.Update {
+		query.Set("update", "true")
 	}
 	var out api.ImportResponse
 	_, err := c.doPayload(ctx, http.MethodPost, strings.TrimPrefix(api.ImportPath, api.Prefix), query, nil, export, &out)
+	return out, err
+}
+
+// GatewayConfigRequest says which gateway a configuration is for and what
+// it requires: one of Scopes, one of Roles (CLIENT:ROLE, or ROLE of the
+// audience's client), and Audience in place of the issuer's.
+type GatewayConfigRequest struct {
+	Gateway  string
+	Upstream string
+	Audience string
+	Scopes   []string
+	Roles    []string
+}
+
+// GatewayConfig returns the configuration with which a gateway admits only
+// the issuer's tokens, as the gateway reads it (YAML, JSON or Apache's).
+func (c *Client) GatewayConfig(ctx context.Context, issuer string, req GatewayConfigRequest) ([]byte, error) {
+	query := url.Values{"gateway": {req.Gateway}}
+	if req.Upstream != "" {
+		query.Set("upstream", req.Upstream)
+	}
+	if req.Audience != "" {
+		query.Set("audience", req.Audience)
+	}
+	query["scope"], query["role"] = req.Scopes, req.Roles
+	var out []byte
+	_, err := c.do(ctx, http.MethodGet, issuerPath(issuer)+"/gateway-config", query, nil, nil, &out)
 	return out, err
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -371,6 +372,7 @@ func TestMetricsCountTokensCacheAndThrottling(t *testing.T) {
 		`authz_client_cache_lookups_total{result="hit"}`,
 		`authz_rate_limited_total{by="client"} 1`,
 		`authz_database_errors_total`,
+		`authz_build_info{commit="` + currentBuild().Commit + `",goversion="` + runtime.Version() + `",version="` + currentBuild().Version + `"} 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/authz-dev/authz/api"
+	"github.com/authz-dev/authz/api/client"
 )
 
 func (a *cli) importCommand() *cobra.Command {
@@ -23,8 +24,8 @@ func (a *cli) importCommand() *cobra.Command {
 }
 
 func (a *cli) importKeycloakCommand() *cobra.Command {
-	var file, issuer string
-	var dryRun bool
+	var file string
+	var opts client.ImportOptions
 	var output *string
 	cmd := &cobra.Command{
 		Use:   "keycloak -f REALM-EXPORT.json",
@@ -39,12 +40,15 @@ until the retire period ends, so that tokens Keycloak signed keep verifying.
 
 Each record is reported created, updated or unchanged; what the export holds
 that authz leaves out (browser clients, users, flows, mappers it does not
-run, symmetric keys) is listed with the reason. Importing the same file again
-changes nothing; a changed file updates. A file that cannot be imported
-whole imports nothing. --dry-run reports and changes nothing.`,
+run, symmetric keys) is listed with the reason. An issuer that exists is
+changed only with --update: the file's clients then take the file's
+settings and secrets (a secret Keycloak regenerated replaces the old one),
+and a new signing key is published first and signs after the publication
+lead. Importing the same file again changes nothing. A file that cannot be
+imported whole imports nothing. --dry-run reports and changes nothing.`,
 		Example: `  authz import keycloak -f realm-export.json --dry-run
   authz import keycloak -f realm-export.json
-  authz import keycloak -f realm-export.json --issuer payments-test`,
+  authz import keycloak -f realm-export-later.json --update`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var data []byte
@@ -61,7 +65,7 @@ whole imports nothing. --dry-run reports and changes nothing.`,
 			if err != nil {
 				return err
 			}
-			resp, err := s.admin.ImportKeycloak(cmd.Context(), data, issuer, dryRun)
+			resp, err := s.admin.ImportKeycloak(cmd.Context(), data, opts)
 			if err != nil {
 				return err
 			}
@@ -73,8 +77,9 @@ whole imports nothing. --dry-run reports and changes nothing.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "", "the realm export ('-' for standard input)")
-	f.StringVar(&issuer, "issuer", "", "name of the issuer (default: the realm's name, which keeps iss as Keycloak wrote it)")
-	f.BoolVar(&dryRun, "dry-run", false, "report what would be created, updated and skipped, changing nothing")
+	f.StringVar(&opts.Issuer, "issuer", "", "name of the issuer (default: the realm's name, which keeps iss as Keycloak wrote it)")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "report what would be created, updated and skipped, changing nothing")
+	f.BoolVar(&opts.Update, "update", false, "bring an issuer that exists (an earlier import) in line with the file: its clients' settings, secrets and roles")
 	require(f, "file")
 	output = outputFlag(cmd)
 	return cmd

@@ -255,7 +255,10 @@ func TestMovingAKeycloakRealmKeepsSecretsKeysAndClaims(t *testing.T) {
 
 	// The same file again changes nothing.
 	before := dumpDatabase(t, databaseURL)
-	again, err := admin.ImportKeycloak(ctx, r.Export, "", false)
+	if _, err := admin.ImportKeycloak(ctx, r.Export, client.ImportOptions{}); !client.HasStatus(err, http.StatusConflict) {
+		t.Errorf("a second import without --update: %v, want 409", err)
+	}
+	again, err := admin.ImportKeycloak(ctx, r.Export, client.ImportOptions{Update: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +274,7 @@ func TestMovingAKeycloakRealmKeepsSecretsKeysAndClaims(t *testing.T) {
 		"truncated":       r.Export[:len(r.Export)*2/3],
 		"a masked secret": []byte(strings.Replace(string(r.Export), r.Secrets[realmtest.Billing], "**********", 1)),
 	} {
-		_, err := admin.ImportKeycloak(ctx, []byte(strings.Replace(string(doc), `"realm": "orders"`, `"realm": "orders-copy"`, 1)), "", false)
+		_, err := admin.ImportKeycloak(ctx, []byte(strings.Replace(string(doc), `"realm": "orders"`, `"realm": "orders-copy"`, 1)), client.ImportOptions{})
 		if !client.HasStatus(err, http.StatusBadRequest) && !client.HasStatus(err, http.StatusUnprocessableEntity) {
 			t.Errorf("%s: %v, want a refusal", name, err)
 		}

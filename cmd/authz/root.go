@@ -67,6 +67,9 @@ environment variable; the command line wins.`,
 		SilenceErrors:     true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.applyEnvironment(cmd) },
 	}
+	// --version, as `authz version` says it.
+	root.Version = currentBuild().Version
+	root.SetVersionTemplate(currentBuild().String() + "\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SuggestionsMinimumDistance = 2
 	root.AddGroup(
@@ -78,10 +81,11 @@ environment variable; the command line wins.`,
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{a.loginCommand(), a.applyCommand(), a.issuersCommand(), a.clientsCommand(),
-		a.rolesCommand(), a.initialAccessCommand(), a.keysCommand(), a.auditCommand(), a.tokenCommand(), a.importCommand()} {
+		a.rolesCommand(), a.initialAccessCommand(), a.keysCommand(), a.auditCommand(), a.tokenCommand(), a.importCommand(), a.gatewayConfigCommand()} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
+	root.AddCommand(a.versionCommand())
 	return root
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/listener"
 	"github.com/authz-dev/authz/metrics"
+	"github.com/authz-dev/authz/store"
 )
 
 // serveConfig is `authz serve`'s configuration, from flags and the
@@ -41,6 +43,7 @@ type serveConfig struct {
 	keyCheck           time.Duration
 	keyPoll            time.Duration
 	shutdownTimeout    time.Duration
+	databaseWait       time.Duration
 	limits             listener.Limits
 	tlsCert, tlsKey    string
 	insecureHTTP       bool
@@ -103,6 +106,7 @@ vanishes on exit, and it prints an admin client's credentials to get started.`,
 	num(&c.limits.MaxConcurrent, "max-concurrent-requests", "AUTHZ_MAX_CONCURRENT_REQUESTS", 1024, "requests each listener handles at once, counted once their body has arrived; more get 503 at once")
 	num(&c.limits.MaxConnsPerAddress, "max-connections-per-address", "AUTHZ_MAX_CONNECTIONS_PER_ADDRESS", 256, "connections one caller (an IPv4 address or an IPv6 /64) may hold open on a listener; more are closed at once; trusted proxies are exempt (0: no limit)")
 	str(&c.trustedProxies, "trusted-proxies", "AUTHZ_TRUSTED_PROXIES", "", "comma-separated CIDR prefixes of load balancers and proxies whose X-Forwarded-For is believed: behind them, the caller is the right-most address they did not add")
+	dur(&c.databaseWait, "database-wait", "AUTHZ_DATABASE_WAIT", time.Minute, "how long start-up waits for an unreachable database, retrying with a backoff of up to 5s (0: not at all)")
 	dur(&c.shutdownTimeout, "shutdown-timeout", "AUTHZ_SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
 	str(&c.tlsCert, "tls-cert", "AUTHZ_TLS_CERT", "", "PEM certificate (chain) file: serve both listeners over TLS; reloaded on SIGHUP")
 	str(&c.tlsKey, "tls-key", "AUTHZ_TLS_KEY", "", "PEM private key file of --tls-cert")
@@ -112,6 +116,32 @@ vanishes on exit, and it prints an admin client's credentials to get started.`,
 	dur(&c.maxAssertionLife, "max-assertion-lifetime", "AUTHZ_MAX_ASSERTION_LIFETIME", time.Hour, "how far ahead a client assertion's exp may be (private_key_jwt); each jti is kept until then")
 	flag(&c.allowPrivateJWKS, "allow-private-jwks-uri", "AUTHZ_ALLOW_PRIVATE_JWKS_URI", "let clients' jwks_uri reach loopback and private addresses over plain http (tests and closed networks only)")
 	return cmd
+}
+
+// maxDatabaseBackoff caps the pause between tries to reach the database
+// at start-up.
+const maxDatabaseBackoff = 5 * time.Second
+
+// retryWhileUnavailable runs try until it succeeds, fails for a reason
+// other than an unreachable database, or wait has passed: a container
+// platform may start authz before PostgreSQL accepts connections. Each
+// retry is logged.
+func retryWhileUnavailable(ctx context.Context, wait time.Duration, log *slog.Logger, try func() error) error {
+	deadline := time.Now().Add(wait)
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := try()
+		if err == nil || !errors.Is(err, store.ErrUnavailable) || time.Now().Add(backoff).After(deadline) {
+			return err
+		}
+		log.Warn("database unreachable; retrying", "attempt", attempt, "retry_in", backoff.String(), "waited_up_to", wait.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxDatabaseBackoff)
+	}
 }
 
 // check finishes the configuration once flags and environment are read.
@@ -153,6 +183,8 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 	}
 	log := newLogger(a.stderr, cfg.logFormat, level)
 	devMode := cfg.database.url == ""
+	build := currentBuild()
+	log.Info("starting", "version", build.Version, "commit", build.Commit, "built", build.Date, "go", build.GoVersion)
 	if a.getenv("GOGC") == "" {
 		// Each token allocates a few kilobytes that die at once; the heap
 		// stays small, so collecting a quarter as often buys throughput
@@ -162,7 +194,12 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 	if devMode {
 		log.Warn("DEVELOPMENT MODE: no database URL; issuers, clients and keys live in memory and vanish on exit")
 	}
-	be, err := openBackend(ctx, cfg.database.url, cfg.database.kek, keys.DefaultSchedule(cfg.jwksMaxAge), log)
+	var be *backend
+	err = retryWhileUnavailable(ctx, cfg.databaseWait, log, func() error {
+		var err error
+		be, err = openBackend(ctx, cfg.database.url, cfg.database.kek, keys.DefaultSchedule(cfg.jwksMaxAge), log)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -204,9 +241,10 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 			"behind a TLS-terminating proxy, or pass --insecure-http to accept tokens and secrets in clear", publicURL)
 	}
 
-	mx := metrics.New(be.failedQueries)
+	mx := metrics.New(metrics.Build{Version: build.Version, Commit: build.Commit, GoVersion: build.GoVersion}, be.failedQueries)
 	public := issuer.New(issuer.Config{
 		Metrics:                mx,
+		Version:                build.Version,
 		PublicURL:              publicURL,
 		MetadataMaxAge:         cfg.jwksMaxAge,
 		Logger:                 log,

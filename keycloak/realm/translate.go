@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/keys"
@@ -65,6 +67,12 @@ const (
 	authenticatorSecret    = "client-secret"
 	authenticatorJWT       = "client-jwt"
 	authenticatorSecretJWT = "client-secret-jwt"
+	maxNameLength          = 200
+	// maxMappings bounds the role mappings composites may expand into:
+	// a few roles nested under one composite mapped to every service
+	// account would otherwise multiply into billions of rows.
+	maxMappings     = 1_000_000
+	realmManagement = "realm-management"
 )
 
 // roleKey names a role in a realm: its client's id ("" for a realm role)
@@ -272,6 +280,17 @@ func isServiceAccountClient(c Client) bool {
 func (tr *translation) translateClients() ([]store.Client, error) {
 	var out []store.Client
 	mapped := map[string]bool{} // clients whose roles some service account holds
+	seen := map[string]bool{}
+	for _, kc := range tr.rep.Clients {
+		if seen[kc.ClientID] {
+			return nil, fmt.Errorf("client id %q appears twice", kc.ClientID)
+		}
+		seen[kc.ClientID] = true
+		if !holdableClientID(kc.ClientID) {
+			return nil, fmt.Errorf("client id %q: authz cannot hold it (1 to 255 printable ASCII characters, no spaces, quotes, backslashes or slashes)", kc.ClientID)
+		}
+	}
+	total := 0
 	for _, kc := range tr.rep.Clients {
 		switch {
 		case kc.Protocol != "" && kc.Protocol != protocolOIDC:
@@ -290,6 +309,9 @@ func (tr *translation) translateClients() ([]store.Client, error) {
 		for _, m := range slices.Concat(c.RoleMappings, c.ScopeMappings) {
 			mapped[m.ClientID] = true
 		}
+		if total += len(c.RoleMappings) + len(c.ScopeMappings); total > maxMappings {
+			return nil, fmt.Errorf("its composite roles expand into more than %d role mappings", maxMappings)
+		}
 		out = append(out, c)
 	}
 	imported := map[string]bool{}
@@ -306,11 +328,33 @@ func (tr *translation) translateClients() ([]store.Client, error) {
 		}
 		// Its roles are in consumers' tokens, so it comes along to hold
 		// them, with no way to get a token of its own.
-		out = append(out, store.Client{ID: kc.ClientID, InternalID: kc.ID, Name: cmp.Or(kc.Name, kc.ClientID), FullScopeAllowed: true})
+		out = append(out, store.Client{ID: kc.ClientID, InternalID: kc.ID, Name: displayName(kc), FullScopeAllowed: true})
 		tr.warn("client %q (%s) is imported disabled and without credentials, to hold the roles service accounts have of it", kc.ClientID, browserReason(kc))
 	}
 	slices.SortFunc(out, func(a, b store.Client) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+// holdableClientID reports whether a client id can be carried over: one
+// that names no client in a request, or no path segment, cannot.
+func holdableClientID(id string) bool {
+	return credential.ValidClientID(id) && !strings.Contains(id, "/")
+}
+
+// displayName is a client's name as authz shows it: trimmed, without
+// control characters (a terminal would act on them), and bounded.
+func displayName(kc Client) string {
+	name := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(kc.Name))
+	for len(name) > maxNameLength {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return cmp.Or(name, kc.ClientID)
 }
 
 func browserReason(kc Client) string {
@@ -327,13 +371,10 @@ func browserReason(kc Client) string {
 // translateClient carries over one client-credentials client; ok is false
 // when it is skipped (with the reason recorded).
 func (tr *translation) translateClient(kc Client) (store.Client, bool, error) {
-	if !credential.ValidClientID(kc.ClientID) {
-		return store.Client{}, false, fmt.Errorf("authz cannot hold this client id (1 to 255 printable ASCII characters, no spaces, quotes or backslashes)")
-	}
 	c := store.Client{
 		ID:               kc.ClientID,
 		InternalID:       kc.ID,
-		Name:             cmp.Or(strings.TrimSpace(kc.Name), kc.ClientID),
+		Name:             displayName(kc),
 		Enabled:          kc.Enabled == nil || *kc.Enabled,
 		FullScopeAllowed: kc.FullScopeAllowed == nil || *kc.FullScopeAllowed,
 	}
@@ -381,7 +422,14 @@ func (tr *translation) translateClient(kc Client) (store.Client, bool, error) {
 	}
 	c.RoleMappings = tr.refs(kc.ClientID, "mapped to the service account of", direct)
 	if !c.FullScopeAllowed {
-		c.ScopeMappings = tr.refs(kc.ClientID, "in the scope of", tr.scopeMappings(kc.ClientID))
+		// A client's own roles are always in its scope, as in Keycloak.
+		own := tr.scopeMappings(kc.ClientID)
+		for k := range tr.roles {
+			if k.client == kc.ClientID {
+				own = append(own, k)
+			}
+		}
+		c.ScopeMappings = tr.refs(kc.ClientID, "in the scope of", own)
 	}
 	return c, true, nil
 }
@@ -528,6 +576,10 @@ func (tr *translation) mappers(kc Client) string {
 		switch {
 		case m.ProtocolMapper == audienceMapperType && m.Config["access.token.claim"] != "false":
 			value := cmp.Or(m.Config["included.custom.audience"], m.Config["included.client.audience"])
+			if value == realmManagement {
+				tr.skip("protocol mapper", kc.ClientID+"/"+m.Name, "the audience %s is reserved here: its roles make admins, and reach tokens only through role mappings", realmManagement)
+				continue
+			}
 			if audience == "" && value != "" {
 				audience = value
 				continue
@@ -582,9 +634,13 @@ func (tr *translation) translateKeys() error {
 		if err != nil {
 			return fmt.Errorf("key provider %q (%s): %w", comp.Name, comp.ProviderID, err)
 		}
-		if ok {
-			tr.plan.Keys = append(tr.plan.Keys, k)
+		if !ok {
+			continue
 		}
+		if slices.ContainsFunc(tr.plan.Keys, func(o keys.ImportedKey) bool { return o.KID == k.KID }) {
+			return fmt.Errorf("key provider %q (%s): kid %q names another key of the realm too", comp.Name, comp.ProviderID, k.KID)
+		}
+		tr.plan.Keys = append(tr.plan.Keys, k)
 	}
 	active := slices.ContainsFunc(tr.plan.Keys, func(k keys.ImportedKey) bool { return k.Active && k.Algorithm == tr.issuer.SigningAlgorithm })
 	if !active {
@@ -658,7 +714,12 @@ func (tr *translation) translateKey(comp Component) (keys.ImportedKey, bool, err
 			return keys.ImportedKey{}, false, fmt.Errorf("its certificate is for another key than its private key")
 		}
 	}
-	kid = cmp.Or(comp.config("kid"), kid)
+	if own := comp.config("kid"); own != "" {
+		if !validToken(own) || strings.Contains(own, "/") {
+			return keys.ImportedKey{}, false, fmt.Errorf("its kid is not one a JWKS and the admin API can carry (printable ASCII, no spaces, quotes, backslashes or slashes, at most 128)")
+		}
+		kid = own
+	}
 	priority, _ := strconv.ParseInt(comp.config("priority"), 10, 64)
 	return keys.ImportedKey{KID: kid, Algorithm: alg, Private: priv, Active: comp.config("active") != "false", Priority: priority}, true, nil
 }

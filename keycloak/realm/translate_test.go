@@ -129,6 +129,12 @@ func TestTranslateRefusesWhatItCannotCarryOverWhole(t *testing.T) {
 			keyConfig(doc, "rsa-legacy")["ecdsaEllipticCurveKey"] = []any{"P-384"}
 		}, "P-384"},
 		{"a realm signing with RS512", func(doc map[string]any) { doc["defaultSignatureAlgorithm"] = "RS512" }, "RS512"},
+		{"a client id twice", func(doc map[string]any) { client(doc, realmtest.Reports)["clientId"] = realmtest.Billing }, "appears twice"},
+		{"a client id with a slash", func(doc map[string]any) { client(doc, realmtest.WebApp)["clientId"] = "web/app" }, "cannot hold"},
+		{"a kid no JWKS can carry", func(doc map[string]any) { keyConfig(doc, "rsa-legacy")["kid"] = []any{"../keys/x"} }, "kid"},
+		{"two keys under one kid", func(doc map[string]any) {
+			keyConfig(doc, "rsa-legacy")["kid"] = []any{r.Keys[0].KID}
+		}, "names another key"},
 		{"a realm name that cannot name an issuer", func(doc map[string]any) { doc["realm"] = "Orders_Realm" }, "--issuer"},
 	}
 	for _, tc := range tests {
@@ -149,6 +155,31 @@ func TestTranslateRefusesWhatItCannotCarryOverWhole(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestClientsAreCarriedOverAsTheAdminAPICanManageThem(t *testing.T) {
+	r := realmtest.New(t, "orders", 0)
+	var doc map[string]any
+	_ = json.Unmarshal(r.Export, &doc)
+	client(doc, realmtest.Billing)["name"] = "Billing\x1b[31m " + strings.Repeat("long ", 100)
+	mappers := client(doc, realmtest.Billing)["protocolMappers"].([]any)
+	mappers[0].(map[string]any)["config"].(map[string]any)["included.client.audience"] = "realm-management"
+	b, _ := json.Marshal(doc)
+	plan, err := translate(t, b, realm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range plan.Import.Clients {
+		if c.ID != realmtest.Billing {
+			continue
+		}
+		if strings.ContainsRune(c.Name, 0x1b) || len(c.Name) > 200 {
+			t.Errorf("name %q keeps control characters or exceeds 200 bytes", c.Name)
+		}
+		if c.Audience == "realm-management" {
+			t.Error("the reserved audience realm-management was carried over")
+		}
 	}
 }
 

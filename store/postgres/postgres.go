@@ -101,6 +101,9 @@ const schemaVersionTable = "authz_schema_version"
 func Migrate(ctx context.Context, databaseURL string) error {
 	conn, err := pgx.Connect(ctx, databaseURL)
 	if err != nil {
+		if unreachable(err) {
+			return fmt.Errorf("connect to PostgreSQL for migration: %w: %v", store.ErrUnavailable, err)
+		}
 		return fmt.Errorf("connect to PostgreSQL for migration: %w", redactParseError(err))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
@@ -1101,11 +1104,14 @@ where issuer_name = $1 and client_id = $2`,
 		if item.Result == store.Unchanged {
 			continue
 		}
-		for _, sec := range next.Secrets {
-			if current == nil || !slices.ContainsFunc(current.Secrets, func(s store.Secret) bool { return s.ID == sec.ID }) {
+		if current == nil || slices.Contains(changed, "Secrets") {
+			if current != nil {
+				batch.Queue(`delete from client_secrets where issuer_name = $1 and client_id = $2`, issuerName, next.ID)
+			}
+			for _, sec := range next.Secrets {
 				batch.Queue(`
-insert into client_secrets (issuer_name, client_id, secret_id, digest, hint, expires_at)
-values ($1, $2, $3, $4, $5, $6)`, issuerName, next.ID, sec.ID, sec.Digest, sec.Hint, nullTime(sec.ExpiresAt))
+insert into client_secrets (issuer_name, client_id, secret_id, digest, hint, expires_at, created_at)
+values ($1, $2, $3, $4, $5, $6, coalesce($7, now()))`, issuerName, next.ID, sec.ID, sec.Digest, sec.Hint, nullTime(sec.ExpiresAt), nullTime(sec.CreatedAt))
 			}
 		}
 		if current != nil && !slices.Contains(changed, "RoleMappings") && !slices.Contains(changed, "ScopeMappings") {
