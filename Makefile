@@ -16,6 +16,7 @@ test:
 	go test -run '^$$' -fuzz '^FuzzClientAssertion$$' -fuzztime 10s ./issuer
 	go test -run '^$$' -fuzz '^FuzzAdminJSON$$' -fuzztime 10s ./api
 	go test -run '^$$' -fuzz '^FuzzParseResources$$' -fuzztime 10s ./cmd/authz
+	go test -run '^$$' -fuzz '^FuzzRealmImport$$' -fuzztime 10s ./keycloak/realm
 
 # The build names itself: `authz version`, /healthz and authz_build_info.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

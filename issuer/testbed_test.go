@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -37,6 +38,9 @@ type testbed struct {
 	// when that is set.
 	offset atomic.Int64
 	frozen atomic.Pointer[time.Time]
+	// heard receives every change notification the server obeyed, once
+	// it has obeyed it.
+	heard chan store.Change
 }
 
 // bedSettings are what a test may vary; newTestbed fills in the rest.
@@ -117,6 +121,7 @@ func newTestbed(t testing.TB, opts ...bedOption) *testbed {
 	b.issuer = issuer.New(cfg, b.store, b.ring)
 	handler = b.issuer.Handler()
 	if set.watch {
+		b.heard = make(chan store.Change, 4096)
 		watching := make(chan struct{})
 		go func() {
 			_ = b.store.Watch(ctx, func(c store.Change) {
@@ -128,6 +133,10 @@ func newTestbed(t testing.TB, opts ...bedOption) *testbed {
 					}
 				}
 				b.issuer.Invalidate(c)
+				select {
+				case b.heard <- c:
+				default:
+				}
 			})
 		}()
 		<-watching
@@ -232,4 +241,27 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// settle makes a write of its own and waits until the server has obeyed
+// its notification: notifications arrive in commit order, so every change
+// written before has been obeyed too, however late a loaded machine
+// delivers it.
+func (b *testbed) settle(ctx context.Context) {
+	b.t.Helper()
+	name := fmt.Sprintf("settle-%d", time.Now().UnixNano())
+	if _, _, err := b.store.PutIssuer(ctx, store.Issuer{Name: name, Audience: "a", TokenLifetime: time.Minute, SigningAlgorithm: keys.ES256}, 0); err != nil {
+		b.t.Fatal(err)
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case c := <-b.heard:
+			if c.Kind == store.ChangeIssuer && c.Issuer == name {
+				return
+			}
+		case <-deadline:
+			b.t.Fatalf("the server did not hear its own write %s within 30 s", name)
+		}
+	}
 }

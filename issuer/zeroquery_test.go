@@ -63,7 +63,10 @@ func TestWarmTokenRequestsSendNoQueries(t *testing.T) {
 					t.Fatalf("token for %s: status %d", id, resp.StatusCode)
 				}
 			}
-			for id := range secrets { // warm the cache
+			// Warm the cache after every notification of the set-up has been
+			// obeyed: a late one would evict a client during the count.
+			bed.settle(ctx)
+			for id := range secrets {
 				token(id)
 			}
 			before := st.Queries()
