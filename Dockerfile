@@ -1,5 +1,7 @@
 # Build the same binary the tests exercise, then ship it alone.
 FROM golang:1.26-bookworm AS build
+# The patched toolchain go.mod names (go1.26.11), whatever 1.26 the image has.
+ENV GOTOOLCHAIN=go1.26.11
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

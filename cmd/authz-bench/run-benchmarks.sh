@@ -3,6 +3,7 @@
 #   bash cmd/authz-bench/run-benchmarks.sh [seconds-per-phase]   (--compare runs every phase in 3 interleaved rounds)
 # Needs the PostgreSQL that `make test` sets up (AUTHZ_TEST_DATABASE_URL).
 set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.26.11}   # the toolchain go.mod names
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
 admin_db=${AUTHZ_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
