@@ -1,7 +1,7 @@
 # The two set-up commands of the README: `make run` starts the server in
 # development mode, `make test` makes sure PostgreSQL and the third-party
 # clients of the interoperability tests are there and runs every test.
-.PHONY: run test build
+.PHONY: run test build vulncheck
 
 # The patched toolchain go.mod names, fetched from the Go module proxy once:
 # machines that set GOTOOLCHAIN=local would otherwise build with whatever Go
@@ -31,3 +31,8 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o authz ./cmd/authz
+
+# govulncheck with the Go vulnerability database, or, where vuln.go.dev is
+# out of reach, the same database built from the golang.org/x/vulndb module.
+vulncheck:
+	bash .ci/vulncheck
