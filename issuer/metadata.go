@@ -53,7 +53,8 @@ func (s *Server) renderMetadata(iss store.Issuer) (*document.Document, error) {
 }
 
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, style string) {
-	t, ok := s.knownTenant(w, r, s.cfg.SourceAddress(r), style)
+	_, caller := s.cfg.Identify(r)
+	t, ok := s.knownTenant(w, r, caller, style)
 	if !ok {
 		return
 	}
@@ -61,7 +62,8 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, style str
 }
 
 func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request, style string) {
-	t, ok := s.knownTenant(w, r, s.cfg.SourceAddress(r), style)
+	_, caller := s.cfg.Identify(r)
+	t, ok := s.knownTenant(w, r, caller, style)
 	if !ok {
 		return
 	}

@@ -175,7 +175,7 @@ func (s *Server) recordAuthFailure(req *request) {
 // answers 429 and reports false when the request's source address has
 // used up its failures. It returns the source, for CallerFailed.
 func (s *Server) AdmitCaller(w http.ResponseWriter, r *http.Request) (string, bool) {
-	source := s.cfg.SourceAddress(r)
+	_, source := s.cfg.Identify(r)
 	return source, !s.refuseThrottledAddress(w, r, source)
 }
 

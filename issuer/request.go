@@ -24,8 +24,9 @@ import (
 // instead of deriving it again.
 type request struct {
 	tenant *tenant
-	// source is the caller's address, the throttle's key.
-	source string
+	// address is where the request came from; source is the caller it
+	// counts as, the throttle's key (an IPv6 caller is its /64).
+	address, source string
 	// credentials are what the caller presented to authenticate.
 	credentials credentials
 	// clientKnown is set once the claimed client id is found to name a
@@ -155,12 +156,12 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint, style s
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")
 		return nil, false
 	}
-	source := s.cfg.SourceAddress(r)
+	address, source := s.cfg.Identify(r)
 	t, ok := s.knownTenant(w, r, source, style)
 	if !ok {
 		return nil, false
 	}
-	req := &request{tenant: t, source: source}
+	req := &request{tenant: t, address: address, source: source}
 	if name, repeated := repeatedParameter(r.PostForm); repeated {
 		s.writeTokenError(w, r, req, nil, fosite.ErrInvalidRequest.WithHintf("The %s parameter is repeated; RFC 6749 §3.2 allows each parameter once.", name))
 		return req, false

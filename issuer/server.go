@@ -90,12 +90,10 @@ type Config struct {
 	// before any credential is checked. 0 disables.
 	AuthFailuresPerClient  int
 	AuthFailuresPerAddress int
-	// SourceAddress names the caller a request comes from, the key of the
-	// failure limits; nil means the peer's IP address.
-	SourceAddress func(*http.Request) string
-	// ClientAddress is the address a token request came from, as
-	// Keycloak-style tokens carry it; nil means the peer's IP address.
-	ClientAddress func(*http.Request) string
+	// Identify names where a request comes from, read once: the address,
+	// as Keycloak-style tokens carry it, and the caller, the key of the
+	// failure limits; nil means the peer's IP address for both.
+	Identify func(*http.Request) (address, caller string)
 	// MaxAssertionLifetime is how far ahead a client assertion's exp may
 	// be; 0 means an hour.
 	MaxAssertionLifetime time.Duration
@@ -179,11 +177,11 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 	if cfg.StaleWindow < cfg.CacheTTL {
 		cfg.StaleWindow = max(cfg.CacheTTL, 15*time.Minute)
 	}
-	if cfg.SourceAddress == nil {
-		cfg.SourceAddress = peerAddress
-	}
-	if cfg.ClientAddress == nil {
-		cfg.ClientAddress = peerAddress
+	if cfg.Identify == nil {
+		cfg.Identify = func(r *http.Request) (string, string) {
+			peer := peerAddress(r)
+			return peer, peer
+		}
 	}
 	if cfg.MaxAssertionLifetime <= 0 {
 		cfg.MaxAssertionLifetime = time.Hour

@@ -53,7 +53,7 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request, style strin
 	session := &tokenSession{issuedAt: now}
 	if t.issuer.Keycloak() {
 		// Only an address: a hop that is none names no one.
-		if addr, err := netip.ParseAddr(s.cfg.ClientAddress(r)); err == nil {
+		if addr, err := netip.ParseAddr(req.address); err == nil {
 			session.clientAddress = addr.String()
 		}
 	}

@@ -57,11 +57,11 @@ func newBed(t *testing.T, failuresPerAddress int) *bed {
 	pub := issuer.New(issuer.Config{
 		PublicURL: public.URL, LoadKeys: km.Sync, AllowPrivateJWKSURI: true,
 		AuthFailuresPerAddress: failuresPerAddress, AuthFailuresPerClient: failuresPerAddress,
-		SourceAddress: func(r *http.Request) string {
+		Identify: func(r *http.Request) (string, string) {
 			if v := r.Header.Get(sourceHeader); v != "" {
-				return v
+				return v, v
 			}
-			return "192.0.2.1"
+			return "192.0.2.1", "192.0.2.1"
 		},
 	}, st, ring)
 	go pub.Follow(ctx, st, km, time.Minute)

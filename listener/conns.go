@@ -82,16 +82,17 @@ func callerPrefix(addr netip.Addr) netip.Prefix {
 	return p
 }
 
-// Caller is the identity a throttle keys a request on: its source address
-// (see Source), grouped as one caller counts (an IPv6 caller is its /64).
-func (t TrustedProxies) Caller(r *http.Request) string {
+// Identify reads a request's source address once (see Source) and gives
+// it whole, as tokens name it, and as the caller a throttle keys on:
+// grouped as one caller counts (an IPv6 caller is its /64).
+func (t TrustedProxies) Identify(r *http.Request) (address, caller string) {
 	source := t.Source(r)
 	addr, err := netip.ParseAddr(source)
 	if err != nil {
-		return source
+		return source, source
 	}
 	if p := callerPrefix(addr); p.Bits() < addr.BitLen() {
-		return p.String()
+		return addr.String(), p.String()
 	}
-	return addr.String()
+	return addr.String(), addr.String()
 }

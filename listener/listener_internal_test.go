@@ -107,8 +107,8 @@ func TestCallerGroupsIPv6By64(t *testing.T) {
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = remote
-		if got := none.Caller(r); got != want {
-			t.Errorf("Caller(%s) = %s, want %s", remote, got, want)
+		if _, got := none.Identify(r); got != want {
+			t.Errorf("Identify(%s) gives the caller %s, want %s", remote, got, want)
 		}
 	}
 }

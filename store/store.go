@@ -562,3 +562,54 @@ func KeyChanges(current, next []SigningKey) []ImportItem {
 	}
 	return items
 }
+
+// RoleName names a role within its issuer, as an import names it: its
+// client's id ("" for a realm role) and its name.
+type RoleName struct{ ClientID, Name string }
+
+// RolesByName indexes an issuer's roles by RoleName.
+type RolesByName map[RoleName]Role
+
+// IndexRoles indexes roles by RoleName.
+func IndexRoles(roles []Role) RolesByName {
+	out := make(RolesByName, len(roles))
+	for _, r := range roles {
+		out[RoleName{r.ClientID, r.Name}] = r
+	}
+	return out
+}
+
+// Resolve names each mapped role by the id it has in the index:
+// ErrNotFound for a role the index lacks.
+func (idx RolesByName) Resolve(refs []RoleRef) ([]RoleRef, error) {
+	out := make([]RoleRef, 0, len(refs))
+	for _, ref := range refs {
+		r, ok := idx[RoleName{ref.ClientID, ref.Name}]
+		if !ok {
+			return nil, fmt.Errorf("role %q of client %q: %w", ref.Name, ref.ClientID, ErrNotFound)
+		}
+		out = append(out, RoleRef{ID: r.ID, ClientID: r.ClientID, Name: r.Name})
+	}
+	return out, nil
+}
+
+// PlanRoles is what an import does to roles: for each imported role, in
+// order, its ImportItem, and which roles to create (new) and which stored
+// ones take a new description (update, with their ids).
+func (idx RolesByName) PlanRoles(imported []Role) (items []ImportItem, create, update []Role) {
+	for _, r := range imported {
+		item := ImportItem{Kind: ImportRoleKind, Name: r.ClientID + "/" + r.Name, Result: Unchanged}
+		current, ok := idx[RoleName{r.ClientID, r.Name}]
+		switch {
+		case !ok:
+			item.Result = Created
+			create = append(create, r)
+		case current.Description != r.Description:
+			item.Result, item.Changed = Updated, []string{"Description"}
+			current.Description = r.Description
+			update = append(update, current)
+		}
+		items = append(items, item)
+	}
+	return items, create, update
+}

@@ -254,8 +254,7 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 		AllowPrivateJWKSURI:    cfg.allowPrivateJWKS,
 		AuthFailuresPerClient:  cfg.failuresPerClient,
 		AuthFailuresPerAddress: cfg.failuresPerAddress,
-		SourceAddress:          proxies.Caller,
-		ClientAddress:          proxies.Source,
+		Identify:               proxies.Identify,
 		MaxAssertionLifetime:   cfg.maxAssertionLife,
 	}, be.store, be.ring)
 	admin := api.New(be.store, be.keys, public, log)

@@ -732,45 +732,29 @@ func (s *Store) importIssuer(imp store.IssuerImport) ([]store.ImportItem, error)
 		return nil, err
 	}
 	items := []store.ImportItem{{Kind: store.ImportIssuerKind, Name: name, Result: result, Changed: changed}}
-	type roleKey struct{ client, name string }
-	byKey := map[roleKey]store.Role{}
+	var stored []store.Role
 	for _, r := range s.roles {
 		if r.IssuerName == name {
-			byKey[roleKey{r.ClientID, r.Name}] = r
+			stored = append(stored, r)
 		}
 	}
-	for _, r := range imp.Roles {
-		item := store.ImportItem{Kind: store.ImportRoleKind, Name: r.ClientID + "/" + r.Name, Result: store.Unchanged}
-		current, ok := byKey[roleKey{r.ClientID, r.Name}]
-		switch {
-		case !ok:
-			r.IssuerName, r.ID = name, newUUID()
-			s.roles[r.ID], byKey[roleKey{r.ClientID, r.Name}] = r, r
-			item.Result = store.Created
-		case current.Description != r.Description:
-			current.Description = r.Description
-			s.roles[current.ID], byKey[roleKey{r.ClientID, r.Name}] = current, current
-			item.Result, item.Changed = store.Updated, []string{"Description"}
-		}
-		items = append(items, item)
+	roleItems, create, update := store.IndexRoles(stored).PlanRoles(imp.Roles)
+	items = append(items, roleItems...)
+	for _, r := range create {
+		r.IssuerName, r.ID = name, newUUID()
+		s.roles[r.ID] = r
+		stored = append(stored, r)
 	}
-	resolve := func(refs []store.RoleRef) ([]store.RoleRef, error) {
-		out := make([]store.RoleRef, 0, len(refs))
-		for _, ref := range refs {
-			r, ok := byKey[roleKey{ref.ClientID, ref.Name}]
-			if !ok {
-				return nil, fmt.Errorf("role %q of client %q: %w", ref.Name, ref.ClientID, store.ErrNotFound)
-			}
-			out = append(out, store.RoleRef{ID: r.ID, ClientID: r.ClientID, Name: r.Name})
-		}
-		return out, nil
+	for _, r := range update {
+		s.roles[r.ID] = r
 	}
+	roles := store.IndexRoles(stored)
 	for _, c := range imp.Clients {
 		c.IssuerName = name
-		if c.RoleMappings, err = resolve(c.RoleMappings); err != nil {
+		if c.RoleMappings, err = roles.Resolve(c.RoleMappings); err != nil {
 			return nil, fmt.Errorf("client %q: %w", c.ID, err)
 		}
-		if c.ScopeMappings, err = resolve(c.ScopeMappings); err != nil {
+		if c.ScopeMappings, err = roles.Resolve(c.ScopeMappings); err != nil {
 			return nil, fmt.Errorf("client %q: %w", c.ID, err)
 		}
 		key := clientKey{name, c.ID}

@@ -997,12 +997,8 @@ func (s *Store) ImportIssuer(ctx context.Context, imp store.IssuerImport, dryRun
 	return items, nil
 }
 
-// roleKey names a role within its issuer: its client ("" for a realm
-// role) and name.
-type roleKey struct{ client, name string }
-
-// issuerRoles reads an issuer's roles by client and name.
-func issuerRoles(ctx context.Context, tx pgx.Tx, issuerName string) (map[roleKey]store.Role, error) {
+// issuerRoles reads an issuer's roles.
+func issuerRoles(ctx context.Context, tx pgx.Tx, issuerName string) (store.RolesByName, error) {
 	rows, err := tx.Query(ctx, `select role_id, client_id, name, description from roles where issuer_name = $1`, issuerName)
 	if err != nil {
 		return nil, err
@@ -1014,38 +1010,27 @@ func issuerRoles(ctx context.Context, tx pgx.Tx, issuerName string) (map[roleKey
 	if err != nil {
 		return nil, err
 	}
-	roles := make(map[roleKey]store.Role, len(list))
-	for _, r := range list {
-		roles[roleKey{r.ClientID, r.Name}] = r
-	}
-	return roles, nil
+	return store.IndexRoles(list), nil
 }
 
 // importRoles creates the imported roles the issuer lacks and updates the
 // descriptions of those it has; it returns the issuer's roles after.
-func importRoles(ctx context.Context, tx pgx.Tx, issuerName string, imported []store.Role) ([]store.ImportItem, map[roleKey]store.Role, error) {
+func importRoles(ctx context.Context, tx pgx.Tx, issuerName string, imported []store.Role) ([]store.ImportItem, store.RolesByName, error) {
 	roles, err := issuerRoles(ctx, tx, issuerName)
 	if err != nil {
 		return nil, nil, err
 	}
-	var items []store.ImportItem
-	batch := &pgx.Batch{}
-	for _, r := range imported {
-		item := store.ImportItem{Kind: store.ImportRoleKind, Name: r.ClientID + "/" + r.Name, Result: store.Unchanged}
-		current, ok := roles[roleKey{r.ClientID, r.Name}]
-		switch {
-		case !ok:
-			item.Result = store.Created
-			batch.Queue(`insert into roles (issuer_name, client_id, name, description) values ($1, $2, $3, $4)`,
-				issuerName, r.ClientID, r.Name, r.Description)
-		case current.Description != r.Description:
-			item.Result, item.Changed = store.Updated, []string{"Description"}
-			batch.Queue(`update roles set description = $2 where role_id = $1`, current.ID, r.Description)
-		}
-		items = append(items, item)
-	}
-	if batch.Len() == 0 {
+	items, create, update := roles.PlanRoles(imported)
+	if len(create)+len(update) == 0 {
 		return items, roles, nil
+	}
+	batch := &pgx.Batch{}
+	for _, r := range create {
+		batch.Queue(`insert into roles (issuer_name, client_id, name, description) values ($1, $2, $3, $4)`,
+			issuerName, r.ClientID, r.Name, r.Description)
+	}
+	for _, r := range update {
+		batch.Queue(`update roles set description = $2 where role_id = $1`, r.ID, r.Description)
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, nil, err
@@ -1056,7 +1041,7 @@ func importRoles(ctx context.Context, tx pgx.Tx, issuerName string, imported []s
 
 // importClients creates or updates the imported clients, their new
 // secrets and their mappings.
-func importClients(ctx context.Context, tx pgx.Tx, issuerName string, imported []store.Client, roles map[roleKey]store.Role) ([]store.ImportItem, error) {
+func importClients(ctx context.Context, tx pgx.Tx, issuerName string, imported []store.Client, roles store.RolesByName) ([]store.ImportItem, error) {
 	stored, err := getClients(ctx, tx, `c.issuer_name = $1`, issuerName)
 	if err != nil {
 		return nil, err
@@ -1069,10 +1054,10 @@ func importClients(ctx context.Context, tx pgx.Tx, issuerName string, imported [
 	batch := &pgx.Batch{}
 	for _, c := range imported {
 		c.IssuerName = issuerName
-		if c.RoleMappings, err = resolveRoles(c.RoleMappings, roles); err != nil {
+		if c.RoleMappings, err = roles.Resolve(c.RoleMappings); err != nil {
 			return nil, fmt.Errorf("client %q: %w", c.ID, err)
 		}
-		if c.ScopeMappings, err = resolveRoles(c.ScopeMappings, roles); err != nil {
+		if c.ScopeMappings, err = roles.Resolve(c.ScopeMappings); err != nil {
 			return nil, fmt.Errorf("client %q: %w", c.ID, err)
 		}
 		current := byID[c.ID]
@@ -1131,19 +1116,6 @@ values ($1, $2, $3, $4, $5, $6, coalesce($7, now()))`, issuerName, next.ID, sec.
 		return items, nil
 	}
 	return items, tx.SendBatch(ctx, batch).Close()
-}
-
-// resolveRoles names each mapped role by its stored id.
-func resolveRoles(refs []store.RoleRef, roles map[roleKey]store.Role) ([]store.RoleRef, error) {
-	out := make([]store.RoleRef, 0, len(refs))
-	for _, ref := range refs {
-		r, ok := roles[roleKey{ref.ClientID, ref.Name}]
-		if !ok {
-			return nil, fmt.Errorf("role %q of client %q: %w", ref.Name, ref.ClientID, store.ErrNotFound)
-		}
-		out = append(out, store.RoleRef{ID: r.ID, ClientID: r.ClientID, Name: r.Name})
-	}
-	return out, nil
 }
 
 // TryLock takes a PostgreSQL session advisory lock on a connection of its
