@@ -13,6 +13,7 @@ import (
 
 	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/keys"
+	"github.com/authz-dev/authz/route"
 	"github.com/authz-dev/authz/store"
 )
 
@@ -86,18 +87,28 @@ func New(st Store, km KeyManager, public Public, log *slog.Logger) *Server {
 	return &Server{store: st, keys: km, public: public, log: log, now: time.Now}
 }
 
-// route is one admin operation: what it needs, and whether it writes (and
+// operation is one admin operation: what it needs, and whether it writes (and
 // so is audited).
-type route struct {
+type operation struct {
 	method, path, action string
 	handler              http.HandlerFunc
 	access               access
 }
 
-func (rt route) writes() bool { return rt.method != http.MethodGet }
+func (rt operation) writes() bool { return rt.method != http.MethodGet }
 
-func (s *Server) routes() []route {
-	return []route{
+// Routes are the admin API's operations, for observers that report each
+// from the start.
+func (s *Server) Routes() []route.Known {
+	known := []route.Known{{Method: http.MethodGet, Template: Prefix + "/openapi.yaml"}}
+	for _, rt := range s.routes() {
+		known = append(known, route.Known{Method: rt.method, Template: Prefix + rt.path})
+	}
+	return known
+}
+
+func (s *Server) routes() []operation {
+	return []operation{
 		{http.MethodGet, "/issuers", "issuer.list", s.listIssuers, systemOnly},
 		{http.MethodPut, "/issuers/{name}", "issuer.put", s.putIssuer, systemOnly},
 		{http.MethodGet, "/issuers/{name}", "issuer.get", s.getIssuer, tenantRead},
@@ -146,6 +157,15 @@ func (s *Server) Handler() http.Handler {
 		}
 		r.Handle(Prefix+rt.path, s.authenticated(rt.access, h)).Methods(rt.method)
 	}
+	// Observers label each request by the template of the route it took.
+	r.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if t, err := mux.CurrentRoute(req).GetPathTemplate(); err == nil {
+				route.Name(req, t)
+			}
+			next.ServeHTTP(w, req)
+		})
+	})
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeProblem(w, http.StatusNotFound, "No such resource.")
 	})

@@ -182,9 +182,9 @@ func TestPutIssuerCreatesReplacesAndReportsUnchanged(t *testing.T) {
 		"availableScopes": []any{"read", "write"}, "clientRoles": []any{"viewer", "editor"},
 		"audience": "https://api.example.test", "tokenLifetime": float64(600), "signingAlgorithm": "RS256",
 		"clientAuthenticator": []any{"client-secret"}, "revision": float64(1),
-		"issuer":         f.public.URL + "/issuers/payments",
-		"token_endpoint": f.public.URL + "/issuers/payments/token",
-		"jwks_uri":       f.public.URL + "/issuers/payments/jwks.json",
+		"issuer":        f.public.URL + "/issuers/payments",
+		"tokenEndpoint": f.public.URL + "/issuers/payments/token",
+		"jwksUri":       f.public.URL + "/issuers/payments/jwks.json",
 	}
 	for k, v := range want {
 		if !reflect.DeepEqual(body[k], v) {
@@ -303,8 +303,8 @@ func TestClientLifecycle(t *testing.T) {
 	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
 	_, created := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients",
 		body: `{"clientId":"billing-batch","name":"Billing batch","scopes":["read"],"roles":["viewer"],"tokenLifetime":120}`})
-	secret, _ := created["client_secret"].(string)
-	if created["client_id"] != "billing-batch" || len(secret) != 43 || created["audience"] != "https://api.example.test" ||
+	secret, _ := created["clientSecret"].(string)
+	if created["clientId"] != "billing-batch" || len(secret) != 43 || created["audience"] != "https://api.example.test" ||
 		created["tokenLifetime"] != float64(120) || created["enabled"] != true {
 		t.Fatalf("created = %v", created)
 	}
@@ -312,7 +312,7 @@ func TestClientLifecycle(t *testing.T) {
 	f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients", body: `{"name":"Reports"}`})
 
 	_, got := f.must(t, http.StatusOK, call{method: "GET", path: "/issuers/payments/clients/billing-batch"})
-	if _, leaked := got["client_secret"]; leaked || got["name"] != "Billing batch" {
+	if _, leaked := got["clientSecret"]; leaked || got["name"] != "Billing batch" {
 		t.Fatalf("GET client = %v", got)
 	}
 	token := f.clientToken(t, "payments", "billing-batch", secret)
@@ -337,7 +337,7 @@ func TestClientLifecycle(t *testing.T) {
 			t.Fatalf("list%s = %v", tc.query, items)
 		}
 		item := items[0].(map[string]any)
-		if item["client_id"] != tc.want && item["name"] != tc.want {
+		if item["clientId"] != tc.want && item["name"] != tc.want {
 			t.Fatalf("list%s = %v, want %s", tc.query, item, tc.want)
 		}
 	}
@@ -350,10 +350,10 @@ func TestSecretRotationShowsSecretsOnceAndHintsAfter(t *testing.T) {
 	f := newFixture(t)
 	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/payments", body: validIssuer})
 	_, created := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients", body: `{"clientId":"c-rot","name":"rotating"}`})
-	first := created["client_secret"].(string)
+	first := created["clientSecret"].(string)
 
 	_, rotated := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/payments/clients/c-rot/secrets", body: `{"graceSeconds":3600}`})
-	second := rotated["client_secret"].(string)
+	second := rotated["clientSecret"].(string)
 	if second == first || rotated["hint"] != second[len(second)-4:] {
 		t.Fatalf("rotated = %v", rotated)
 	}
@@ -436,9 +436,9 @@ func TestEveryAdminRouteRequiresAnAdminToken(t *testing.T) {
 func TestDisabledAdminClientLosesAccess(t *testing.T) {
 	f := newFixture(t)
 	_, created := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/system/clients", body: `{"name":"portal","scopes":["authz:admin"]}`})
-	portal := f.clientToken(t, api.SystemIssuer, created["client_id"].(string), created["client_secret"].(string))
+	portal := f.clientToken(t, api.SystemIssuer, created["clientId"].(string), created["clientSecret"].(string))
 	f.must(t, http.StatusOK, call{method: "GET", path: "/issuers", token: portal})
-	f.must(t, http.StatusOK, call{method: "PATCH", path: "/issuers/system/clients/" + created["client_id"].(string), body: `{"enabled":false}`})
+	f.must(t, http.StatusOK, call{method: "PATCH", path: "/issuers/system/clients/" + created["clientId"].(string), body: `{"enabled":false}`})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		resp, _ := f.do(t, call{method: "GET", path: "/issuers", token: portal})
@@ -484,7 +484,7 @@ func TestAuditRecordsWhoWhatAndOutcomeButNoSecrets(t *testing.T) {
 	}
 	raw, _ := json.Marshal(rest)
 	raw2, _ := json.Marshal(page)
-	if strings.Contains(string(raw)+string(raw2), created["client_secret"].(string)) {
+	if strings.Contains(string(raw)+string(raw2), created["clientSecret"].(string)) {
 		t.Fatal("the audit log holds a secret")
 	}
 }
@@ -757,7 +757,7 @@ func TestAdminAuthenticationRules(t *testing.T) {
 	// another issuer grants.
 	f.must(t, http.StatusCreated, call{method: "PUT", path: "/issuers/rogue", body: `{"audience":"authz-admin","availableScopes":["authz:admin"]}`})
 	_, rogue := f.must(t, http.StatusCreated, call{method: "POST", path: "/issuers/rogue/clients", body: `{"name":"r","scopes":["authz:admin"]}`})
-	rogueToken := f.clientToken(t, "rogue", rogue["client_id"].(string), rogue["client_secret"].(string))
+	rogueToken := f.clientToken(t, "rogue", rogue["clientId"].(string), rogue["clientSecret"].(string))
 	if resp, _ := f.do(t, call{method: "GET", path: "/issuers", token: rogueToken}); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("another issuer's token granting authz:admin: %d, want 401", resp.StatusCode)
 	}

@@ -22,7 +22,7 @@ import (
 
 // ClientResponse is a client as the admin API shows it; never its secrets.
 type ClientResponse struct {
-	ClientID         string          `json:"client_id"`
+	ClientID         string          `json:"clientId"`
 	InternalID       string          `json:"internalId"`
 	ServiceAccountID string          `json:"serviceAccountId"`
 	JWK              json.RawMessage `json:"jwk,omitempty"`
@@ -38,7 +38,7 @@ type ClientResponse struct {
 	Audience         string          `json:"audience"`
 	TokenLifetime    int64           `json:"tokenLifetime"`
 	Enabled          bool            `json:"enabled"`
-	TokenEndpoint    string          `json:"token_endpoint"`
+	TokenEndpoint    string          `json:"tokenEndpoint"`
 	CreatedAt        string          `json:"createdAt"`
 	UpdatedAt        string          `json:"updatedAt"`
 }
@@ -46,7 +46,7 @@ type ClientResponse struct {
 // CreatedClientResponse is the only answer that carries a client's secret.
 type CreatedClientResponse struct {
 	ClientResponse
-	ClientSecret string `json:"client_secret"`
+	ClientSecret string `json:"clientSecret"`
 }
 
 func roleNames(refs []store.RoleRef) []RoleName {
@@ -419,7 +419,7 @@ type SecretResponse struct {
 // CreatedSecret is the only answer that carries a new secret.
 type CreatedSecret struct {
 	SecretResponse
-	ClientSecret string `json:"client_secret"`
+	ClientSecret string `json:"clientSecret"`
 }
 
 func (s *Server) secretResponse(sec store.Secret) SecretResponse {

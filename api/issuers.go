@@ -88,9 +88,9 @@ type IssuerResponse struct {
 	AnonymousRegistration bool     `json:"anonymousRegistration"`
 	Revision              int64    `json:"revision"`
 	Issuer                string   `json:"issuer"`
-	TokenEndpoint         string   `json:"token_endpoint"`
-	JWKSURI               string   `json:"jwks_uri"`
-	RegistrationEndpoint  string   `json:"registration_endpoint"`
+	TokenEndpoint         string   `json:"tokenEndpoint"`
+	JWKSURI               string   `json:"jwksUri"`
+	RegistrationEndpoint  string   `json:"registrationEndpoint"`
 	CreatedAt             string   `json:"createdAt"`
 	UpdatedAt             string   `json:"updatedAt"`
 	// Warnings tell the operator what a change will do to gateways.

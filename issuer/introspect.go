@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/authz-dev/authz/credential"
 )
 
@@ -31,11 +34,15 @@ func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request, styl
 		return
 	}
 	t := req.tenant
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(attribute.String("authz.issuer", t.issuer.Name))
 	caller, err := s.authenticate(ctx, req)
 	if err != nil {
 		s.writeTokenError(w, r, req, nil, err)
+		span.SetAttributes(attribute.String("authz.outcome", req.refusal))
 		return
 	}
+	span.SetAttributes(attribute.String("authz.client_id", caller.GetID()))
 	raw := strings.TrimSpace(r.PostForm.Get("token"))
 	if raw == "" {
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")
@@ -48,6 +55,7 @@ func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request, styl
 	if errors.Is(err, credential.ErrInvalidToken) {
 		s.cfg.Logger.InfoContext(ctx, "introspection: inactive token", "issuer", t.issuer.Name, "caller", caller.GetID(), "reason", err.Error())
 		writeJSON(w, introspection{Active: false})
+		span.SetAttributes(attribute.Bool("authz.active", false))
 		return
 	}
 	if err != nil {
@@ -55,6 +63,7 @@ func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request, styl
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The token could not be checked; retry shortly.")
 		return
 	}
+	span.SetAttributes(attribute.Bool("authz.active", true))
 	writeJSON(w, introspection{
 		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, Subject: claims.Subject,
 		Audience: claims.Audience, Issuer: claims.Issuer, Expiry: claims.Expiry, IssuedAt: claims.IssuedAt,

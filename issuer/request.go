@@ -33,6 +33,9 @@ type request struct {
 	// client of the issuer; until then logs carry only a digest of it,
 	// which might be a secret typed in the wrong field.
 	clientKnown bool
+	// refusal is the OAuth error the request was refused with, for its
+	// trace.
+	refusal string
 	// detail is why a refusal was made, for the log only, when the caller
 	// is told less.
 	detail string

@@ -20,6 +20,7 @@ import (
 
 	"github.com/authz-dev/authz/document"
 	"github.com/authz-dev/authz/keys"
+	"github.com/authz-dev/authz/route"
 	"github.com/authz-dev/authz/store"
 )
 
@@ -307,35 +308,56 @@ func (s *Server) RegistrationURL(iss store.Issuer) string {
 	return s.IssuerURL(iss) + "/clients-registrations/openid-connect"
 }
 
+// publicRoute is one endpoint of the public listener.
+type publicRoute struct {
+	method, pattern string
+	handler         http.Handler
+}
+
+func (s *Server) routes() []publicRoute {
+	styled := func(serve func(http.ResponseWriter, *http.Request, string), style string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(w, r, style) })
+	}
+	native, kc := store.URLStyleNative, store.URLStyleKeycloak
+	get, post := http.MethodGet, http.MethodPost
+	return []publicRoute{
+		{get, "/healthz", http.HandlerFunc(s.serveHealth)},
+		{get, "/readyz", http.HandlerFunc(s.serveReady)},
+		{post, "/issuers/{name}/token", styled(s.serveToken, native)},
+		{get, "/issuers/{name}/jwks.json", styled(s.serveJWKS, native)},
+		{post, "/issuers/{name}/introspect", styled(s.serveIntrospection, native)},
+		{get, "/issuers/{name}/.well-known/openid-configuration", styled(s.serveMetadata, native)},
+		{get, "/issuers/{name}/.well-known/oauth-authorization-server", styled(s.serveMetadata, native)},
+		// RFC 8414 §3.1 inserts the well-known segment before the issuer's path.
+		{get, "/.well-known/oauth-authorization-server/issuers/{name}", styled(s.serveMetadata, native)},
+		{get, "/.well-known/openid-configuration/issuers/{name}", styled(s.serveMetadata, native)},
+		{post, "/realms/{name}/protocol/openid-connect/token", styled(s.serveToken, kc)},
+		{get, "/realms/{name}/protocol/openid-connect/certs", styled(s.serveJWKS, kc)},
+		{post, "/realms/{name}/protocol/openid-connect/token/introspect", styled(s.serveIntrospection, kc)},
+		{get, "/realms/{name}/.well-known/openid-configuration", styled(s.serveMetadata, kc)},
+		{get, "/realms/{name}/.well-known/oauth-authorization-server", styled(s.serveMetadata, kc)},
+		{get, "/.well-known/oauth-authorization-server/realms/{name}", styled(s.serveMetadata, kc)},
+	}
+}
+
+// Routes are the public endpoints, for observers that report each from
+// the start.
+func (s *Server) Routes() []route.Known {
+	var known []route.Known
+	for _, rt := range s.routes() {
+		known = append(known, route.Known{Method: rt.method, Template: rt.pattern})
+	}
+	return known
+}
+
 // Handler routes the public endpoints of both URL styles; each issuer
 // answers only under its own. It uses the standard library's pattern mux,
 // which matches without regular expressions: every token and JWKS request
 // passes through it.
 func (s *Server) Handler() http.Handler {
 	m := http.NewServeMux()
-	m.HandleFunc("/healthz", s.serveHealth)
-	m.HandleFunc("/readyz", s.serveReady)
-	for _, route := range []struct {
-		style   string
-		pattern string
-		serve   func(http.ResponseWriter, *http.Request, string)
-	}{
-		{store.URLStyleNative, "/issuers/{name}/token", s.serveToken},
-		{store.URLStyleNative, "/issuers/{name}/jwks.json", s.serveJWKS},
-		{store.URLStyleNative, "/issuers/{name}/introspect", s.serveIntrospection},
-		{store.URLStyleNative, "/issuers/{name}/.well-known/openid-configuration", s.serveMetadata},
-		{store.URLStyleNative, "/issuers/{name}/.well-known/oauth-authorization-server", s.serveMetadata},
-		// RFC 8414 §3.1 inserts the well-known segment before the issuer's path.
-		{store.URLStyleNative, "/.well-known/oauth-authorization-server/issuers/{name}", s.serveMetadata},
-		{store.URLStyleNative, "/.well-known/openid-configuration/issuers/{name}", s.serveMetadata},
-		{store.URLStyleKeycloak, "/realms/{name}/protocol/openid-connect/token", s.serveToken},
-		{store.URLStyleKeycloak, "/realms/{name}/protocol/openid-connect/certs", s.serveJWKS},
-		{store.URLStyleKeycloak, "/realms/{name}/protocol/openid-connect/token/introspect", s.serveIntrospection},
-		{store.URLStyleKeycloak, "/realms/{name}/.well-known/openid-configuration", s.serveMetadata},
-		{store.URLStyleKeycloak, "/realms/{name}/.well-known/oauth-authorization-server", s.serveMetadata},
-		{store.URLStyleKeycloak, "/.well-known/oauth-authorization-server/realms/{name}", s.serveMetadata},
-	} {
-		m.HandleFunc(route.pattern, func(w http.ResponseWriter, r *http.Request) { route.serve(w, r, route.style) })
+	for _, rt := range s.routes() {
+		m.Handle(rt.pattern, route.Named(rt.pattern, rt.handler))
 	}
 	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "No such endpoint.")

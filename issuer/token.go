@@ -1,18 +1,23 @@
 package issuer
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ory/fosite"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authz-dev/authz/credential"
+	"github.com/authz-dev/authz/route"
 	"github.com/authz-dev/authz/store"
 )
 
@@ -22,13 +27,18 @@ const grantClientCredentials = "client_credentials"
 // serveToken runs the client-credentials grant: RFC 6749 §4.4, answered with
 // an RFC 9068 JWT access token.
 func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request, style string) {
-	w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
+	w := route.NewStatusWriter(rw)
 	// Only names of issuers that exist become metric labels: the path is the
 	// caller's to choose.
 	label := "unknown"
 	start := time.Now()
-	defer func() { s.cfg.Metrics.TokenRequest(label, w.status, time.Since(start)) }()
-	req, ok := s.admit(w, r, "token", style)
+	var req *request
+	defer func() {
+		s.cfg.Metrics.TokenRequest(label, w.Status, time.Since(start))
+		traceToken(r.Context(), label, req, w.Status)
+	}()
+	var ok bool
+	req, ok = s.admit(w, r, "token", style)
 	if req != nil {
 		label = req.tenant.issuer.Name
 	}
@@ -80,15 +90,29 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request, style strin
 		ExpiresIn: int64(lifetime / time.Second), Scope: scope})
 }
 
-// statusWriter remembers the status an answer carried.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(status int) {
-	w.status = status
-	w.ResponseWriter.WriteHeader(status)
+// traceToken tells the request's span, when one records, what became of
+// the request: the issuer (a name that exists, or "unknown"), the client
+// (by id once known to be one, by a digest before) and the outcome.
+func traceToken(ctx context.Context, issuer string, req *request, status int) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	outcome := "issued"
+	switch {
+	case status == http.StatusOK:
+	case req != nil && req.refusal != "":
+		outcome = req.refusal
+	default:
+		outcome = "refused_" + strconv.Itoa(status)
+	}
+	attrs := []attribute.KeyValue{attribute.String("authz.issuer", issuer), attribute.String("authz.outcome", outcome)}
+	if req != nil {
+		if client := req.clientAttr(); client.Key != "" {
+			attrs = append(attrs, attribute.String("authz."+client.Key, client.Value.String()))
+		}
+	}
+	span.SetAttributes(attrs...)
 }
 
 func writeTokenResponse(w http.ResponseWriter, resp credential.TokenResponse) {
@@ -136,12 +160,14 @@ func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, req *re
 	t := req.tenant
 	var throttled *throttledError
 	if errors.As(err, &throttled) {
+		req.refusal = "throttled"
 		s.refuseThrottled(w, r, throttled.wait, "client", slog.String("issuer", t.issuer.Name), req.clientAttr(), slog.String("source", req.source))
 		return
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		// Past the staleness window, or a client never cached: say so
 		// rather than blame the client's credentials.
+		req.refusal = "temporarily_unavailable"
 		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "token request failed: database unreachable",
 			slog.String("issuer", t.issuer.Name), req.clientAttr())
 		w.Header().Set("Retry-After", "5")
@@ -150,6 +176,7 @@ func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, req *re
 		return
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
+	req.refusal = rfc.ErrorField
 	attrs := []slog.Attr{slog.String("issuer", t.issuer.Name), slog.String("error", rfc.ErrorField),
 		slog.String("reason", rfc.GetDescription()), req.clientAttr()}
 	if req.detail != "" {

@@ -21,8 +21,8 @@ import (
 // client scopes, and scope mappings. Only Keycloak-style issuers answer,
 // and only to their admins and the server's.
 
-func (s *Server) adminRoutes() []route {
-	return []route{
+func (s *Server) adminRoutes() []operation {
+	return []operation{
 		{http.MethodGet, "/clients", "", false, s.findClients},
 		{http.MethodGet, "/clients/{id}", "", false, s.findClient},
 		{http.MethodPut, "/clients/{id}", "keycloak.client.update", true, s.updateClient},
@@ -69,7 +69,7 @@ func adminError(w http.ResponseWriter, status int, message string) {
 // refusal costs the caller one of its failures. The token is checked
 // before the realm is looked up, so a stranger learns nothing of which
 // realms exist.
-func (s *Server) admin(rt route) http.Handler {
+func (s *Server) admin(rt operation) http.Handler {
 	var run http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt.handler(w, r, r.Context().Value(callKey{}).(*call))
 	})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/authz-dev/authz/api"
 	"github.com/authz-dev/authz/credential"
+	"github.com/authz-dev/authz/route"
 	"github.com/authz-dev/authz/store"
 )
 
@@ -91,16 +92,19 @@ func (s *Server) Handler() http.Handler {
 		{"/issuers/{realm}", store.URLStyleNative},
 	} {
 		for _, rt := range s.registrationRoutes() {
-			m.Handle(rt.method+" "+style.prefix+"/clients-registrations"+rt.path, s.registration(style.urlStyle, rt))
+			path := style.prefix + "/clients-registrations" + rt.path
+			m.Handle(rt.method+" "+path, route.Named(path, s.registration(style.urlStyle, rt)))
 		}
-		m.Handle(style.prefix+"/clients-registrations/{rest...}", notImplemented("client registration"))
+		rest := style.prefix + "/clients-registrations/{rest...}"
+		m.Handle(rest, route.Named(rest, notImplemented("client registration")))
 	}
 	for _, rt := range s.adminRoutes() {
-		m.Handle(rt.method+" /admin/realms/{realm}"+rt.path, s.admin(rt))
+		path := "/admin/realms/{realm}" + rt.path
+		m.Handle(rt.method+" "+path, route.Named(path, s.admin(rt)))
 	}
-	m.Handle("/admin/realms/{realm}/{rest...}", notImplemented("Keycloak admin"))
-	m.Handle("/admin/realms/{realm}", notImplemented("Keycloak admin"))
-	m.Handle("/admin/realms/", notImplemented("Keycloak admin"))
+	for _, rest := range []string{"/admin/realms/{realm}/{rest...}", "/admin/realms/{realm}", "/admin/realms/"} {
+		m.Handle(rest, route.Named(rest, notImplemented("Keycloak admin")))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
 			r.URL.Path = strings.TrimRight(p, "/")
@@ -124,8 +128,23 @@ func (s *Server) failed(r *http.Request) {
 	}
 }
 
-// route is one call of the surface.
-type route struct {
+// Routes are the surface's calls, for observers that report each from the
+// start.
+func (s *Server) Routes() []route.Known {
+	var known []route.Known
+	for _, prefix := range []string{"/realms/{realm}", "/issuers/{realm}"} {
+		for _, rt := range s.registrationRoutes() {
+			known = append(known, route.Known{Method: rt.method, Template: prefix + "/clients-registrations" + rt.path})
+		}
+	}
+	for _, rt := range s.adminRoutes() {
+		known = append(known, route.Known{Method: rt.method, Template: "/admin/realms/{realm}" + rt.path})
+	}
+	return known
+}
+
+// operation is one call of the surface.
+type operation struct {
 	method, path string
 	// action names the call in the audit log; writes are audited.
 	action  string

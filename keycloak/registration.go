@@ -36,8 +36,8 @@ const (
 	anonymous
 )
 
-func (s *Server) registrationRoutes() []route {
-	return []route{
+func (s *Server) registrationRoutes() []operation {
+	return []operation{
 		{http.MethodPost, "/default", "registration.create", true, s.createDefault},
 		{http.MethodGet, "/default/{clientId}", "", false, s.readDefault},
 		{http.MethodPut, "/default/{clientId}", "registration.update", true, s.updateDefault},
@@ -61,7 +61,7 @@ func registrationError(w http.ResponseWriter, status int, code, description stri
 // registration admits a registration call: it finds the issuer and
 // decides whether the request's credential allows the call, then runs it
 // (audited, if it writes) with the actor known.
-func (s *Server) registration(urlStyle string, rt route) http.Handler {
+func (s *Server) registration(urlStyle string, rt operation) http.Handler {
 	var run http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt.handler(w, r, r.Context().Value(callKey{}).(*call))
 	})
@@ -116,7 +116,7 @@ var errCredentialOutdated = errors.New("the client changed since the token was c
 
 // authorizeRegistration decides who is calling and whether they may. A
 // refusal is answered, and costs the caller one of its failures.
-func (s *Server) authorizeRegistration(w http.ResponseWriter, r *http.Request, iss store.Issuer, rt route) (*call, bool) {
+func (s *Server) authorizeRegistration(w http.ResponseWriter, r *http.Request, iss store.Issuer, rt operation) (*call, bool) {
 	c := &call{issuer: iss}
 	creating := rt.method == http.MethodPost
 	clientID := r.PathValue("clientId")

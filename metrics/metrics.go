@@ -1,5 +1,5 @@
-// Package metrics is what the server exports to Prometheus: token requests
-// by issuer and status, cache lookups, throttling, key transitions and
+// Package metrics is what the server exports to Prometheus: requests by
+// listener, route and code, token requests by issuer and code, cache lookups, throttling, key transitions and
 // database errors, on a registry of its own rather than the library's
 // global one.
 package metrics
@@ -12,17 +12,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/authz-dev/authz/route"
 )
 
 // Metrics counts what the server does; it implements issuer.Metrics.
 type Metrics struct {
 	registry       *prometheus.Registry
+	httpRequests   *prometheus.CounterVec
+	httpLatency    *prometheus.HistogramVec
 	tokenRequests  *prometheus.CounterVec
 	tokenLatency   *prometheus.HistogramVec
 	clientLookups  *prometheus.CounterVec
 	throttled      *prometheus.CounterVec
 	keyTransitions *prometheus.CounterVec
 }
+
+// latencyBuckets span a warm token (a fraction of a millisecond) to an
+// import of a large realm (seconds).
+var latencyBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 10}
 
 // Build names the running build, for authz_build_info.
 type Build struct{ Version, Commit, GoVersion string }
@@ -32,12 +40,19 @@ type Build struct{ Version, Commit, GoVersion string }
 func New(build Build, failedQueries func() int64) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authz_http_requests_total", Help: "HTTP requests by listener, route template, method and status code.",
+		}, []string{"listener", "route", "method", "code"}),
+		httpLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "authz_http_request_duration_seconds", Help: "Time to answer an HTTP request, by listener, route template and method.",
+			Buckets: latencyBuckets,
+		}, []string{"listener", "route", "method"}),
 		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authz_token_requests_total", Help: "Token requests by issuer and HTTP status.",
-		}, []string{"issuer", "status"}),
+			Name: "authz_token_requests_total", Help: "Token requests by issuer and HTTP status code.",
+		}, []string{"issuer", "code"}),
 		tokenLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "authz_token_request_duration_seconds", Help: "Time to answer a token request.",
-			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
+			Buckets: latencyBuckets,
 		}, []string{"issuer"}),
 		clientLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authz_client_cache_lookups_total", Help: "Client cache lookups: hit, miss, or stale (served while the database is unreachable).",
@@ -49,7 +64,15 @@ func New(build Build, failedQueries func() int64) *Metrics {
 			Name: "authz_key_transitions_total", Help: "Rotations advanced by this node: keys published, promoted or deleted.",
 		}, []string{"issuer"}),
 	}
-	m.registry.MustRegister(m.tokenRequests, m.tokenLatency, m.clientLookups, m.throttled, m.keyTransitions,
+	// Label values known before the first event start at zero, so that a
+	// rate over them exists from the first scrape.
+	for _, by := range []string{"client", "address"} {
+		m.throttled.WithLabelValues(by)
+	}
+	for _, result := range []string{"hit", "miss", "stale"} {
+		m.clientLookups.WithLabelValues(result)
+	}
+	m.registry.MustRegister(m.httpRequests, m.httpLatency, m.tokenRequests, m.tokenLatency, m.clientLookups, m.throttled, m.keyTransitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "authz_build_info", Help: "The running build: always 1, with its version, commit and Go version as labels.",
@@ -62,6 +85,25 @@ func New(build Build, failedQueries func() int64) *Metrics {
 		}, func() float64 { return float64(failedQueries()) }))
 	}
 	return m
+}
+
+// Instrument counts and times every request h answers on the named
+// listener, labelled by the template of the route that took it (route.Name)
+// and never by its raw path. The known routes start at zero.
+func (m *Metrics) Instrument(listener string, known []route.Known, h http.Handler) http.Handler {
+	for _, k := range known {
+		m.httpRequests.WithLabelValues(listener, k.Template, k.Method, "200")
+		m.httpLatency.WithLabelValues(listener, k.Template, k.Method)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		r, rec := route.Track(r)
+		sw := route.NewStatusWriter(w)
+		h.ServeHTTP(sw, r)
+		method := route.Method(r.Method)
+		m.httpRequests.WithLabelValues(listener, rec.Template, method, strconv.Itoa(sw.Status)).Inc()
+		m.httpLatency.WithLabelValues(listener, rec.Template, method).Observe(time.Since(start).Seconds())
+	})
 }
 
 // TokenRequest counts a token request and its duration.

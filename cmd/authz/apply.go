@@ -23,8 +23,8 @@ type applyResult struct {
 	Result       string   `json:"result"` // created, updated or unchanged
 	Changes      []string `json:"changes,omitempty"`
 	Note         string   `json:"note,omitempty"`
-	ClientID     string   `json:"client_id,omitempty"`
-	ClientSecret string   `json:"client_secret,omitempty"`
+	ClientID     string   `json:"clientId,omitempty"`
+	ClientSecret string   `json:"clientSecret,omitempty"`
 }
 
 func (a *cli) applyCommand() *cobra.Command {

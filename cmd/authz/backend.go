@@ -32,7 +32,7 @@ type backend struct {
 
 // openBackend opens PostgreSQL (migrating it) with the operator's KEKs, or,
 // with no database URL, an in-memory store with a KEK made for this run.
-func openBackend(ctx context.Context, databaseURL, kekValue string, schedule keys.Schedule, log *slog.Logger) (*backend, error) {
+func openBackend(ctx context.Context, databaseURL, kekValue string, schedule keys.Schedule, log *slog.Logger, pgOpts ...postgres.Option) (*backend, error) {
 	be := &backend{ring: keys.NewKeyring(), close: func() {}}
 	var keks [][]byte
 	if databaseURL == "" {
@@ -48,7 +48,7 @@ func openBackend(ctx context.Context, databaseURL, kekValue string, schedule key
 		if err := postgres.Migrate(ctx, databaseURL); err != nil {
 			return nil, err
 		}
-		pg, err := postgres.Open(ctx, databaseURL, log)
+		pg, err := postgres.Open(ctx, databaseURL, log, pgOpts...)
 		if err != nil {
 			return nil, err
 		}

@@ -138,17 +138,17 @@ func TestEveryAdminVerbDoesWhatTheTypedClientSees(t *testing.T) {
 	// Secrets: rotate, list, revoke.
 	var rotated map[string]string
 	c.json(&rotated, "clients", "rotate-secret", "--issuer", "payments", created.ClientID, "--grace", "0s")
-	runLog.remember("client_secret", rotated["client_secret"])
+	runLog.remember("client_secret", rotated["clientSecret"])
 	secrets, err := admin.ListSecrets(ctx, "payments", created.ClientID)
 	if err != nil || len(secrets) != 2 {
 		t.Fatalf("secrets after rotation: %+v, %v", secrets, err)
 	}
 	var listedSecrets []api.SecretResponse
 	c.json(&listedSecrets, "clients", "secrets", "--issuer", "payments", created.ClientID)
-	if len(listedSecrets) != 2 || strings.Contains(c.ok("clients", "secrets", "--issuer", "payments", created.ClientID), rotated["client_secret"]) {
+	if len(listedSecrets) != 2 || strings.Contains(c.ok("clients", "secrets", "--issuer", "payments", created.ClientID), rotated["clientSecret"]) {
 		t.Fatalf("secrets listing: %+v", listedSecrets)
 	}
-	c.ok("clients", "revoke-secret", "--issuer", "payments", created.ClientID, rotated["secret_id"])
+	c.ok("clients", "revoke-secret", "--issuer", "payments", created.ClientID, rotated["secretId"])
 	if secrets, _ := admin.ListSecrets(ctx, "payments", created.ClientID); len(secrets) != 1 {
 		t.Fatalf("after revoke-secret: %+v", secrets)
 	}

@@ -240,7 +240,7 @@ func (c *clientsCommands) rotateSecret() *cobra.Command {
 			seconds := int64(grace / time.Second)
 			sec, err := s.admin.AddSecret(cmd.Context(), c.issuer, id, api.CreateSecretRequest{GraceSeconds: &seconds})
 			return result{
-				value: map[string]string{"client_id": id, "secret_id": sec.ID, "client_secret": sec.ClientSecret},
+				value: map[string]string{"clientId": id, "secretId": sec.ID, "clientSecret": sec.ClientSecret},
 				text: fmt.Sprintf("New secret for %s (shown only now; old secrets stay valid for %s):\n  client_secret: %s\n",
 					id, grace, sec.ClientSecret),
 			}, err

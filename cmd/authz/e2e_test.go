@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -9,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -349,6 +352,22 @@ func TestMetricsCountTokensCacheAndThrottling(t *testing.T) {
 	t.Parallel()
 	_, _, env := postgresEnv(t)
 	p := startPostgresServer(t, append(env, "AUTHZ_AUTH_FAILURES_PER_CLIENT=2"))
+	// Before any event, every known route and counter is there at zero.
+	for _, want := range []string{
+		`authz_http_requests_total{code="200",listener="public",method="POST",route="/issuers/{name}/token"} 0`,
+		`authz_http_requests_total{code="200",listener="public",method="GET",route="/realms/{name}/protocol/openid-connect/certs"} 0`,
+		`authz_http_requests_total{code="200",listener="public",method="POST",route="/realms/{realm}/clients-registrations/openid-connect"} 0`,
+		`authz_http_requests_total{code="200",listener="admin",method="POST",route="/admin/v1/issuers/{name}/clients"} 0`,
+		`authz_http_request_duration_seconds_count{listener="admin",method="GET",route="/admin/v1/audit"} 0`,
+		`authz_rate_limited_total{by="address"} 0`,
+		`authz_rate_limited_total{by="client"} 0`,
+		`authz_client_cache_lookups_total{result="stale"} 0`,
+	} {
+		if text := scrapeMetrics(t, p); !strings.Contains(text, want) {
+			t.Errorf("metrics at start-up lack %s", want)
+		}
+	}
+
 	id, secret := newPaymentsClient(t, p)
 	waitForStatus(t, p, "payments", id, secret, http.StatusOK, 5*time.Second)
 	tokenStatus(t, p, "payments", id, secret)
@@ -356,19 +375,28 @@ func TestMetricsCountTokensCacheAndThrottling(t *testing.T) {
 		tokenStatus(t, p, "payments", id, "wrong")
 	}
 	tokenStatus(t, p, "nowhere", id, secret)
-	resp, err := http.Get(p.adminURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	for _, path := range []string{"/issuers/payments/jwks.json", "/issuers/payments/.well-known/openid-configuration", "/no/such/path-x7", "/healthz"} {
+		resp, err := http.Get(p.publicURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	text := string(body)
+	text := scrapeMetrics(t, p)
 	for _, want := range []string{
-		`authz_token_requests_total{issuer="payments",status="200"}`,
-		`authz_token_requests_total{issuer="payments",status="401"} 2`,
-		`authz_token_requests_total{issuer="payments",status="429"} 1`,
-		`authz_token_requests_total{issuer="unknown",status="404"} 1`,
+		`authz_token_requests_total{code="200",issuer="payments"}`,
+		`authz_token_requests_total{code="401",issuer="payments"} 2`,
+		`authz_token_requests_total{code="429",issuer="payments"} 1`,
+		`authz_token_requests_total{code="404",issuer="unknown"} 1`,
 		`authz_token_request_duration_seconds_bucket{issuer="payments"`,
+		`authz_http_requests_total{code="401",listener="public",method="POST",route="/issuers/{name}/token"} 2`,
+		`authz_http_requests_total{code="404",listener="public",method="POST",route="/issuers/{name}/token"} 1`,
+		`authz_http_requests_total{code="200",listener="public",method="GET",route="/issuers/{name}/jwks.json"} 1`,
+		`authz_http_requests_total{code="200",listener="public",method="GET",route="/issuers/{name}/.well-known/openid-configuration"} 1`,
+		`authz_http_requests_total{code="200",listener="public",method="GET",route="/healthz"} 1`,
+		`authz_http_requests_total{code="404",listener="public",method="GET",route="unmatched"} 1`,
+		`authz_http_requests_total{code="201",listener="admin",method="POST",route="/admin/v1/issuers/{name}/clients"} 1`,
+		`authz_http_request_duration_seconds_bucket{listener="public",method="POST",route="/issuers/{name}/token",le="`,
 		`authz_client_cache_lookups_total{result="hit"}`,
 		`authz_rate_limited_total{by="client"} 1`,
 		`authz_database_errors_total`,
@@ -378,8 +406,36 @@ func TestMetricsCountTokensCacheAndThrottling(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	if strings.Contains(text, secret) || strings.Contains(text, `issuer="nowhere"`) {
-		t.Error("metrics carry a secret or a caller-chosen issuer name")
+	if strings.Contains(text, secret) || strings.Contains(text, `issuer="nowhere"`) || strings.Contains(text, "path-x7") ||
+		regexp.MustCompile(`route="[^"]*payments`).MatchString(text) {
+		t.Error("metrics carry a secret, a caller-chosen issuer name or a raw path")
+	}
+	checkWithPromtool(t, text)
+}
+
+// scrapeMetrics reads the admin listener's /metrics.
+func scrapeMetrics(t *testing.T, p *process) string {
+	t.Helper()
+	resp, err := http.Get(p.adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+// checkWithPromtool lints an exposition with Prometheus' own promtool
+// (Debian's prometheus package, installed by .ci/ensure-test-tools):
+// names, help texts, units and counter suffixes as Prometheus wants them.
+func checkWithPromtool(t *testing.T, exposition string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	needTool(t, err == nil, "promtool (Debian's prometheus package)")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(exposition)
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) != 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
 

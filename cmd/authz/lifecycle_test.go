@@ -163,7 +163,7 @@ func TestAdminLifecycleThroughTheCLI(t *testing.T) {
 	// Rotation with a grace period: both secrets work during it, only the
 	// new one after it.
 	var rotated struct {
-		ClientSecret string `json:"client_secret"`
+		ClientSecret string `json:"clientSecret"`
 	}
 	c.json(&rotated, "clients", "rotate-secret", "--issuer", "payments", created.ClientID, "--grace", "3s")
 	graceEnds := time.Now().Add(3 * time.Second)

@@ -25,7 +25,10 @@ import (
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/listener"
 	"github.com/authz-dev/authz/metrics"
+	"github.com/authz-dev/authz/route"
 	"github.com/authz-dev/authz/store"
+	"github.com/authz-dev/authz/store/postgres"
+	"github.com/authz-dev/authz/tracing"
 )
 
 // serveConfig is `authz serve`'s configuration, from flags and the
@@ -194,10 +197,25 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 	if devMode {
 		log.Warn("DEVELOPMENT MODE: no database URL; issuers, clients and keys live in memory and vanish on exit")
 	}
+	tr, err := tracing.Setup(ctx, a.getenv, build.Version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Spans still queued get a few seconds to reach the collector.
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(flushCtx); err != nil {
+			log.Warn("tracing: spans lost at shutdown", "err", err)
+		}
+	}()
+	if tr.On() {
+		log.Info("tracing: exporting spans over OTLP/HTTP as the OTEL_* environment says")
+	}
 	var be *backend
 	err = retryWhileUnavailable(ctx, cfg.databaseWait, log, func() error {
 		var err error
-		be, err = openBackend(ctx, cfg.database.url, cfg.database.kek, keys.DefaultSchedule(cfg.jwksMaxAge), log)
+		be, err = openBackend(ctx, cfg.database.url, cfg.database.kek, keys.DefaultSchedule(cfg.jwksMaxAge), log, postgres.WithTracing(tr.Provider()))
 		return err
 	})
 	if err != nil {
@@ -285,9 +303,12 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 	if devMode {
 		printDevBanner(a.stdout, publicURL, scheme+"://"+listener.ReachableAddr(adminLn.Addr()), devAdmin)
 	}
+	publicHandler := tr.Handler("public", mx.Instrument("public", append(public.Routes(), kc.Routes()...), kc.Around(public.Handler())))
+	adminMux, adminRoutes := adminHandler(admin, mx)
 	err = listener.Serve(ctx, listener.Config{Limits: cfg.limits, Proxies: proxies, Certificate: cert, ShutdownTimeout: cfg.shutdownTimeout, Logger: log},
-		listener.Endpoint{Name: "public", Listener: publicLn, Handler: kc.Around(public.Handler()), MaxBodyBytes: issuer.DefaultMaxRequestBytes},
-		listener.Endpoint{Name: "admin", Listener: adminLn, Handler: adminHandler(admin, mx), MaxBodyBytes: api.MaxBodyBytes, OwnBodyPaths: []string{api.ImportPath}, Refuse: api.Refuse},
+		listener.Endpoint{Name: "public", Listener: publicLn, Handler: publicHandler, MaxBodyBytes: issuer.DefaultMaxRequestBytes},
+		listener.Endpoint{Name: "admin", Listener: adminLn, Handler: tr.Handler("admin", mx.Instrument("admin", adminRoutes, adminMux)),
+			MaxBodyBytes: api.MaxBodyBytes, OwnBodyPaths: []string{api.ImportPath}, Refuse: api.Refuse},
 	)
 	if err != nil {
 		return err
@@ -300,16 +321,25 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 // the Go profiler at /debug/pprof/; and, for scrapers that cannot fetch
 // tokens, Prometheus metrics at /metrics, which hold counts, never secrets:
 // keep the admin listener on a private network.
-func adminHandler(admin *api.Server, mx *metrics.Metrics) http.Handler {
+func adminHandler(admin *api.Server, mx *metrics.Metrics) (http.Handler, []route.Known) {
 	m := http.NewServeMux()
-	m.Handle("/metrics", mx.Handler())
-	m.Handle("/debug/pprof/", admin.RequireAdmin(http.HandlerFunc(pprof.Index)))
-	m.Handle("/debug/pprof/cmdline", admin.RequireAdmin(http.HandlerFunc(pprof.Cmdline)))
-	m.Handle("/debug/pprof/profile", admin.RequireAdmin(http.HandlerFunc(pprof.Profile)))
-	m.Handle("/debug/pprof/symbol", admin.RequireAdmin(http.HandlerFunc(pprof.Symbol)))
-	m.Handle("/debug/pprof/trace", admin.RequireAdmin(http.HandlerFunc(pprof.Trace)))
+	known := admin.Routes()
+	for _, rt := range []struct {
+		pattern string
+		handler http.Handler
+	}{
+		{"/metrics", mx.Handler()},
+		{"/debug/pprof/", admin.RequireAdmin(http.HandlerFunc(pprof.Index))},
+		{"/debug/pprof/cmdline", admin.RequireAdmin(http.HandlerFunc(pprof.Cmdline))},
+		{"/debug/pprof/profile", admin.RequireAdmin(http.HandlerFunc(pprof.Profile))},
+		{"/debug/pprof/symbol", admin.RequireAdmin(http.HandlerFunc(pprof.Symbol))},
+		{"/debug/pprof/trace", admin.RequireAdmin(http.HandlerFunc(pprof.Trace))},
+	} {
+		m.Handle(rt.pattern, route.Named(rt.pattern, rt.handler))
+		known = append(known, route.Known{Method: http.MethodGet, Template: rt.pattern})
+	}
 	m.Handle("/", admin.Handler())
-	return m
+	return m, known
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
@@ -344,7 +374,7 @@ Try it (paste into another shell; needs curl and jq):
   CLIENT=$(curl -s -X POST %[2]s/admin/v1/issuers/demo/clients -H "Authorization: Bearer $ADMIN_TOKEN" \
     -H 'Content-Type: application/json' -d '{"name":"demo client","scopes":["read"]}')
 
-  curl -s -u "$(echo "$CLIENT" | jq -r .client_id):$(echo "$CLIENT" | jq -r .client_secret)" \
+  curl -s -u "$(echo "$CLIENT" | jq -r .clientId):$(echo "$CLIENT" | jq -r .clientSecret)" \
     -d grant_type=client_credentials -d scope=read %[1]s/issuers/demo/token
 
   curl -s %[1]s/issuers/demo/jwks.json

@@ -21,6 +21,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authz-dev/authz/migrations"
 	"github.com/authz-dev/authz/store"
@@ -35,18 +38,63 @@ type Store struct {
 
 // queryCounter counts the statements sent to PostgreSQL and those that
 // failed, so that tests and metrics can see whether a path touches the
-// database at all, and how often it fails.
-type queryCounter struct{ n, failed atomic.Int64 }
+// database at all, and how often it fails. With a tracer, a statement made
+// within a traced request gets a client span of its own; background work
+// (key polls) starts no trace.
+type queryCounter struct {
+	n, failed atomic.Int64
+	tracer    trace.Tracer
+}
 
-func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+type querySpanKey struct{}
+
+func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	q.n.Add(1)
+	if q.tracer != nil && trace.SpanFromContext(ctx).IsRecording() {
+		var span trace.Span
+		ctx, span = q.tracer.Start(ctx, "postgresql "+sqlOperation(data.SQL), trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system.name", "postgresql"), attribute.String("db.query.text", data.SQL)))
+		ctx = context.WithValue(ctx, querySpanKey{}, span)
+	}
 	return ctx
 }
 
-func (q *queryCounter) TraceQueryEnd(_ context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
-	if data.Err != nil && !errors.Is(data.Err, pgx.ErrNoRows) {
+func (q *queryCounter) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	failed := data.Err != nil && !errors.Is(data.Err, pgx.ErrNoRows)
+	if failed {
 		q.failed.Add(1)
 	}
+	if span, ok := ctx.Value(querySpanKey{}).(trace.Span); ok {
+		if failed {
+			// The SQLSTATE only: a message can quote an argument.
+			status := "statement failed"
+			var pgErr *pgconn.PgError
+			if errors.As(data.Err, &pgErr) {
+				status = "SQLSTATE " + pgErr.Code
+			}
+			span.SetStatus(codes.Error, status)
+		}
+		span.End()
+	}
+}
+
+// sqlOperation is a statement's first keyword (SELECT, INSERT, WITH): the
+// text is this package's own, its arguments travel apart.
+func sqlOperation(sql string) string {
+	sql = strings.TrimSpace(sql)
+	if i := strings.IndexAny(sql, " \n\t("); i > 0 {
+		sql = sql[:i]
+	}
+	return strings.ToUpper(sql)
+}
+
+// Option adjusts Open.
+type Option func(*Store)
+
+// WithTracing gives statements made within traced requests spans of their
+// own, from tp.
+func WithTracing(tp trace.TracerProvider) Option {
+	return func(s *Store) { s.queries.tracer = tp.Tracer("github.com/authz-dev/authz/store/postgres") }
 }
 
 // Queries is how many statements this store has sent to PostgreSQL.
@@ -59,7 +107,7 @@ var _ store.Store = (*Store)(nil)
 
 // Open connects a pool to databaseURL and checks that the server answers.
 // It does not migrate; call Migrate first. log may be nil.
-func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, error) {
+func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Option) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -68,6 +116,9 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, er
 		return nil, fmt.Errorf("parse database URL: %w", redactParseError(err))
 	}
 	s := &Store{log: log}
+	for _, opt := range opts {
+		opt(s)
+	}
 	cfg.ConnConfig.Tracer = &s.queries
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
