@@ -161,7 +161,7 @@ func (s *Server) Handler() http.Handler {
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			if t, err := mux.CurrentRoute(req).GetPathTemplate(); err == nil {
-				route.Name(req, t)
+				route.Name(w, t)
 			}
 			next.ServeHTTP(w, req)
 		})

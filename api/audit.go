@@ -29,6 +29,11 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection: a realm import
+// extends its deadlines through it, and without this they stay the
+// listener's few seconds.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 // Audited records every write: who, what, which resource, when, and how it
 // ended. It records no request body, so no secret can reach the log. The
 // actor comes from the request's context (WithActor).

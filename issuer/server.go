@@ -124,6 +124,8 @@ type Server struct {
 	// dbDownSince is when readiness first found the database unreachable,
 	// in Unix nanoseconds; 0 while it answers.
 	dbDownSince atomic.Int64
+	// readiness is /readyz's last look at the database.
+	readiness readinessCheck
 	// skipStoreUntil, in Unix nanoseconds, is set after the store was found
 	// unreachable: until then requests serve stale entries without asking
 	// it, so a database that hangs rather than refuses costs no request a
@@ -474,11 +476,9 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 // passed: pulling every node when the shared database fails would turn a
 // database outage into a total one.
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	err := s.store.Ping(ctx)
+	fresh, err := s.databaseReachable(r.Context())
 	now := s.cfg.Now()
 	if err == nil {
 		s.dbDownSince.Store(0)
@@ -487,7 +487,9 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	}
 	s.dbDownSince.CompareAndSwap(0, now.UnixNano())
 	down := now.Sub(time.Unix(0, s.dbDownSince.Load())).Truncate(time.Second)
-	s.cfg.Logger.Warn("database unreachable", "for", down.String(), "err", err.Error())
+	if fresh {
+		s.cfg.Logger.Warn("database unreachable", "for", down.String(), "err", err.Error())
+	}
 	if down >= s.cfg.StaleWindow {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		writeJSON(w, map[string]string{"status": "unavailable",
@@ -496,4 +498,39 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, map[string]string{"status": "degraded",
 		"reason": "database unreachable for " + down.String() + "; serving cached issuers, clients and keys for up to " + s.cfg.StaleWindow.String()})
+}
+
+// readinessCheck remembers the last ping of the database. /readyz is public
+// and a stranger may call it as often as he likes: no call of his may
+// become a query of its own, or wait behind one.
+type readinessCheck struct {
+	mu       sync.Mutex
+	checking bool
+	at       time.Time
+	err      error
+}
+
+// readinessInterval is how often /readyz pings the database at most.
+const readinessInterval = time.Second
+
+// databaseReachable pings the store at most once a readinessInterval; calls
+// in between, and calls while a ping is under way, get the last answer at
+// once. fresh says whether this call pinged.
+func (s *Server) databaseReachable(ctx context.Context) (fresh bool, err error) {
+	c := &s.readiness
+	c.mu.Lock()
+	if c.checking || (!c.at.IsZero() && s.cfg.Now().Sub(c.at) < readinessInterval) {
+		defer c.mu.Unlock()
+		return false, c.err
+	}
+	c.checking = true
+	c.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	err = s.store.Ping(ctx)
+	c.mu.Lock()
+	c.checking, c.at, c.err = false, s.cfg.Now(), err
+	c.mu.Unlock()
+	return true, err
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/issuer"
 	"github.com/authz-dev/authz/store"
+	"github.com/authz-dev/authz/store/memory"
 )
 
 // fixture is one issuer with one client, served by a real HTTP server.
@@ -459,4 +461,44 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func readAll(resp *http.Response) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// pingCounter is the memory store, counting pings.
+type pingCounter struct {
+	store.Store
+	pings atomic.Int64
+}
+
+func (p *pingCounter) Ping(ctx context.Context) error {
+	p.pings.Add(1)
+	return p.Store.Ping(ctx)
+}
+
+// TestReadinessPingsTheDatabaseAtMostOnceASecond: /readyz is public, and a
+// stranger's flood of it must not become a flood of database queries.
+func TestReadinessPingsTheDatabaseAtMostOnceASecond(t *testing.T) {
+	counted := &pingCounter{Store: memory.New()}
+	b := newTestbed(t, withStore(counted))
+	b.freeze()
+	get := func() int {
+		resp, err := http.Get(b.srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 50 {
+		if status := get(); status != http.StatusOK {
+			t.Fatalf("/readyz = %d", status)
+		}
+	}
+	if n := counted.pings.Load(); n != 1 {
+		t.Errorf("50 readiness checks within a second pinged the database %d times, want 1", n)
+	}
+	b.advance(1100 * time.Millisecond)
+	get()
+	if n := counted.pings.Load(); n != 2 {
+		t.Errorf("a check a second later pinged %d times in all, want 2", n)
+	}
 }

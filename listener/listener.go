@@ -54,9 +54,17 @@ type Endpoint struct {
 	// import, far larger than MaxBodyBytes). A stranger's body there is
 	// refused unread, so it holds a slot no longer than any refusal.
 	OwnBodyPaths []string
+	// UnlimitedPaths are answered to GET and HEAD even at MaxConcurrent:
+	// the liveness probe, whose answer is constant and cheap. Refused under load, it
+	// would have the platform restart a busy but healthy node, dropping
+	// every request the node holds, just when capacity is short.
+	UnlimitedPaths []string
 	// Refuse writes the listener's refusals; nil means RFC 6749's JSON
 	// error shape.
 	Refuse Refusal
+	// Observe, when set, wraps everything the listener answers, its own
+	// refusals (413, 503) included, so that metrics and traces see them.
+	Observe func(http.Handler) http.Handler
 }
 
 // Config is what every listener shares.
@@ -81,8 +89,12 @@ func Serve(ctx context.Context, cfg Config, endpoints ...Endpoint) error {
 		if refuse == nil {
 			refuse = oauthRefusal
 		}
+		handler := admitBody(limitConcurrency(e.Handler, cfg.Limits.MaxConcurrent, e.UnlimitedPaths, refuse), e.MaxBodyBytes, e.OwnBodyPaths, refuse)
+		if e.Observe != nil {
+			handler = e.Observe(handler)
+		}
 		srv := &http.Server{
-			Handler:           WithRequestID(admitBody(limitConcurrency(e.Handler, cfg.Limits.MaxConcurrent, refuse), e.MaxBodyBytes, e.OwnBodyPaths, refuse)),
+			Handler:           WithRequestID(handler),
 			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 			ReadTimeout:       cfg.Limits.ReadTimeout,
 			WriteTimeout:      cfg.Limits.WriteTimeout,
@@ -142,12 +154,12 @@ func admitBody(h http.Handler, max int64, ownBodyPaths []string, refuse Refusal)
 	if max <= 0 {
 		return h
 	}
+	tooLarge := fmt.Sprintf("The request body exceeds %d bytes.", max)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || slices.Contains(ownBodyPaths, r.URL.Path) {
 			h.ServeHTTP(w, r)
 			return
 		}
-		tooLarge := fmt.Sprintf("The request body exceeds %d bytes.", max)
 		if r.ContentLength > max {
 			refuse(w, http.StatusRequestEntityTooLarge, tooLarge)
 			return
@@ -169,12 +181,16 @@ func admitBody(h http.Handler, max int64, ownBodyPaths []string, refuse Refusal)
 // limitConcurrency answers 503 at once when n requests are already being
 // handled: under overload, a fast refusal keeps latency bounded for the
 // requests that are admitted, and the client's retry finds a less busy node.
-func limitConcurrency(h http.Handler, n int, refuse Refusal) http.Handler {
+func limitConcurrency(h http.Handler, n int, unlimited []string, refuse Refusal) http.Handler {
 	if n <= 0 {
 		return h
 	}
 	slots := make(chan struct{}, n)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && slices.Contains(unlimited, r.URL.Path) {
+			h.ServeHTTP(w, r)
+			return
+		}
 		select {
 		case slots <- struct{}{}:
 			defer func() { <-slots }()

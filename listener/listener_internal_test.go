@@ -15,10 +15,13 @@ import (
 func TestConcurrencyLimitRefusesAtOnceBeyondTheLimit(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 2)
-	h := limitConcurrency(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	h := limitConcurrency(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			return
+		}
 		entered <- struct{}{}
 		<-release
-	}), 2, oauthRefusal)
+	}), 2, []string{"/healthz"}, oauthRefusal)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	var wg sync.WaitGroup
@@ -39,6 +42,15 @@ func TestConcurrencyLimitRefusesAtOnceBeyondTheLimit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("third request: %d, want 503 with Retry-After", resp.StatusCode)
+	}
+	// The liveness probe still answers: a busy node is not a dead one.
+	resp, err = http.Get(srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("liveness probe at the limit: %d, want 200", resp.StatusCode)
 	}
 	close(release)
 	wg.Wait()

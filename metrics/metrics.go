@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,19 +92,43 @@ func New(build Build, failedQueries func() int64) *Metrics {
 // listener, labelled by the template of the route that took it (route.Name)
 // and never by its raw path. The known routes start at zero.
 func (m *Metrics) Instrument(listener string, known []route.Known, h http.Handler) http.Handler {
+	// Each request finds its two series in this cache instead of through
+	// WithLabelValues, which validates and hashes every label each time (a
+	// third of a microsecond a request). Its keys are bounded: route
+	// templates, route.Method's verbs and the statuses handlers write.
+	var series sync.Map // httpSeriesKey → httpSeries
+	find := func(key httpSeriesKey) httpSeries {
+		if s, ok := series.Load(key); ok {
+			return s.(httpSeries)
+		}
+		s := httpSeries{
+			requests: m.httpRequests.WithLabelValues(listener, key.route, key.method, strconv.Itoa(key.code)),
+			latency:  m.httpLatency.WithLabelValues(listener, key.route, key.method),
+		}
+		series.Store(key, s)
+		return s
+	}
 	for _, k := range known {
-		m.httpRequests.WithLabelValues(listener, k.Template, k.Method, "200")
-		m.httpLatency.WithLabelValues(listener, k.Template, k.Method)
+		find(httpSeriesKey{k.Template, k.Method, http.StatusOK})
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		r, rec := route.Track(r)
 		sw := route.NewStatusWriter(w)
 		h.ServeHTTP(sw, r)
-		method := route.Method(r.Method)
-		m.httpRequests.WithLabelValues(listener, rec.Template, method, strconv.Itoa(sw.Status)).Inc()
-		m.httpLatency.WithLabelValues(listener, rec.Template, method).Observe(time.Since(start).Seconds())
+		s := find(httpSeriesKey{sw.Template, route.Method(r.Method), sw.Status})
+		s.requests.Inc()
+		s.latency.Observe(time.Since(start).Seconds())
 	})
+}
+
+type httpSeriesKey struct {
+	route, method string
+	code          int
+}
+
+type httpSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 // TokenRequest counts a token request and its duration.

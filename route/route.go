@@ -2,42 +2,32 @@
 // what is measured or traced about a request is labelled by the route
 // (/issuers/{name}/token), never by the caller's raw path.
 //
-// The outermost observer calls Track; the router that matches the request
-// names its template with Name. A request no route took keeps Unmatched.
+// Each observer wraps the response in a StatusWriter; the router that
+// matches the request names its template with Name, which reaches every
+// StatusWriter around the response. A request no route took keeps
+// Unmatched. The template travels with the response writer rather than in
+// the request's context, which would cost a copy of the request each time.
 package route
 
-import (
-	"context"
-	"net/http"
-)
+import "net/http"
 
 // Unmatched labels a request that no route took (a 404 of the router's own,
 // or a refusal before routing).
 const Unmatched = "unmatched"
 
-// Record is what a request's handlers tell its observers.
-type Record struct {
-	// Template is the pattern of the route that took the request.
-	Template string
-}
-
-type recordKey struct{}
-
-// Track returns r carrying a Record, and the Record; when r already carries
-// one (an outer observer tracks it too), both share it.
-func Track(r *http.Request) (*http.Request, *Record) {
-	if rec, ok := r.Context().Value(recordKey{}).(*Record); ok {
-		return r, rec
-	}
-	rec := &Record{Template: Unmatched}
-	return r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)), rec
-}
-
-// Name records the template of the route that took r; nothing when no
-// observer tracks r.
-func Name(r *http.Request, template string) {
-	if rec, ok := r.Context().Value(recordKey{}).(*Record); ok {
-		rec.Template = template
+// Name records the template of the route that took the request on every
+// StatusWriter w is or wraps; nothing when no observer wraps w.
+func Name(w http.ResponseWriter, template string) {
+	for {
+		switch v := w.(type) {
+		case *StatusWriter:
+			v.Template = template
+			w = v.ResponseWriter
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return
+		}
 	}
 }
 
@@ -45,7 +35,7 @@ func Name(r *http.Request, template string) {
 // template of each handler they register.
 func Named(template string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		Name(r, template)
+		Name(w, template)
 		h.ServeHTTP(w, r)
 	})
 }
@@ -62,16 +52,19 @@ func Method(method string) string {
 	return "OTHER"
 }
 
-// StatusWriter remembers the status of the answer written through it.
+// StatusWriter remembers the status of the answer written through it, and
+// the template of the route that wrote it.
 type StatusWriter struct {
 	http.ResponseWriter
-	Status int
-	wrote  bool
+	Status   int
+	Template string
+	wrote    bool
 }
 
-// NewStatusWriter wraps w; an answer that never calls WriteHeader is 200.
+// NewStatusWriter wraps w; an answer that never calls WriteHeader is 200,
+// and a request no router names is Unmatched.
 func NewStatusWriter(w http.ResponseWriter) *StatusWriter {
-	return &StatusWriter{ResponseWriter: w, Status: http.StatusOK}
+	return &StatusWriter{ResponseWriter: w, Status: http.StatusOK, Template: Unmatched}
 }
 
 // WriteHeader keeps the first final status, the one the client receives.

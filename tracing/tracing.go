@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -37,7 +39,7 @@ type Tracing struct {
 // an OTLP endpoint, or OTEL_TRACES_EXPORTER=otlp, and neither
 // OTEL_SDK_DISABLED=true nor OTEL_TRACES_EXPORTER=none.
 func Enabled(getenv func(string) string) bool {
-	if getenv("OTEL_SDK_DISABLED") == "true" {
+	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") {
 		return false
 	}
 	switch getenv("OTEL_TRACES_EXPORTER") {
@@ -116,20 +118,42 @@ func (t *Tracing) Handler(listener string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := t.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		method := route.Method(r.Method)
-		ctx, span := t.tracer.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(
-				attribute.String("http.request.method", method),
-				attribute.String("url.path", r.URL.Path),
-				attribute.String("authz.listener", listener),
-			))
+		ctx, span := t.tracer.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
-		r, rec := route.Track(r.WithContext(ctx))
+		if !span.IsRecording() {
+			// Sampled out: nothing below records, and nothing this server
+			// sends carries trace context, so the request goes on as it
+			// came, without the attributes, writer and request copy a
+			// recorded span needs.
+			h.ServeHTTP(w, r)
+			return
+		}
+		span.SetAttributes(
+			attribute.String("http.request.method", method),
+			attribute.String("url.path", truncate(r.URL.Path, maxPathAttribute)),
+			attribute.String("authz.listener", listener),
+		)
 		sw := route.NewStatusWriter(w)
-		h.ServeHTTP(sw, r)
-		span.SetName(method + " " + rec.Template)
-		span.SetAttributes(attribute.String("http.route", rec.Template), attribute.Int("http.response.status_code", sw.Status))
+		h.ServeHTTP(sw, r.WithContext(ctx))
+		span.SetName(method + " " + sw.Template)
+		span.SetAttributes(attribute.String("http.route", sw.Template), attribute.Int("http.response.status_code", sw.Status))
 		if sw.Status >= http.StatusInternalServerError {
 			span.SetStatus(codes.Error, strconv.Itoa(sw.Status))
 		}
 	})
+}
+
+// maxPathAttribute bounds url.path: a caller who sets the sampled flag of
+// his traceparent has his requests recorded, and the path is his to choose.
+const maxPathAttribute = 256
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Back up to a rune boundary, so the attribute stays valid UTF-8.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -44,6 +44,8 @@ type loadConfig struct {
 	duration     time.Duration
 	rate         int
 	compare      bool
+	versusURL    string
+	versusSecret string
 	rounds       int
 	alg          string
 	cpuProfile   string
@@ -64,6 +66,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each phase runs")
 	fs.IntVar(&c.rate, "rate", 0, "requests per second in all (0: as fast as the server answers)")
 	fs.BoolVar(&c.compare, "compare", false, "also measure a trivial handler and raw signing, and print ratios")
+	fs.StringVar(&c.versusURL, "versus-token-url", "", "compare with this second token endpoint (another build or configuration, loopback only) in interleaved rounds, and print ratios")
+	fs.StringVar(&c.versusSecret, "versus-client-secret", "", "the client secret at --versus-token-url (default: --client-secret)")
 	fs.IntVar(&c.rounds, "rounds", 1, "with --compare: run the phases this many times, interleaved, and add them up, so a drift in the machine's load touches every phase alike")
 	fs.StringVar(&c.alg, "alg", "RS256", "with --compare: the issuer's signing algorithm")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to this file")
@@ -103,6 +107,28 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("--target must be token or jwks")
 	}
 	name := map[string]string{"token": "token endpoint", "jwks": "JWKS endpoint"}[c.target]
+	if c.versusURL != "" {
+		if c.target != "token" || c.compare {
+			return errors.New("--versus-token-url compares two token endpoints, without --compare")
+		}
+		if err := requireLoopback(c.versusURL); err != nil {
+			return err
+		}
+		versus := c
+		versus.tokenURL = c.versusURL
+		if c.versusSecret != "" {
+			versus.clientSecret = c.versusSecret
+		}
+		phases := interleave(c.rounds, []phase{
+			{name, func() result { return drive(ctx, name, req, c.workers, c.duration, c.rate) }},
+			{"versus endpoint", func() result {
+				return drive(ctx, "versus endpoint", tokenRequests(versus), c.workers, c.duration, c.rate)
+			}},
+		})
+		report(stdout, c, phases)
+		fmt.Fprintf(stdout, "ratio p99 versus endpoint ÷ %s = %.2f\n", name, float64(phases[1].percentile(0.99))/float64(phases[0].percentile(0.99)))
+		return nil
+	}
 	if !c.compare {
 		report(stdout, c, []result{drive(ctx, name, req, c.workers, c.duration, c.rate)})
 		return nil
@@ -118,27 +144,45 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if c.target == "jwks" {
 		trivial = func(int) (*http.Request, error) { return http.NewRequest(http.MethodGet, trivialURL, nil) }
 	}
-	var phases []result
-	for round := range c.rounds {
-		this := []result{drive(ctx, "trivial handler", trivial, c.workers, c.duration, c.rate)}
-		if c.target == "token" {
-			signing, err := loadSigning(ctx, c.alg, c.duration)
-			if err != nil {
-				return err
+	steps := []phase{{"trivial handler", func() result { return drive(ctx, "trivial handler", trivial, c.workers, c.duration, c.rate) }}}
+	if c.target == "token" {
+		signing, err := signingLoad(c.alg)
+		if err != nil {
+			return err
+		}
+		steps = append(steps, phase{"raw signing", func() result { return signing(ctx, c.duration) }})
+	}
+	steps = append(steps, phase{name, func() result { return drive(ctx, name, req, c.workers, c.duration, c.rate) }})
+	report(stdout, c, interleave(c.rounds, steps))
+	return nil
+}
+
+// phase is one measurement of a comparison.
+type phase struct {
+	name string
+	run  func() result
+}
+
+// interleave runs the phases rounds times, the order reversed every other
+// round so that a drift in the machine's load touches each phase alike, and
+// adds up each phase's rounds, in the order given.
+func interleave(rounds int, phases []phase) []result {
+	sums := make([]result, len(phases))
+	for round := range rounds {
+		for j := range phases {
+			i := j
+			if round%2 == 1 {
+				i = len(phases) - 1 - j
 			}
-			this = append(this, signing)
-		}
-		this = append(this, drive(ctx, name, req, c.workers, c.duration, c.rate))
-		if round == 0 {
-			phases = this
-			continue
-		}
-		for i := range phases {
-			phases[i] = phases[i].add(this[i])
+			r := phases[i].run()
+			if round == 0 {
+				sums[i] = r
+			} else {
+				sums[i] = sums[i].add(r)
+			}
 		}
 	}
-	report(stdout, c, phases)
-	return nil
+	return sums
 }
 
 // requireLoopback refuses any target that is not this machine.
@@ -304,33 +348,47 @@ func startTrivialServer(ctx context.Context) (url string, stop func(), err error
 const trivialServerCommand = "trivial-server"
 
 // serveTrivial answers every request with a small JSON object on a loopback
-// port it prints, until the load tool kills it.
-func serveTrivial(stdout io.Writer) error {
+// port it prints, until ctx ends (SIGINT or SIGTERM) or the load tool kills
+// it. It doubles as a sink for OTLP/HTTP exports in benchmarks.
+func serveTrivial(ctx context.Context, stdout io.Writer) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, ln.Addr())
-	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"ok":true}`))
-	}))
+	})}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
-// loadSigning signs a token-sized payload on every core, with no HTTP: the
-// ceiling of a token endpoint whose only real work is the signature.
-func loadSigning(ctx context.Context, alg string, d time.Duration) (result, error) {
+// signingLoad prepares a phase that signs a token-sized payload on every
+// core, with no HTTP: the ceiling of a token endpoint whose only real work is
+// the signature.
+func signingLoad(alg string) (func(ctx context.Context, d time.Duration) result, error) {
 	priv, err := keys.Generate(alg)
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	key, err := keys.NewActiveKey(priv, alg, "bench")
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	payload := make([]byte, 320)
 	_, _ = rand.Read(payload)
+	return func(ctx context.Context, d time.Duration) result { return signCompacts(ctx, key, alg, payload, d) }, nil
+}
+
+func signCompacts(ctx context.Context, key *keys.ActiveKey, alg string, payload []byte, d time.Duration) result {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var ops atomic.Int64
@@ -346,7 +404,7 @@ func loadSigning(ctx context.Context, alg string, d time.Duration) (result, erro
 		})
 	}
 	wg.Wait()
-	return result{name: "raw signing " + alg, ops: ops.Load(), elapsed: time.Since(start)}, nil
+	return result{name: "raw signing " + alg, ops: ops.Load(), elapsed: time.Since(start)}
 }
 
 func report(w io.Writer, c loadConfig, phases []result) {

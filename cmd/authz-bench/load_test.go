@@ -1,22 +1,29 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"os/signal"
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMain lets the test binary stand in for authz-bench when the baseline
 // phase re-executes itself as the trivial server.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == trivialServerCommand {
-		if err := serveTrivial(os.Stdout); err != nil {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 			os.Exit(1)
 		}
 		return
@@ -54,16 +61,96 @@ func TestCompareRunsEveryPhaseInRoundsAndPrintsTheRatios(t *testing.T) {
 	}
 }
 
+// TestVersusComparesTwoTokenEndpointsInRounds: each endpoint gets its own
+// secret and the same number of rounds.
+func TestVersusComparesTwoTokenEndpointsInRounds(t *testing.T) {
+	endpoint := func(secret string, hits *atomic.Int64) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, got, _ := r.BasicAuth(); got != secret {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			hits.Add(1)
+			_, _ = w.Write([]byte(`{"access_token":"x"}`))
+		}))
+	}
+	var aHits, bHits atomic.Int64
+	a, b := endpoint("secret-a", &aHits), endpoint("secret-b", &bHits)
+	defer a.Close()
+	defer b.Close()
+	var out, errs bytes.Buffer
+	err := run(context.Background(), []string{"run", "--token-url", a.URL, "--client-id", "c", "--client-secret", "secret-a",
+		"--versus-token-url", b.URL, "--versus-client-secret", "secret-b", "--workers", "2", "--duration", "200ms", "--rounds", "3"}, &out, &errs)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	report := out.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^\s+token endpoint\s+[1-9]\d*\s.*\s0$`),
+		regexp.MustCompile(`(?m)^\s+versus endpoint\s+[1-9]\d*\s.*\s0$`),
+		regexp.MustCompile(`ratio versus endpoint ÷ token endpoint = \d+\.\d\d`),
+		regexp.MustCompile(`ratio p99 versus endpoint ÷ token endpoint = \d+\.\d\d`),
+	} {
+		if !want.MatchString(report) {
+			t.Errorf("report lacks %s:\n%s", want, report)
+		}
+	}
+	if aHits.Load() == 0 || bHits.Load() == 0 {
+		t.Errorf("hits: %d and %d", aHits.Load(), bHits.Load())
+	}
+}
+
 func TestRunRefusesTargetsBeyondLoopbackAndUnboundedRuns(t *testing.T) {
 	for _, args := range [][]string{
 		{"run", "--target", "jwks", "--jwks-url", "http://example.com/jwks.json"},
 		{"run", "--target", "jwks", "--jwks-url", "http://127.0.0.1:1/", "--duration", "1h"},
 		{"run", "--target", "jwks", "--jwks-url", "http://127.0.0.1:1/", "--workers", "100000"},
 		{"run", "--target", "jwks", "--jwks-url", "http://127.0.0.1:1/", "--compare", "--rounds", "1000"},
+		{"run", "--token-url", "http://127.0.0.1:1/", "--client-id", "c", "--client-secret", "s", "--versus-token-url", "http://example.com/token"},
 	} {
 		var out, errs bytes.Buffer
 		if err := run(context.Background(), args, &out, &errs); err == nil {
 			t.Errorf("%s: accepted", strings.Join(args, " "))
 		}
+	}
+}
+
+// TestTrivialServerStopsOnSIGTERM: a script that starts it as a sink (the
+// OTLP exporter's, in run-benchmarks.sh) stops it the usual way.
+func TestTrivialServerStopsOnSIGTERM(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, trivialServerCommand)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+strings.TrimSpace(addr)+"/v1/traces", "application/x-protobuf", strings.NewReader("x"))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the trivial server does not answer: %v", err)
+	}
+	resp.Body.Close()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the trivial server ignores SIGTERM")
 	}
 }

@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "seed":
 		return runSeed(ctx, args[1:], stdout, stderr)
 	case trivialServerCommand:
-		return serveTrivial(stdout)
+		return serveTrivial(ctx, stdout)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

@@ -19,11 +19,12 @@ authz=$work/authz
 bench=$work/authz-bench
 
 # start_server NAME ARGS...: runs authz serve on free loopback ports and sets
-# PUBLIC and ADMIN.
+# PUBLIC, ADMIN and SERVER_PID.
 start_server() {
   local name=$1; shift
   "$authz" serve --public-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --log-format json --insecure-http "$@" \
     >"$work/$name.out" 2>"$work/$name.err" &
+  SERVER_PID=$!
   for _ in $(seq 100); do
     if grep -q '"listener":"admin"' "$work/$name.err" 2>/dev/null; then break; fi
     sleep 0.1
@@ -100,7 +101,7 @@ YAML
 }
 
 run() {
-  echo "\$ authz-bench run $*" | sed "s/$ES_SECRET/\$ES_SECRET/; s/$RS_SECRET/\$RS_SECRET/; s/$KC_SECRET/\$KC_SECRET/; s/$KC_ES_SECRET/\$KC_ES_SECRET/"
+  echo "\$ authz-bench run $*" | sed "s/$ES_SECRET/\$ES_SECRET/; s/$RS_SECRET/\$RS_SECRET/; s/$KC_SECRET/\$KC_SECRET/; s/$KC_ES_SECRET/\$KC_ES_SECRET/; s/${UNTRACED_SECRET:-none}/\$UNTRACED_SECRET/"
   "$bench" run --duration "${secs}s" "$@"
   echo
 }
@@ -109,6 +110,7 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 echo
 echo "== memory store"
 start_server memory
+memory_pid=$SERVER_PID
 setup "$(grep -oP 'client_id:\s+\K\S+' "$work/memory.out")" "$(grep -oP 'client_secret:\s+\K\S+' "$work/memory.out")"
 run --compare --rounds 3 --alg RS256 --token-url "$PUBLIC/issuers/bench-rs256/token" --client-id bench-rs --client-secret "$RS_SECRET" | tee "$work/rs-memory.txt"
 run --compare --rounds 3 --alg ES256 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET" | tee "$work/es-memory.txt"
@@ -121,7 +123,23 @@ run --compare --rounds 3 --target jwks --jwks-url "$PUBLIC/realms/bench-kc-es/pr
 half=$(awk '/^ +token endpoint/ {printf "%d", $3/2}' "$work/es-memory.txt")
 echo "== ES256 latency at half the maximum throughput ($half tokens/s)"
 run --rate "$half" --workers 64 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET"
-kill %1; wait %1 2>/dev/null || true
+
+# Tracing: the server above (no OTEL_* set) against one exporting every span,
+# then a tenth of them, over OTLP/HTTP to a sink that accepts and drops them.
+"$bench" trivial-server >"$work/sink.addr" &
+sink_pid=$!
+for _ in $(seq 50); do [ -s "$work/sink.addr" ] && break; sleep 0.1; done
+UNTRACED_PUBLIC=$PUBLIC UNTRACED_SECRET=$ES_SECRET
+for sampler in always_on traceidratio; do
+  echo "== tracing off (token endpoint) and on (versus endpoint), OTEL_TRACES_SAMPLER=parentbased_$sampler (a ratio of 0.1)"
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://$(cat "$work/sink.addr") OTEL_TRACES_SAMPLER=parentbased_$sampler OTEL_TRACES_SAMPLER_ARG=0.1 \
+    start_server "traced-$sampler"
+  setup "$(grep -oP 'client_id:\s+\K\S+' "$work/traced-$sampler.out")" "$(grep -oP 'client_secret:\s+\K\S+' "$work/traced-$sampler.out")"
+  run --rounds 3 --token-url "$UNTRACED_PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$UNTRACED_SECRET" \
+    --versus-token-url "$PUBLIC/issuers/bench-es256/token" --versus-client-secret "$ES_SECRET" | tee "$work/tracing-$sampler.txt"
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+done
+kill "$sink_pid" "$memory_pid"; wait "$sink_pid" "$memory_pid" 2>/dev/null || true
 
 echo "== PostgreSQL store"
 psql "$admin_db" -qc 'drop database if exists authz_bench with (force)' -c 'create database authz_bench'
@@ -129,6 +147,7 @@ kek=$(head -c 32 /dev/urandom | base64)
 export AUTHZ_DATABASE_URL=$bench_db AUTHZ_KEK=$kek
 boot=$("$authz" bootstrap)
 start_server postgres
+postgres_pid=$SERVER_PID
 setup "$(echo "$boot" | grep -oP 'client_id:\s+\K\S+')" "$(echo "$boot" | grep -oP 'client_secret:\s+\K\S+')"
 run --compare --rounds 3 --alg ES256 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$ES_SECRET" | tee "$work/es-postgres.txt"
 
@@ -145,11 +164,19 @@ warm
 run --clients 1000 --rate "$half" --workers 64 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret | tee "$work/1m.txt"
 psql "$bench_db" -Atc "select 'registered clients: ' || count(*) from clients"
 
+echo "== resident memory: 1 M registered clients, 150,000 of them asking (more than the client cache's 100,000 bound)"
+grep -E '^(VmRSS|VmHWM)' "/proc/$postgres_pid/status" | sed 's/^/before: /'
+"$bench" run --duration 30s --clients 150000 --token-url "$PUBLIC/issuers/bench-es256/token" --client-id bench-x --client-secret seeded-secret | tee "$work/spread.txt"
+grep -E '^(VmRSS|VmHWM)' "/proc/$postgres_pid/status" | sed 's/^/after: /' | tee "$work/rss.txt"
+
 echo "== summary"
 mem=$(awk '/^ +token endpoint/ {print $3}' "$work/es-memory.txt"); pg=$(awk '/^ +token endpoint/ {print $3}' "$work/es-postgres.txt")
 echo "$pg $mem" | awk '{printf "ES256 PostgreSQL ÷ memory tokens/s: %.2f (%d ÷ %d)\n", $1/$2, $1, $2}'
 p1k=$(awk '/^ +token endpoint/ {print $6}' "$work/1k.txt" | tr -d ms); p1m=$(awk '/^ +token endpoint/ {print $6}' "$work/1m.txt" | tr -d ms)
 echo "$p1m $p1k" | awk '{printf "token p99 with 1 M ÷ with 1 k clients: %.2f (%sms ÷ %sms)\n", $1/$2, $1, $2}'
+for sampler in always_on traceidratio; do
+  awk -v s="$sampler" '/^ratio versus endpoint ÷/ {printf "ES256 tokens/s, tracing on (parentbased_%s) ÷ off: %s\n", s, $NF}' "$work/tracing-$sampler.txt"
+done
 # rate FILE PHASE: a phase's ops/s in a --compare run: the first number on
 # the row that starts with the phase's name.
 rate() { awk -v phase="$2" 'index($0, phase) && $1" "$2 == phase {for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+$/) {print $i; exit}}' "$work/$1"; }

@@ -284,7 +284,7 @@ func TestServeRefusesAnotherKEKForStoredKeys(t *testing.T) {
 	p.stop(t)
 
 	code, out := runAuthz(t, []string{"AUTHZ_DATABASE_URL=" + databaseURL, "AUTHZ_KEK=" + newKEKBase64(t)},
-		"serve", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+		"serve", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--public-url", "https://auth.example.test")
 	if code != 1 || !strings.Contains(out, "key-encryption key that is not configured") {
 		t.Fatalf("serve with the wrong KEK: exit %d, output:\n%s", code, out)
 	}
@@ -306,7 +306,7 @@ func TestServeConfigErrorsAreClear(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, out := runAuthz(t, tc.env, append([]string{"serve", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, tc.args...)...)
+			code, out := runAuthz(t, tc.env, append([]string{"serve", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--public-url", "https://auth.example.test"}, tc.args...)...)
 			if code != tc.wantCode || !strings.Contains(out, tc.wantText) {
 				t.Fatalf("exit %d (want %d), output:\n%s", code, tc.wantCode, out)
 			}

@@ -59,7 +59,7 @@ func TestRekeyMovesKeysToANewKEK(t *testing.T) {
 	}
 	// The old KEK alone no longer opens anything: a clear start-up error.
 	code, out = runAuthz(t, []string{"AUTHZ_DATABASE_URL=" + databaseURL, "AUTHZ_KEK=" + oldKEK},
-		"serve", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+		"serve", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--public-url", "https://auth.example.test")
 	if code != 1 || !strings.Contains(out, "key-encryption key that is not configured") {
 		t.Fatalf("serve with only the retired KEK: exit %d\n%s", code, out)
 	}

@@ -64,7 +64,7 @@ func TestNoCommandPrintsASecretFromTheEnvironment(t *testing.T) {
 	}
 	// Commands that reach the database fail on it without naming the
 	// password.
-	for _, args := range [][]string{{"migrate"}, {"bootstrap"}, {"keys", "rekey"}, {"serve", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}} {
+	for _, args := range [][]string{{"migrate"}, {"bootstrap"}, {"keys", "rekey"}, {"serve", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--public-url", "https://auth.example.test"}} {
 		code, out, errOut := c.exec(args...)
 		if code == 0 {
 			t.Errorf("authz %s succeeded against a closed port:\n%s%s", strings.Join(args, " "), out, errOut)

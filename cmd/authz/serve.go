@@ -49,6 +49,7 @@ type serveConfig struct {
 	databaseWait       time.Duration
 	limits             listener.Limits
 	tlsCert, tlsKey    string
+	tlsReloadInterval  time.Duration
 	insecureHTTP       bool
 	allowPrivateJWKS   bool
 	failuresPerClient  int
@@ -111,8 +112,9 @@ vanishes on exit, and it prints an admin client's credentials to get started.`,
 	str(&c.trustedProxies, "trusted-proxies", "AUTHZ_TRUSTED_PROXIES", "", "comma-separated CIDR prefixes of load balancers and proxies whose X-Forwarded-For is believed: behind them, the caller is the right-most address they did not add")
 	dur(&c.databaseWait, "database-wait", "AUTHZ_DATABASE_WAIT", time.Minute, "how long start-up waits for an unreachable database, retrying with a backoff of up to 5s (0: not at all)")
 	dur(&c.shutdownTimeout, "shutdown-timeout", "AUTHZ_SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
-	str(&c.tlsCert, "tls-cert", "AUTHZ_TLS_CERT", "", "PEM certificate (chain) file: serve both listeners over TLS; reloaded on SIGHUP")
+	str(&c.tlsCert, "tls-cert", "AUTHZ_TLS_CERT", "", "PEM certificate (chain) file: serve both listeners over TLS; reloaded when it changes and on SIGHUP")
 	str(&c.tlsKey, "tls-key", "AUTHZ_TLS_KEY", "", "PEM private key file of --tls-cert")
+	dur(&c.tlsReloadInterval, "tls-reload-interval", "AUTHZ_TLS_RELOAD_INTERVAL", time.Minute, "how often to check whether the --tls-cert and --tls-key files changed, and load them if so (a renewed Kubernetes Secret; 0: on SIGHUP only)")
 	flag(&c.insecureHTTP, "insecure-http", "AUTHZ_INSECURE_HTTP", "allow a public URL that is not https outside development mode (tokens and secrets would cross the network in clear)")
 	num(&c.failuresPerClient, "auth-failures-per-client", "AUTHZ_AUTH_FAILURES_PER_CLIENT", 10, "failed client authentications a minute per client_id and source address before 429 (0: no limit)")
 	num(&c.failuresPerAddress, "auth-failures-per-address", "AUTHZ_AUTH_FAILURES_PER_ADDRESS", 600, "failed client authentications and unknown issuer names a minute per source address before 429 (0: no limit); see --trusted-proxies")
@@ -162,6 +164,13 @@ func (c *serveConfig) check() (slog.Level, error) {
 	}
 	if c.database.url != "" && c.database.kek == "" {
 		return level, usagef("--kek (or $AUTHZ_KEK) is required with a database: generate one with `openssl rand -base64 32`")
+	}
+	// Every token's iss and every issuer URL start with the public URL: one
+	// made from the listener (https://localhost:8080) would have gateways
+	// elsewhere reject every token, so outside development mode and tests
+	// (--insecure-http) it must be said.
+	if c.database.url != "" && c.publicURL == "" && !c.insecureHTTP {
+		return level, usagef("--public-url (or $AUTHZ_PUBLIC_URL) is required with a database: the https URL gateways and clients reach this server at")
 	}
 	return level, nil
 }
@@ -248,7 +257,7 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
-		go cert.ReloadOn(hup, log)
+		go cert.Watch(ctx, hup, cfg.tlsReloadInterval, log)
 	}
 	publicURL := cfg.publicURL
 	if publicURL == "" {
@@ -303,12 +312,19 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 	if devMode {
 		printDevBanner(a.stdout, publicURL, scheme+"://"+listener.ReachableAddr(adminLn.Addr()), devAdmin)
 	}
-	publicHandler := tr.Handler("public", mx.Instrument("public", append(public.Routes(), kc.Routes()...), kc.Around(public.Handler())))
+	// Metrics and traces see every answer, the listeners' own refusals too.
+	observe := func(name string, known []route.Known) func(http.Handler) http.Handler {
+		return func(h http.Handler) http.Handler { return tr.Handler(name, mx.Instrument(name, known, h)) }
+	}
 	adminMux, adminRoutes := adminHandler(admin, mx)
 	err = listener.Serve(ctx, listener.Config{Limits: cfg.limits, Proxies: proxies, Certificate: cert, ShutdownTimeout: cfg.shutdownTimeout, Logger: log},
-		listener.Endpoint{Name: "public", Listener: publicLn, Handler: publicHandler, MaxBodyBytes: issuer.DefaultMaxRequestBytes},
-		listener.Endpoint{Name: "admin", Listener: adminLn, Handler: tr.Handler("admin", mx.Instrument("admin", adminRoutes, adminMux)),
-			MaxBodyBytes: api.MaxBodyBytes, OwnBodyPaths: []string{api.ImportPath}, Refuse: api.Refuse},
+		// The probes answer even at the request limit: a busy node that
+		// failed them would be restarted or taken out of the load balancer
+		// just when capacity is short. Neither costs a query of its own.
+		listener.Endpoint{Name: "public", Listener: publicLn, Handler: kc.Around(public.Handler()), MaxBodyBytes: issuer.DefaultMaxRequestBytes,
+			UnlimitedPaths: []string{"/healthz", "/readyz"}, Observe: observe("public", append(public.Routes(), kc.Routes()...))},
+		listener.Endpoint{Name: "admin", Listener: adminLn, Handler: adminMux,
+			MaxBodyBytes: api.MaxBodyBytes, OwnBodyPaths: []string{api.ImportPath}, Refuse: api.Refuse, Observe: observe("admin", adminRoutes)},
 	)
 	if err != nil {
 		return err
