@@ -131,7 +131,7 @@ sink_pid=$!
 for _ in $(seq 50); do [ -s "$work/sink.addr" ] && break; sleep 0.1; done
 UNTRACED_PUBLIC=$PUBLIC UNTRACED_SECRET=$ES_SECRET
 for sampler in always_on traceidratio; do
-  echo "== tracing off (token endpoint) and on (versus endpoint), OTEL_TRACES_SAMPLER=parentbased_$sampler (a ratio of 0.1)"
+  echo "== tracing off (token endpoint) and on (versus endpoint), OTEL_TRACES_SAMPLER=parentbased_$sampler (OTEL_TRACES_SAMPLER_ARG=0.1)"
   OTEL_EXPORTER_OTLP_ENDPOINT=http://$(cat "$work/sink.addr") OTEL_TRACES_SAMPLER=parentbased_$sampler OTEL_TRACES_SAMPLER_ARG=0.1 \
     start_server "traced-$sampler"
   setup "$(grep -oP 'client_id:\s+\K\S+' "$work/traced-$sampler.out")" "$(grep -oP 'client_secret:\s+\K\S+' "$work/traced-$sampler.out")"
