@@ -100,7 +100,7 @@ func (m *Manager) apply(issuerName string, p plan, keys []store.SigningKey) ([]s
 		}
 	}
 	if p.create != "" {
-		k, err := m.newSealedKey(issuerName, p.createAlg, p.create)
+		k, err := m.NewSealedKey(issuerName, p.createAlg, p.create)
 		if err != nil {
 			return nil, err
 		}
@@ -303,7 +303,10 @@ func (m *Manager) load(iss store.Issuer, stored []store.SigningKey) error {
 	return nil
 }
 
-func (m *Manager) newSealedKey(issuerName, alg string, state store.KeyState) (store.SigningKey, error) {
+// NewSealedKey generates a key for issuerName and returns its stored form,
+// sealed under the KEK, in state; it stores nothing (authz-bench seed stores
+// many at once).
+func (m *Manager) NewSealedKey(issuerName, alg string, state store.KeyState) (store.SigningKey, error) {
 	priv, err := Generate(alg)
 	if err != nil {
 		return store.SigningKey{}, err

@@ -264,31 +264,38 @@ func drive(ctx context.Context, name string, next requestFactory, workers int, d
 	samples := make([][]time.Duration, workers)
 	start := time.Now()
 	// With a rate, request n is due at start + n/rate, whoever sends it: an
-	// open-loop schedule that neither drops nor bunches requests.
-	wait := func() bool {
+	// open-loop schedule that neither drops nor bunches requests. Its
+	// latency counts from when it was due, not from when a worker got to
+	// send it: a request that waited for a free worker waited as a real
+	// client's would have, and leaving that out would hide exactly the
+	// queueing a slow answer causes (coordinated omission).
+	wait := func() (due time.Time, ok bool) {
 		if rate <= 0 {
-			return ctx.Err() == nil
+			return time.Now(), ctx.Err() == nil
 		}
-		due := start.Add(time.Duration(scheduled.Add(1)) * time.Second / time.Duration(rate))
+		due = start.Add(time.Duration(scheduled.Add(1)) * time.Second / time.Duration(rate))
 		if d := time.Until(due); d > 0 {
 			select {
 			case <-ctx.Done():
-				return false
+				return due, false
 			case <-time.After(d):
 			}
 		}
-		return ctx.Err() == nil
+		return due, ctx.Err() == nil
 	}
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for i := w; wait(); i += workers {
+			for i := w; ; i += workers {
+				due, ok := wait()
+				if !ok {
+					return
+				}
 				req, err := next(i)
 				if err != nil {
 					errs.Add(1)
 					return
 				}
-				t0 := time.Now()
 				resp, err := client.Do(req.WithContext(ctx))
 				if err != nil {
 					if ctx.Err() == nil {
@@ -298,7 +305,7 @@ func drive(ctx context.Context, name string, next requestFactory, workers int, d
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				samples[w] = append(samples[w], time.Since(t0))
+				samples[w] = append(samples[w], time.Since(due))
 				if resp.StatusCode != http.StatusOK {
 					errs.Add(1)
 					continue

@@ -154,3 +154,23 @@ func TestTrivialServerStopsOnSIGTERM(t *testing.T) {
 		t.Fatal("the trivial server ignores SIGTERM")
 	}
 }
+
+// TestRateLatencyCountsFromTheScheduledSendTime: with a rate one worker
+// cannot keep, requests queue in the load tool, and their latency must show
+// it (coordinated omission). The target takes 40 ms; one worker at 100
+// requests a second sends its fifth request at the earliest 160 ms after
+// it was due, so some latency is far above 40 ms.
+func TestRateLatencyCountsFromTheScheduledSendTime(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(40 * time.Millisecond)
+	}))
+	defer target.Close()
+	next := func(int) (*http.Request, error) { return http.NewRequest(http.MethodGet, target.URL, nil) }
+	r := drive(context.Background(), "slow", next, 1, 400*time.Millisecond, 100)
+	if len(r.latencies) < 5 {
+		t.Fatalf("only %d requests completed", len(r.latencies))
+	}
+	if worst := r.latencies[len(r.latencies)-1]; worst < 150*time.Millisecond {
+		t.Errorf("the slowest request took %v from its due time: the queueing in the load tool is hidden", worst)
+	}
+}

@@ -1273,6 +1273,51 @@ func (s *Store) ImportClients(ctx context.Context, n int, client func(i int) sto
 	return nil
 }
 
+// ImportIssuers loads n issuers, each with its signing keys, in one
+// transaction through COPY, for benchmarks of many tenants (authz-bench
+// seed --issuers). Like ImportClients it skips the change triggers, which
+// needs a superuser, and sends one notification that everything changed.
+func (s *Store) ImportIssuers(ctx context.Context, n int, issuer func(i int) (store.Issuer, []store.SigningKey)) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `set local session_replication_role = replica`); err != nil {
+			return fmt.Errorf("skip change triggers (needs a superuser): %w", err)
+		}
+		var keys []store.SigningKey
+		i := 0
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"issuers"},
+			[]string{"name", "description", "available_scopes", "client_roles", "audience", "token_lifetime_seconds",
+				"signing_algorithm", "client_authenticators", "key_rotation_seconds", "key_publish_lead_seconds", "key_retire_seconds",
+				"url_style", "anonymous_registration"},
+			pgx.CopyFromFunc(func() ([]any, error) {
+				if i == n {
+					return nil, nil
+				}
+				iss, issKeys := issuer(i)
+				i++
+				keys = append(keys, issKeys...)
+				return issuerValues(iss), nil
+			})); err != nil {
+			return fmt.Errorf("copy issuers: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"signing_keys"},
+			[]string{"kid", "issuer_name", "algorithm", "state", "public_jwk", "sealed_private_key", "kek_id",
+				"activate_at", "activated_at", "retired_at", "delete_at"},
+			pgx.CopyFromSlice(len(keys), func(j int) ([]any, error) {
+				k := keys[j]
+				return []any{k.ID, k.IssuerName, k.Algorithm, string(k.State), k.PublicJWK, k.SealedPrivateKey, k.KEKID,
+					nullTime(k.ActivateAt), nullTime(k.ActivatedAt), nullTime(k.RetiredAt), nullTime(k.DeleteAt)}, nil
+			})); err != nil {
+			return fmt.Errorf("copy signing keys: %w", err)
+		}
+		_, err := tx.Exec(ctx, `select pg_notify($1, '{"kind":"all"}')`, changesChannel)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("import issuers: %w", mapError(err))
+	}
+	return nil
+}
+
 // RecordAssertion remembers a jti; the primary key refuses a second use.
 func (s *Store) RecordAssertion(ctx context.Context, issuerName, clientID, jti string, expiresAt time.Time) error {
 	if _, err := s.pool.Exec(ctx, `
