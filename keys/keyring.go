@@ -79,6 +79,9 @@ func (j *JWKS) PublicKey(kid string) (jose.JSONWebKey, bool) {
 type issuerKeys struct {
 	active *ActiveKey
 	jwks   *JWKS
+	// source is the digest of the stored keys (and JWKS lifetime) this
+	// entry was built from: a reload of the same set is skipped.
+	source [sha256.Size]byte
 }
 
 // Keyring holds every issuer's signing key and published key set in memory,
@@ -105,6 +108,14 @@ func (r *Keyring) JWKS(issuerName string) (*JWKS, bool) {
 	defer r.mu.RUnlock()
 	j := r.issuers[issuerName].jwks
 	return j, j != nil
+}
+
+// source is the digest an issuer's entry was built from.
+func (r *Keyring) source(issuerName string) ([sha256.Size]byte, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	k, ok := r.issuers[issuerName]
+	return k.source, ok
 }
 
 func (r *Keyring) forget(issuerName string) {

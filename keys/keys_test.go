@@ -624,3 +624,43 @@ func TestECDSAJWSSignatureRefusesMalformedASN1(t *testing.T) {
 		t.Fatalf("small values: %x, %v", sig, err)
 	}
 }
+
+// TestKeyPollSkipsUnchangedKeySets: a poll that finds an issuer's keys as
+// they were keeps the loaded entry instead of opening every private key
+// again; any change to the keys, or to the JWKS lifetime, rebuilds it.
+func TestKeyPollSkipsUnchangedKeySets(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": ES256})
+	ctx := context.Background()
+	h.reconcile(t, "payments")
+	active, _ := h.ring.Active("payments")
+	jwks, _ := h.ring.JWKS("payments")
+	if err := h.m.SyncAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := h.ring.Active("payments"); again != active {
+		t.Error("an unchanged key set was opened again")
+	}
+	if again, _ := h.ring.JWKS("payments"); again != jwks {
+		t.Error("an unchanged key set's JWKS was rebuilt")
+	}
+
+	if err := h.m.RotateNow(ctx, "payments"); err != nil {
+		t.Fatal(err)
+	}
+	rotated, _ := h.ring.JWKS("payments")
+	if rotated == jwks || len(published(t, h.ring, "payments")) != 2 {
+		t.Error("a new pending key did not reach the JWKS")
+	}
+
+	iss, _ := h.st.GetIssuer(ctx, "payments")
+	iss.KeyPublishLead = 3 * time.Hour
+	if _, _, err := h.st.PutIssuer(ctx, iss, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.Sync(ctx, "payments"); err != nil {
+		t.Fatal(err)
+	}
+	if lead, _ := h.ring.JWKS("payments"); lead == rotated {
+		t.Error("a new JWKS lifetime did not rebuild the key set")
+	}
+}

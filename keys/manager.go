@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -266,7 +268,15 @@ func (m *Manager) loadIssuer(ctx context.Context, iss store.Issuer) error {
 // published, because the gateway plugin in the field converts every key in
 // the set as RSA and one other key breaks verification for all tokens.
 func (m *Manager) load(iss store.Issuer, stored []store.SigningKey) error {
-	var next issuerKeys
+	maxAge := m.ScheduleFor(iss).JWKSMaxAge()
+	// Key polls reload every issuer: opening each private key again and
+	// rebuilding each key set when nothing changed cost most of a core at
+	// 100,000 issuers (BENCHMARKS.md, tenant scale).
+	source := keySetDigest(stored, maxAge)
+	if loaded, ok := m.ring.source(iss.Name); ok && loaded == source {
+		return nil
+	}
+	next := issuerKeys{source: source}
 	activeIsRSA := false
 	for _, sk := range stored {
 		if sk.State != store.KeyActive {
@@ -296,11 +306,38 @@ func (m *Manager) load(iss store.Issuer, stored []store.SigningKey) error {
 		published = append(published, pub)
 	}
 	var err error
-	if next.jwks, err = newJWKS(published, m.ScheduleFor(iss).JWKSMaxAge()); err != nil {
+	if next.jwks, err = newJWKS(published, maxAge); err != nil {
 		return err
 	}
 	m.ring.set(iss.Name, next)
 	return nil
+}
+
+// keySetDigest is the digest of everything load reads: every stored field
+// of every key, and the JWKS lifetime.
+func keySetDigest(stored []store.SigningKey, maxAge time.Duration) [sha256.Size]byte {
+	h := sha256.New()
+	field := func(b []byte) {
+		_ = binary.Write(h, binary.BigEndian, uint32(len(b)))
+		h.Write(b)
+	}
+	instant := func(t time.Time) { _ = binary.Write(h, binary.BigEndian, t.UnixNano()) }
+	_ = binary.Write(h, binary.BigEndian, int64(maxAge))
+	for _, k := range stored {
+		field([]byte(k.ID))
+		field([]byte(k.IssuerName))
+		field([]byte(k.Algorithm))
+		field([]byte(k.State))
+		field(k.PublicJWK)
+		field(k.SealedPrivateKey)
+		field([]byte(k.KEKID))
+		for _, t := range []time.Time{k.CreatedAt, k.ActivateAt, k.ActivatedAt, k.RetiredAt, k.DeleteAt} {
+			instant(t)
+		}
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // NewSealedKey generates a key for issuerName and returns its stored form,
