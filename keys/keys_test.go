@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -662,5 +663,63 @@ func TestKeyPollSkipsUnchangedKeySets(t *testing.T) {
 	}
 	if lead, _ := h.ring.JWKS("payments"); lead == rotated {
 		t.Error("a new JWKS lifetime did not rebuild the key set")
+	}
+}
+
+// readCounter is the memory store, counting its per-issuer key reads.
+type readCounter struct {
+	*memory.Store
+	perIssuer, all atomic.Int64
+}
+
+func (c *readCounter) ListSigningKeys(ctx context.Context, issuerName string) ([]store.SigningKey, error) {
+	c.perIssuer.Add(1)
+	return c.Store.ListSigningKeys(ctx, issuerName)
+}
+
+func (c *readCounter) ListAllSigningKeys(ctx context.Context) (map[string][]store.SigningKey, error) {
+	c.all.Add(1)
+	return c.Store.ListAllSigningKeys(ctx)
+}
+
+// TestRotationCheckReadsPerIssuerOnlyWhatIsDue: with many issuers and
+// nothing due, a check is one read of all keys, not one per issuer; when
+// transitions fall due, exactly those issuers are reconciled.
+func TestRotationCheckReadsPerIssuerOnlyWhatIsDue(t *testing.T) {
+	issuers := map[string]string{}
+	for i := range 50 {
+		issuers[fmt.Sprintf("tenant-%02d", i)] = ES256
+	}
+	h := newHarness(t, issuers)
+	counted := &readCounter{Store: h.st}
+	h.m = NewManager(counted, h.sealer, h.ring, testSchedule, h.clock.now)
+	r := NewRotator(h.m, h.st, time.Hour, nil)
+	var advanced atomic.Int64
+	r.OnAdvance = func(string) { advanced.Add(1) }
+	ctx := context.Background()
+
+	r.reconcileAll(ctx) // first keys for everyone
+	if advanced.Load() != 50 {
+		t.Fatalf("first check advanced %d issuers, want 50", advanced.Load())
+	}
+	counted.perIssuer.Store(0)
+	counted.all.Store(0)
+	h.clock.advance(time.Minute)
+	r.reconcileAll(ctx)
+	if n := counted.perIssuer.Load(); n != 0 || counted.all.Load() != 1 || advanced.Load() != 50 {
+		t.Errorf("a check with nothing due read %d issuers' keys one by one and all keys %d times", n, counted.all.Load())
+	}
+
+	// Past the rotation period less the lead, every issuer publishes a
+	// successor.
+	h.clock.advance(testSchedule.RotationPeriod - testSchedule.PublishLead)
+	r.reconcileAll(ctx)
+	if advanced.Load() != 100 {
+		t.Errorf("%d issuers advanced in all, want 100", advanced.Load())
+	}
+	for name := range issuers {
+		if len(published(t, h.ring, name)) != 2 {
+			t.Fatalf("issuer %s publishes %d keys, want its successor too", name, len(published(t, h.ring, name)))
+		}
 	}
 }

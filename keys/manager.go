@@ -23,6 +23,7 @@ type KeyStore interface {
 	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
 	ListIssuers(ctx context.Context, page store.Page) ([]store.Issuer, error)
 	ListSigningKeys(ctx context.Context, issuerName string) ([]store.SigningKey, error)
+	ListAllSigningKeys(ctx context.Context) (map[string][]store.SigningKey, error)
 	UpdateSigningKeys(ctx context.Context, issuerName string, update func([]store.SigningKey) ([]store.SigningKey, error)) ([]store.SigningKey, error)
 }
 
@@ -236,21 +237,46 @@ func (m *Manager) Sync(ctx context.Context, issuerName string) error {
 }
 
 // SyncAll reloads every issuer's keys and forgets issuers that are gone,
-// for start-up and for when change notifications may have been missed.
+// for start-up and for when change notifications may have been missed. It
+// reads the issuers and all their keys in two queries, whatever their
+// number.
 func (m *Manager) SyncAll(ctx context.Context) error {
-	issuers, err := m.store.ListIssuers(ctx, store.Page{})
+	issuers, all, err := m.listAll(ctx)
 	if err != nil {
 		return err
 	}
 	live := make(map[string]bool, len(issuers))
 	for _, iss := range issuers {
 		live[iss.Name] = true
-		if err := m.loadIssuer(ctx, iss); err != nil {
+		if err := m.load(iss, all[iss.Name]); err != nil {
 			return fmt.Errorf("load keys of issuer %q: %w", iss.Name, err)
 		}
 	}
 	m.ring.retain(live)
 	return nil
+}
+
+// listAll reads every issuer and every issuer's keys. An issuer created
+// between the two reads shows no keys; its change notification loads them.
+func (m *Manager) listAll(ctx context.Context) ([]store.Issuer, map[string][]store.SigningKey, error) {
+	issuers, err := m.store.ListIssuers(ctx, store.Page{})
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := m.store.ListAllSigningKeys(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return issuers, all, nil
+}
+
+// due says whether Reconcile has anything to do for an issuer whose stored
+// keys are these: a transition, or a first load into the keyring.
+func (m *Manager) due(iss store.Issuer, keys []store.SigningKey) bool {
+	if _, loaded := m.ring.JWKS(iss.Name); !loaded {
+		return true
+	}
+	return !planRotation(m.now(), m.ScheduleFor(iss), iss.SigningAlgorithm, keys).empty()
 }
 
 // loadIssuer reads an issuer's keys from the store, opens them, and

@@ -415,6 +415,10 @@ type Store interface {
 
 	// ListSigningKeys returns an issuer's keys, oldest first.
 	ListSigningKeys(ctx context.Context, issuerName string) ([]SigningKey, error)
+	// ListAllSigningKeys returns every issuer's keys by issuer name, each
+	// issuer's oldest first, in one read: key polls and rotation checks
+	// over many issuers.
+	ListAllSigningKeys(ctx context.Context) (map[string][]SigningKey, error)
 	// UpdateSigningKeys hands update the issuer's keys and stores the set it
 	// returns: keys left out are deleted, new ids are inserted (CreatedAt is
 	// set by the store), others are updated. Writers of one issuer's keys

@@ -646,6 +646,20 @@ func (s *Store) ListSigningKeys(_ context.Context, issuerName string) ([]store.S
 	return s.keysOf(issuerName), nil
 }
 
+// ListAllSigningKeys returns every issuer's keys by issuer name.
+func (s *Store) ListAllSigningKeys(_ context.Context) (map[string][]store.SigningKey, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	all := map[string][]store.SigningKey{}
+	for _, k := range s.keys {
+		all[k.IssuerName] = append(all[k.IssuerName], copyKey(k))
+	}
+	for _, keys := range all {
+		slices.SortFunc(keys, oldestFirst)
+	}
+	return all, nil
+}
+
 // UpdateSigningKeys rewrites an issuer's keys atomically.
 func (s *Store) UpdateSigningKeys(_ context.Context, issuerName string, update func([]store.SigningKey) ([]store.SigningKey, error)) ([]store.SigningKey, error) {
 	s.mu.Lock()
@@ -824,10 +838,12 @@ func (s *Store) keysOf(issuerName string) []store.SigningKey {
 			out = append(out, copyKey(k))
 		}
 	}
-	slices.SortFunc(out, func(a, b store.SigningKey) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
+	slices.SortFunc(out, oldestFirst)
 	return out
+}
+
+func oldestFirst(a, b store.SigningKey) int {
+	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 }
 
 // TryLock takes a named lock within this process, which is the whole

@@ -861,16 +861,36 @@ func listKeys(ctx context.Context, q querier, issuerName string) ([]store.Signin
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.SigningKey, error) {
-		var k store.SigningKey
-		var state string
-		var activateAt, activatedAt, retiredAt, deleteAt *time.Time
-		err := row.Scan(&k.ID, &k.IssuerName, &k.Algorithm, &state, &k.PublicJWK, &k.SealedPrivateKey, &k.KEKID, &k.CreatedAt,
-			&activateAt, &activatedAt, &retiredAt, &deleteAt)
-		k.State = store.KeyState(state)
-		k.ActivateAt, k.ActivatedAt, k.RetiredAt, k.DeleteAt = deref(activateAt), deref(activatedAt), deref(retiredAt), deref(deleteAt)
-		return k, err
-	})
+	return pgx.CollectRows(rows, scanKey)
+}
+
+// ListAllSigningKeys returns every issuer's keys by issuer name, in one
+// query.
+func (s *Store) ListAllSigningKeys(ctx context.Context) (map[string][]store.SigningKey, error) {
+	rows, err := s.pool.Query(ctx, `select `+keyColumns+` from signing_keys order by issuer_name, created_at, kid`)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", mapError(err))
+	}
+	keys, err := pgx.CollectRows(rows, scanKey)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", mapError(err))
+	}
+	all := map[string][]store.SigningKey{}
+	for _, k := range keys {
+		all[k.IssuerName] = append(all[k.IssuerName], k)
+	}
+	return all, nil
+}
+
+func scanKey(row pgx.CollectableRow) (store.SigningKey, error) {
+	var k store.SigningKey
+	var state string
+	var activateAt, activatedAt, retiredAt, deleteAt *time.Time
+	err := row.Scan(&k.ID, &k.IssuerName, &k.Algorithm, &state, &k.PublicJWK, &k.SealedPrivateKey, &k.KEKID, &k.CreatedAt,
+		&activateAt, &activatedAt, &retiredAt, &deleteAt)
+	k.State = store.KeyState(state)
+	k.ActivateAt, k.ActivatedAt, k.RetiredAt, k.DeleteAt = deref(activateAt), deref(activatedAt), deref(retiredAt), deref(deleteAt)
+	return k, err
 }
 
 func deref(t *time.Time) time.Time {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClientIDsAreScopedToTheirIssuer", testClientIDsAreScopedToTheirIssuer},
 		{"GetClientReportsNotFound", testGetClientReportsNotFound},
 		{"SigningKeysRoundTrip", testSigningKeysRoundTrip},
+		{"ListAllSigningKeysGroupsByIssuer", testListAllSigningKeysGroupsByIssuer},
 		{"SecondActiveKeyIsRefused", testSecondActiveKeyIsRefused},
 		{"SigningKeyRefusesUnknownIssuer", testSigningKeyRefusesUnknownIssuer},
 		{"StoredRecordsDoNotAliasCallerSlices", testStoredRecordsDoNotAliasCallerSlices},
@@ -286,6 +288,38 @@ func addKey(s store.Store, k store.SigningKey) error {
 		return append(keys, k), nil
 	})
 	return err
+}
+
+func testListAllSigningKeysGroupsByIssuer(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	mustPutIssuer(t, s, sampleIssuer("other"))
+	mustPutIssuer(t, s, sampleIssuer("keyless"))
+	for _, k := range []store.SigningKey{
+		sampleKey("payments", "k1", store.KeyActive),
+		sampleKey("other", "k3", store.KeyActive),
+		sampleKey("payments", "k2", store.KeyPending),
+	} {
+		if err := addKey(s, k); err != nil {
+			t.Fatalf("add %s: %v", k.ID, err)
+		}
+	}
+	all, err := s.ListAllSigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || len(all["keyless"]) != 0 {
+		t.Fatalf("ListAllSigningKeys = %v issuers, want payments and other", len(all))
+	}
+	for _, name := range []string{"payments", "other"} {
+		one, err := s.ListSigningKeys(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(all[name], one) {
+			t.Errorf("ListAllSigningKeys[%s] = %+v, want what ListSigningKeys says: %+v", name, all[name], one)
+		}
+	}
 }
 
 func testSigningKeysRoundTrip(t *testing.T, s store.Store) {
