@@ -121,9 +121,6 @@ type Server struct {
 
 	clientFailures, addressFailures *failureLimiter
 
-	// dbDownSince is when readiness first found the database unreachable,
-	// in Unix nanoseconds; 0 while it answers.
-	dbDownSince atomic.Int64
 	// readiness is /readyz's last look at the database.
 	readiness readinessCheck
 	// skipStoreUntil, in Unix nanoseconds, is set after the store was found
@@ -478,17 +475,14 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	fresh, err := s.databaseReachable(r.Context())
-	now := s.cfg.Now()
-	if err == nil {
-		s.dbDownSince.Store(0)
+	check := s.databaseReachable(r.Context())
+	if check.err == nil {
 		writeJSON(w, map[string]string{"status": "ready"})
 		return
 	}
-	s.dbDownSince.CompareAndSwap(0, now.UnixNano())
-	down := now.Sub(time.Unix(0, s.dbDownSince.Load())).Truncate(time.Second)
-	if fresh {
-		s.cfg.Logger.Warn("database unreachable", "for", down.String(), "err", err.Error())
+	down := s.cfg.Now().Sub(check.downSince).Truncate(time.Second)
+	if check.fresh {
+		s.cfg.Logger.Warn("database unreachable", "for", down.String(), "err", check.err.Error())
 	}
 	if down >= s.cfg.StaleWindow {
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -508,6 +502,16 @@ type readinessCheck struct {
 	checking bool
 	at       time.Time
 	err      error
+	// downSince is when the pings started failing; zero while they pass.
+	downSince time.Time
+}
+
+// readinessAnswer is what databaseReachable found: the last ping's error,
+// since when pings have failed, and whether this call pinged.
+type readinessAnswer struct {
+	err       error
+	downSince time.Time
+	fresh     bool
 }
 
 // readinessInterval is how often /readyz pings the database at most.
@@ -515,22 +519,29 @@ const readinessInterval = time.Second
 
 // databaseReachable pings the store at most once a readinessInterval; calls
 // in between, and calls while a ping is under way, get the last answer at
-// once. fresh says whether this call pinged.
-func (s *Server) databaseReachable(ctx context.Context) (fresh bool, err error) {
+// once.
+func (s *Server) databaseReachable(ctx context.Context) readinessAnswer {
 	c := &s.readiness
 	c.mu.Lock()
 	if c.checking || (!c.at.IsZero() && s.cfg.Now().Sub(c.at) < readinessInterval) {
 		defer c.mu.Unlock()
-		return false, c.err
+		return readinessAnswer{err: c.err, downSince: c.downSince}
 	}
 	c.checking = true
 	c.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	err = s.store.Ping(ctx)
+	err := s.store.Ping(ctx)
+	now := s.cfg.Now()
 	c.mu.Lock()
-	c.checking, c.at, c.err = false, s.cfg.Now(), err
-	c.mu.Unlock()
-	return true, err
+	defer c.mu.Unlock()
+	c.checking, c.at, c.err = false, now, err
+	switch {
+	case err == nil:
+		c.downSince = time.Time{}
+	case c.downSince.IsZero():
+		c.downSince = now
+	}
+	return readinessAnswer{err: err, downSince: c.downSince, fresh: true}
 }

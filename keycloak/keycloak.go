@@ -87,23 +87,12 @@ const maxBodyBytes = 64 << 10
 // client sends list calls with one.
 func (s *Server) Handler() http.Handler {
 	m := http.NewServeMux()
-	for _, style := range []struct{ prefix, urlStyle string }{
-		{"/realms/{realm}", store.URLStyleKeycloak},
-		{"/issuers/{realm}", store.URLStyleNative},
-	} {
-		for _, rt := range s.registrationRoutes() {
-			path := style.prefix + "/clients-registrations" + rt.path
-			m.Handle(rt.method+" "+path, route.Named(path, s.registration(style.urlStyle, rt)))
+	for _, mt := range s.mounts() {
+		pattern := mt.template
+		if mt.method != "" {
+			pattern = mt.method + " " + mt.template
 		}
-		rest := style.prefix + "/clients-registrations/{rest...}"
-		m.Handle(rest, route.Named(rest, notImplemented("client registration")))
-	}
-	for _, rt := range s.adminRoutes() {
-		path := "/admin/realms/{realm}" + rt.path
-		m.Handle(rt.method+" "+path, route.Named(path, s.admin(rt)))
-	}
-	for _, rest := range []string{"/admin/realms/{realm}/{rest...}", "/admin/realms/{realm}", "/admin/realms/"} {
-		m.Handle(rest, route.Named(rest, notImplemented("Keycloak admin")))
+		m.Handle(pattern, route.Named(mt.template, mt.handler))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
@@ -128,17 +117,43 @@ func (s *Server) failed(r *http.Request) {
 	}
 }
 
+// mount is where Handler serves a call of the surface; a mount without a
+// method answers every method under its template.
+type mount struct {
+	method, template string
+	handler          http.Handler
+}
+
+// mounts are the surface's calls under both URL styles, and the catch-alls
+// that answer 501 for the rest of Keycloak's paths.
+func (s *Server) mounts() []mount {
+	var all []mount
+	for _, style := range []struct{ prefix, urlStyle string }{
+		{"/realms/{realm}", store.URLStyleKeycloak},
+		{"/issuers/{realm}", store.URLStyleNative},
+	} {
+		for _, rt := range s.registrationRoutes() {
+			all = append(all, mount{rt.method, style.prefix + "/clients-registrations" + rt.path, s.registration(style.urlStyle, rt)})
+		}
+		all = append(all, mount{"", style.prefix + "/clients-registrations/{rest...}", notImplemented("client registration")})
+	}
+	for _, rt := range s.adminRoutes() {
+		all = append(all, mount{rt.method, "/admin/realms/{realm}" + rt.path, s.admin(rt)})
+	}
+	for _, rest := range []string{"/admin/realms/{realm}/{rest...}", "/admin/realms/{realm}", "/admin/realms/"} {
+		all = append(all, mount{"", rest, notImplemented("Keycloak admin")})
+	}
+	return all
+}
+
 // Routes are the surface's calls, for observers that report each from the
 // start.
 func (s *Server) Routes() []route.Known {
 	var known []route.Known
-	for _, prefix := range []string{"/realms/{realm}", "/issuers/{realm}"} {
-		for _, rt := range s.registrationRoutes() {
-			known = append(known, route.Known{Method: rt.method, Template: prefix + "/clients-registrations" + rt.path})
+	for _, mt := range s.mounts() {
+		if mt.method != "" {
+			known = append(known, route.Known{Method: mt.method, Template: mt.template})
 		}
-	}
-	for _, rt := range s.adminRoutes() {
-		known = append(known, route.Known{Method: rt.method, Template: "/admin/realms/{realm}" + rt.path})
 	}
 	return known
 }

@@ -1249,10 +1249,7 @@ func (s *Store) TryLock(ctx context.Context, name string) (func(), <-chan struct
 // migrations, so it skips the per-row change triggers (which needs a
 // superuser) and announces one change of everything at the end.
 func (s *Store) ImportClients(ctx context.Context, n int, client func(i int) store.Client) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `set local session_replication_role = replica`); err != nil {
-			return fmt.Errorf("skip change triggers (needs a superuser): %w", err)
-		}
+	return s.bulkLoad(ctx, "import clients", func(tx pgx.Tx) error {
 		now := time.Now()
 		i := 0
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"clients"},
@@ -1284,24 +1281,35 @@ func (s *Store) ImportClients(ctx context.Context, n int, client func(i int) sto
 			})); err != nil {
 			return fmt.Errorf("copy client secrets: %w", err)
 		}
+		return nil
+	})
+}
+
+// bulkLoad runs load in one transaction without the change triggers (a
+// row-by-row notification would flood every node; skipping them needs a
+// superuser), then tells every node that everything changed.
+func (s *Store) bulkLoad(ctx context.Context, what string, load func(tx pgx.Tx) error) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `set local session_replication_role = replica`); err != nil {
+			return fmt.Errorf("skip change triggers (needs a superuser): %w", err)
+		}
+		if err := load(tx); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `select pg_notify($1, '{"kind":"all"}')`, changesChannel)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("import clients: %w", mapError(err))
+		return fmt.Errorf("%s: %w", what, mapError(err))
 	}
 	return nil
 }
 
 // ImportIssuers loads n issuers, each with its signing keys, in one
 // transaction through COPY, for benchmarks of many tenants (authz-bench
-// seed --issuers). Like ImportClients it skips the change triggers, which
-// needs a superuser, and sends one notification that everything changed.
+// seed --issuers).
 func (s *Store) ImportIssuers(ctx context.Context, n int, issuer func(i int) (store.Issuer, []store.SigningKey)) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `set local session_replication_role = replica`); err != nil {
-			return fmt.Errorf("skip change triggers (needs a superuser): %w", err)
-		}
+	return s.bulkLoad(ctx, "import issuers", func(tx pgx.Tx) error {
 		var keys []store.SigningKey
 		i := 0
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"issuers"},
@@ -1329,13 +1337,8 @@ func (s *Store) ImportIssuers(ctx context.Context, n int, issuer func(i int) (st
 			})); err != nil {
 			return fmt.Errorf("copy signing keys: %w", err)
 		}
-		_, err := tx.Exec(ctx, `select pg_notify($1, '{"kind":"all"}')`, changesChannel)
-		return err
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("import issuers: %w", mapError(err))
-	}
-	return nil
 }
 
 // RecordAssertion remembers a jti; the primary key refuses a second use.
