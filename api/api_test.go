@@ -47,14 +47,13 @@ func newFixtureOn(t testing.TB, st store.Store) *fixture {
 	kek := make([]byte, keys.KEKSize)
 	_, _ = rand.Read(kek)
 	sealer, _ := keys.NewSealer(kek)
-	ring := keys.NewKeyring()
-	km := keys.NewManager(st, sealer, ring, keys.DefaultSchedule(5*time.Minute), nil)
+	km := keys.NewManager(st, sealer, keys.NewKeyring(0), keys.DefaultSchedule(5*time.Minute), nil)
 
 	f := &fixture{store: st}
 	var publicHandler http.Handler
 	f.public = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { publicHandler.ServeHTTP(w, r) }))
 	t.Cleanup(f.public.Close)
-	pub := issuer.New(issuer.Config{PublicURL: f.public.URL, LoadKeys: km.Sync}, st, ring)
+	pub := issuer.New(issuer.Config{PublicURL: f.public.URL}, st, km)
 	publicHandler = pub.Handler()
 	watching := make(chan struct{})
 	go func() {
@@ -64,7 +63,7 @@ func newFixtureOn(t testing.TB, st store.Store) *fixture {
 			}
 			pub.Invalidate(c)
 			if c.Kind == store.ChangeKey || c.Kind == store.ChangeIssuer {
-				_ = km.Sync(ctx, c.Issuer)
+				km.Invalidate(c.Issuer)
 			}
 		})
 	}()

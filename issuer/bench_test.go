@@ -55,3 +55,45 @@ func BenchmarkJWKS(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkColdIssuer is the first request for an issuer this node has
+// never served, on PostgreSQL: the issuer, its keys (opened from their
+// sealed form) and, for a token, the client are all loaded. Each iteration
+// meets an issuer of its own, of 20,000 stored.
+func BenchmarkColdIssuer(b *testing.B) {
+	st := newPostgresStore(b)
+	bed := newTestbed(b, withStore(st), withoutWatch)
+	const issuers = 20_000
+	names := importIssuers(b, bed, st, issuers, "cold")
+	h := bed.issuer.Handler()
+	next := 0
+	cold := func(b *testing.B) string {
+		if next == issuers {
+			b.Fatalf("more than %d iterations: run with -benchtime 2000x", issuers)
+		}
+		next++
+		return names[next-1]
+	}
+	b.Run("token", func(b *testing.B) {
+		for b.Loop() {
+			name := cold(b)
+			req := httptest.NewRequest(http.MethodPost, "/issuers/"+name+"/token", strings.NewReader("grant_type=client_credentials"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth("c-"+name, "cold")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+		}
+	})
+	b.Run("jwks", func(b *testing.B) {
+		for b.Loop() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/issuers/"+cold(b)+"/jwks.json", nil))
+			if rec.Code != http.StatusOK {
+				b.Fatalf("status %d", rec.Code)
+			}
+		}
+	})
+}

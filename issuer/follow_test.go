@@ -9,52 +9,53 @@ import (
 	"github.com/authz-dev/authz/store"
 )
 
-// recordingLoader counts the key reloads Follow asks for.
-type recordingLoader struct {
-	mu        sync.Mutex
-	synced    map[string]int
-	syncedAll int
+// recordingInvalidator counts the key invalidations and polls Follow
+// makes.
+type recordingInvalidator struct {
+	mu          sync.Mutex
+	invalidated map[string]int
+	polls       int
 }
 
-func (l *recordingLoader) Sync(_ context.Context, name string) error {
+func (l *recordingInvalidator) Invalidate(name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.synced[name]++
+	l.invalidated[name]++
+}
+
+func (l *recordingInvalidator) InvalidateChanged(context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.polls++
 	return nil
 }
 
-func (l *recordingLoader) SyncAll(context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.syncedAll++
-	return nil
-}
-
-func (l *recordingLoader) counts() (map[string]int, int) {
+func (l *recordingInvalidator) counts() (map[string]int, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := map[string]int{}
-	for k, v := range l.synced {
+	for k, v := range l.invalidated {
 		out[k] = v
 	}
-	return out, l.syncedAll
+	return out, l.polls
 }
 
 func TestFollowReloadsChangedKeysAndStopsWhenAsked(t *testing.T) {
 	b := newTestbed(t, withoutWatch)
-	loader := &recordingLoader{synced: map[string]int{}}
+	loader := &recordingInvalidator{invalidated: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		b.issuer.Follow(ctx, b.store, loader, time.Hour)
 		close(done)
 	}()
-	// The feed starts with "anything may have changed": every key reloads.
-	eventually(t, "the first full reload", func() bool { _, all := loader.counts(); return all >= 1 })
+	// The feed starts with "anything may have changed": the keys written
+	// since the last poll are dropped at once, not at the next tick.
+	eventually(t, "the first poll", func() bool { _, polls := loader.counts(); return polls >= 1 })
 	if err := b.keys.RotateNow(ctx, "payments"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the rotated issuer's keys reload", func() bool { n, _ := loader.counts(); return n["payments"] >= 1 })
+	eventually(t, "the rotated issuer's keys are dropped", func() bool { n, _ := loader.counts(); return n["payments"] >= 1 })
 
 	// A disabled client is refused as soon as its change arrives.
 	secret := b.addClient(store.Client{ID: "c-follow", Enabled: true})

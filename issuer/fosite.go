@@ -161,9 +161,7 @@ type accessTokenStrategy struct {
 
 var _ oauth2.AccessTokenStrategy = (*accessTokenStrategy)(nil)
 
-var errNoActiveKey = errors.New("issuer has no active signing key")
-
-func (st *accessTokenStrategy) GenerateAccessToken(_ context.Context, req fosite.Requester) (string, string, error) {
+func (st *accessTokenStrategy) GenerateAccessToken(ctx context.Context, req fosite.Requester) (string, string, error) {
 	session, ok := req.GetSession().(*tokenSession)
 	if !ok {
 		return "", "", fmt.Errorf("session is a %T, not a token session", req.GetSession())
@@ -172,9 +170,9 @@ func (st *accessTokenStrategy) GenerateAccessToken(_ context.Context, req fosite
 	if !ok {
 		return "", "", fmt.Errorf("client is a %T, not a stored client", req.GetClient())
 	}
-	key, ok := st.keys.Active(st.issuer.Name)
-	if !ok {
-		return "", "", fmt.Errorf("issuer %q: %w", st.issuer.Name, errNoActiveKey)
+	key, err := st.keys.Active(ctx, st.issuer.Name)
+	if err != nil {
+		return "", "", err
 	}
 	claims := accessClaims(st.issuer, st.issuerURL, client.record, session, req.GetGrantedScopes(), req.GetGrantedAudience())
 	payload, err := json.Marshal(claims)

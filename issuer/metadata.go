@@ -67,9 +67,10 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request, style string)
 	if !ok {
 		return
 	}
-	jwks, ok := s.keys.JWKS(t.issuer.Name)
-	if !ok {
-		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer's keys are not loaded yet; retry shortly.")
+	jwks, err := s.keys.JWKS(r.Context(), t.issuer.Name)
+	if err != nil {
+		s.cfg.Logger.Error("load an issuer's keys", "issuer", t.issuer.Name, "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The issuer's keys cannot be loaded now; retry shortly.")
 		return
 	}
 	jwks.ServeHTTP(w, r)

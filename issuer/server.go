@@ -20,6 +20,7 @@ import (
 
 	"github.com/authz-dev/authz/document"
 	"github.com/authz-dev/authz/keys"
+	"github.com/authz-dev/authz/lru"
 	"github.com/authz-dev/authz/route"
 	"github.com/authz-dev/authz/store"
 )
@@ -33,10 +34,11 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
-// Keyring serves issuers' signing keys and published key sets.
+// Keyring serves issuers' signing keys and published key sets, loading an
+// issuer's on its first use.
 type Keyring interface {
-	Active(issuerName string) (*keys.ActiveKey, bool)
-	JWKS(issuerName string) (*keys.JWKS, bool)
+	Active(ctx context.Context, issuerName string) (*keys.ActiveKey, error)
+	JWKS(ctx context.Context, issuerName string) (*keys.JWKS, error)
 }
 
 // Metrics receives what the public endpoints count; implementations must
@@ -47,6 +49,10 @@ type Metrics interface {
 	TokenRequest(issuer string, status int, elapsed time.Duration)
 	// ClientLookup counts client cache lookups: "hit", "miss" or "stale".
 	ClientLookup(result string)
+	// IssuerLookup counts issuer cache lookups, likewise.
+	IssuerLookup(result string)
+	// IssuerGone is told of an issuer found deleted, whose series may go.
+	IssuerGone(issuer string)
 	// Throttled counts requests refused by a failed-authentication limit,
 	// by "client" or "address".
 	Throttled(by string)
@@ -56,6 +62,8 @@ type noMetrics struct{}
 
 func (noMetrics) TokenRequest(string, int, time.Duration) {}
 func (noMetrics) ClientLookup(string)                     {}
+func (noMetrics) IssuerLookup(string)                     {}
+func (noMetrics) IssuerGone(string)                       {}
 func (noMetrics) Throttled(string)                        {}
 
 // Config is the public side's configuration.
@@ -71,17 +79,14 @@ type Config struct {
 	// MaxRequestBytes bounds a token request body.
 	MaxRequestBytes int64
 	// ClientCacheSize bounds how many clients (known or unknown) are kept
-	// in memory; CacheTTL bounds how long a cached issuer or client is
-	// trusted without a change notification.
+	// in memory, IssuerCacheSize how many issuers; CacheTTL bounds how long
+	// a cached issuer or client is trusted without a change notification.
 	ClientCacheSize int
+	IssuerCacheSize int
 	CacheTTL        time.Duration
 	// StaleWindow is how old cached issuers and clients may grow while the
 	// database is unreachable before requests needing them are refused.
 	StaleWindow time.Duration
-	// LoadKeys loads an issuer's keys into the keyring. It is called when an
-	// issuer is first used before this node heard of its keys, as when
-	// another node created the issuer a moment ago.
-	LoadKeys func(ctx context.Context, issuerName string) error
 	// AllowPrivateJWKSURI lets clients' jwks_uri reach loopback and private
 	// addresses over plain http: for tests and closed networks only.
 	AllowPrivateJWKSURI bool
@@ -129,9 +134,10 @@ type Server struct {
 	// wait.
 	skipStoreUntil atomic.Int64
 
-	mu          sync.Mutex
-	tenants     map[string]*tenant
-	tenantEpoch uint64
+	// tenants holds issuers that exist, unknownTenants names that do not:
+	// apart, so that requests for made-up names, which anyone can send,
+	// can only evict other made-up names.
+	tenants, unknownTenants *lru.Cache[string, *tenant]
 }
 
 // tenant is one issuer's protocol state, built when the issuer is first
@@ -149,9 +155,15 @@ type tenant struct {
 // assertion.
 const DefaultMaxRequestBytes = 64 << 10
 
-// maxTenants bounds the issuer cache, so that requests for made-up issuer
-// names cannot grow it without limit.
-const maxTenants = 10000
+// maxUnknownTenants bounds the cache of issuer names that do not exist.
+const maxUnknownTenants = 10_000
+
+// DefaultIssuerCacheSize and DefaultClientCacheSize are how many issuers
+// and clients a node keeps ready unless told otherwise.
+const (
+	DefaultIssuerCacheSize = 20_000
+	DefaultClientCacheSize = 100_000
+)
 
 // New returns a Server reading from st and signing with ring.
 func New(cfg Config, st Store, ring Keyring) *Server {
@@ -169,7 +181,10 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	if cfg.ClientCacheSize == 0 {
-		cfg.ClientCacheSize = 100_000
+		cfg.ClientCacheSize = DefaultClientCacheSize
+	}
+	if cfg.IssuerCacheSize == 0 {
+		cfg.IssuerCacheSize = DefaultIssuerCacheSize
 	}
 	if cfg.CacheTTL <= 0 {
 		cfg.CacheTTL = time.Minute
@@ -199,7 +214,8 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 
 		clientFailures:  newFailureLimiter(cfg.AuthFailuresPerClient, cfg.Now),
 		addressFailures: newFailureLimiter(cfg.AuthFailuresPerAddress, cfg.Now),
-		tenants:         map[string]*tenant{},
+		tenants:         lru.New[string, *tenant](cfg.IssuerCacheSize),
+		unknownTenants:  lru.New[string, *tenant](maxUnknownTenants),
 	}
 }
 
@@ -210,16 +226,12 @@ func (s *Server) Invalidate(c store.Change) {
 	case store.ChangeClient:
 		s.clients.invalidate(clientKey{c.Issuer, c.ClientID})
 	case store.ChangeIssuer:
-		s.mu.Lock()
-		s.tenantEpoch++
-		delete(s.tenants, c.Issuer)
-		s.mu.Unlock()
+		s.tenants.Remove(c.Issuer)
+		s.unknownTenants.Remove(c.Issuer)
 		s.clients.invalidateIssuer(c.Issuer)
 	case store.ChangeAll:
-		s.mu.Lock()
-		s.tenantEpoch++
-		clear(s.tenants)
-		s.mu.Unlock()
+		s.tenants.Clear()
+		s.unknownTenants.Clear()
 		s.clients.clear()
 	}
 }
@@ -265,6 +277,11 @@ func (s *Server) client(ctx context.Context, issuerName, clientID string) (*stor
 	}
 	s.clients.put(key, &rec, epoch)
 	return &rec, nil
+}
+
+// CacheEntries names the server's caches with their sizes, for metrics.
+func (s *Server) CacheEntries() map[string]func() int {
+	return map[string]func() int{"issuers": s.tenants.Len, "clients": s.clients.len}
 }
 
 // IssuerURL is the iss of every token iss signs: {public}/issuers/{name},
@@ -381,10 +398,11 @@ func (s *Server) storeBackingOff() bool {
 
 // tenantFor returns issuerName's protocol state, or store.ErrNotFound.
 func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, error) {
-	s.mu.Lock()
-	cached, ok := s.tenants[issuerName]
-	epoch := s.tenantEpoch
-	s.mu.Unlock()
+	cached, ok, epoch := s.tenants.Get(issuerName)
+	unknown, isUnknown, unknownEpoch := s.unknownTenants.Get(issuerName)
+	if !ok && isUnknown {
+		cached, ok = unknown, true
+	}
 	serve := func(t *tenant) (*tenant, error) {
 		if t.provider == nil {
 			return nil, store.ErrNotFound
@@ -392,20 +410,25 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 		return t, nil
 	}
 	if ok && s.cfg.Now().Sub(cached.loadedAt) < s.cfg.CacheTTL {
+		s.cfg.Metrics.IssuerLookup("hit")
 		return serve(cached)
 	}
 	haveStale := ok && s.cfg.Now().Sub(cached.loadedAt) < s.cfg.StaleWindow
 	if haveStale && s.storeBackingOff() {
+		s.cfg.Metrics.IssuerLookup("stale")
 		return serve(cached)
 	}
 
-	var t *tenant
+	s.cfg.Metrics.IssuerLookup("miss")
 	refreshCtx, cancel := context.WithTimeout(ctx, storeRefreshTimeout)
 	defer cancel()
 	iss, err := s.store.GetIssuer(refreshCtx, issuerName)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		t = &tenant{loadedAt: s.cfg.Now()}
+		s.cfg.Metrics.IssuerGone(issuerName)
+		s.tenants.Remove(issuerName)
+		s.unknownTenants.Put(issuerName, &tenant{loadedAt: s.cfg.Now()}, unknownEpoch)
+		return nil, err
 	case errors.Is(err, store.ErrUnavailable):
 		s.backOffStore()
 		if haveStale {
@@ -414,24 +437,15 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 		return nil, err
 	case err != nil:
 		return nil, err
-	default:
-		if _, ok := s.keys.Active(iss.Name); !ok && s.cfg.LoadKeys != nil {
-			if err := s.cfg.LoadKeys(ctx, iss.Name); err != nil {
-				return nil, err
-			}
-		}
-		if t, err = s.newTenant(iss); err != nil {
-			return nil, err
-		}
 	}
-	s.mu.Lock()
-	if s.tenantEpoch == epoch && (t.provider != nil || len(s.tenants) < maxTenants) {
-		s.tenants[issuerName] = t
+	t, err := s.newTenant(iss)
+	if err != nil {
+		return nil, err
 	}
-	s.mu.Unlock()
-	if t.provider == nil {
-		return nil, store.ErrNotFound
+	if isUnknown {
+		s.unknownTenants.Remove(issuerName)
 	}
+	s.tenants.Put(issuerName, t, epoch)
 	return t, nil
 }
 

@@ -96,7 +96,7 @@ func newTestbed(t testing.TB, opts ...bedOption) *testbed {
 	if set.store == nil {
 		set.store = memory.New()
 	}
-	b := &testbed{t: t, store: set.store, ring: keys.NewKeyring(), log: &lockedBuffer{}}
+	b := &testbed{t: t, store: set.store, ring: keys.NewKeyring(0), log: &lockedBuffer{}}
 	if _, _, err := b.store.PutIssuer(ctx, set.issuer, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -114,11 +114,11 @@ func newTestbed(t testing.TB, opts ...bedOption) *testbed {
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(b.srv.Close)
 	cfg := set.config
-	cfg.PublicURL, cfg.Now, cfg.LoadKeys = b.srv.URL, b.clock, b.keys.Sync
+	cfg.PublicURL, cfg.Now = b.srv.URL, b.clock
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	b.issuer = issuer.New(cfg, b.store, b.ring)
+	b.issuer = issuer.New(cfg, b.store, b.keys)
 	handler = b.issuer.Handler()
 	if set.watch {
 		b.heard = make(chan store.Change, 4096)
@@ -133,6 +133,9 @@ func newTestbed(t testing.TB, opts ...bedOption) *testbed {
 					}
 				}
 				b.issuer.Invalidate(c)
+				if c.Kind == store.ChangeIssuer || c.Kind == store.ChangeKey {
+					b.keys.Invalidate(c.Issuer)
+				}
 				select {
 				case b.heard <- c:
 				default:

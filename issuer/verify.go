@@ -47,9 +47,9 @@ func (s *Server) VerifyAccessToken(ctx context.Context, issuerName, raw string) 
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, wantType) {
 		return invalid("typ is not " + wantType)
 	}
-	jwks, ok := s.keys.JWKS(issuerName)
-	if !ok {
-		return invalid("the issuer's keys are not loaded")
+	jwks, err := s.keys.JWKS(ctx, issuerName)
+	if err != nil {
+		return credential.AccessClaims{}, err
 	}
 	pub, ok := jwks.PublicKey(h.KeyID)
 	if !ok || pub.Algorithm != h.Algorithm {

@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/authz-dev/authz/credential"
+	"github.com/authz-dev/authz/issuer"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
 	"github.com/authz-dev/authz/store/postgres"
@@ -25,15 +28,7 @@ func TestWarmTokenRequestsSendNoQueries(t *testing.T) {
 		t.Run(style.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			url := pgtest.NewDatabase(t)
-			if err := postgres.Migrate(ctx, url); err != nil {
-				t.Fatal(err)
-			}
-			st, err := postgres.Open(ctx, url, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := newPostgresStore(t)
 			bed := newTestbed(t, withStore(st), withIssuer(func(iss *store.Issuer) {
 				iss.SigningAlgorithm, iss.AvailableScopes, iss.Audience = keys.ES256, []string{"read"}, "a"
 				iss.URLStyle = style.urlStyle
@@ -79,4 +74,122 @@ func TestWarmTokenRequestsSendNoQueries(t *testing.T) {
 			t.Logf("1000 warm token requests: 0 queries (warm-up sent %d)", before)
 		})
 	}
+}
+
+// TestWarmTokensAcrossManyIssuersSendNoQueries: with 2,000 issuers stored,
+// loaded in bulk and each first used by this test, tokens of warm clients
+// spread over 50 of them still send no query: issuers and keys are loaded
+// once, on first use, and then held.
+func TestWarmTokensAcrossManyIssuersSendNoQueries(t *testing.T) {
+	ctx := context.Background()
+	st := newPostgresStore(t)
+	bed := newTestbed(t, withStore(st), withConfig(func(c *issuer.Config) { c.IssuerCacheSize = 100 }))
+	const issuers, warm = 2000, 50
+	names := importIssuers(t, bed, st, issuers, "many-issuers")
+	token := func(i int) {
+		req, _ := http.NewRequest(http.MethodPost, bed.srv.URL+"/issuers/"+names[i]+"/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("c-"+names[i], "many-issuers")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("token of %s: status %d", names[i], resp.StatusCode)
+		}
+	}
+	bed.settle(ctx)
+	for i := range warm {
+		token(i * (issuers / warm))
+	}
+	before := st.Queries()
+	for i := range 1000 {
+		token((i % warm) * (issuers / warm))
+	}
+	if n := st.Queries() - before; n != 0 {
+		t.Fatalf("1000 warm token requests over %d issuers sent %d queries to PostgreSQL, want 0", warm, n)
+	}
+}
+
+// TestMadeUpIssuerNamesCannotEvictRealIssuers: issuer names are public and
+// anyone may send made-up ones; they are cached apart, so a flood of them
+// cannot push a real issuer out of a small cache and turn its warm tokens
+// into database queries.
+func TestMadeUpIssuerNamesCannotEvictRealIssuers(t *testing.T) {
+	ctx := context.Background()
+	st := newPostgresStore(t)
+	bed := newTestbed(t, withStore(st), withConfig(func(c *issuer.Config) {
+		c.IssuerCacheSize, c.AuthFailuresPerAddress = 10, 0
+	}), withIssuer(func(iss *store.Issuer) { iss.SigningAlgorithm = keys.ES256 }))
+	secret := bed.addClient(store.Client{ID: "c-1", Enabled: true})
+	bed.settle(ctx)
+	if status := bed.tokenStatus(t, "c-1", secret); status != http.StatusOK {
+		t.Fatalf("warm-up: %d", status)
+	}
+	for i := range 100 {
+		resp, err := http.Post(fmt.Sprintf("%s/issuers/made-up-%d/token", bed.srv.URL, i), "application/x-www-form-urlencoded",
+			strings.NewReader("grant_type=client_credentials"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("made-up issuer %d: status %d", i, resp.StatusCode)
+		}
+	}
+	before := st.Queries()
+	if status := bed.tokenStatus(t, "c-1", secret); status != http.StatusOK {
+		t.Fatalf("after the flood: %d", status)
+	}
+	if n := st.Queries() - before; n != 0 {
+		t.Fatalf("a warm token after 100 made-up issuer names sent %d queries, want 0", n)
+	}
+}
+
+// newPostgresStore opens a migrated PostgreSQL store on a database of the
+// test's own.
+func newPostgresStore(t testing.TB) *postgres.Store {
+	t.Helper()
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	if err := postgres.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	st, err := postgres.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	return st
+}
+
+// importIssuers loads n ES256 issuers, t-00001 on, each with an active key
+// and one client, c-<issuer name>, whose secret is secret, as authz-bench
+// seed loads them; it returns the issuers' names.
+func importIssuers(t testing.TB, bed *testbed, st *postgres.Store, n int, secret string) []string {
+	t.Helper()
+	ctx := context.Background()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("t-%05d", i+1)
+	}
+	sealed, err := bed.keys.NewFirstKeys(names, keys.ES256, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ImportIssuers(ctx, n, func(i int) (store.Issuer, []store.SigningKey) {
+		return store.Issuer{Name: names[i], AvailableScopes: []string{"read"}, Audience: "a", TokenLifetime: time.Minute,
+			SigningAlgorithm: keys.ES256, ClientAuthenticators: []string{credential.ClientSecret}}, []store.SigningKey{sealed[i]}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stored := credential.StoredSecret(secret)
+	if err := st.ImportClients(ctx, n, func(i int) store.Client {
+		return store.Client{IssuerName: names[i], ID: "c-" + names[i], Scopes: []string{"read"}, Audience: "a", Enabled: true,
+			Secrets: []store.Secret{{ID: "s1", Digest: stored.Digest, Hint: stored.Hint}}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return names
 }

@@ -49,13 +49,12 @@ func newBed(t *testing.T, failuresPerAddress int) *bed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring := keys.NewKeyring()
-	km := keys.NewManager(st, sealer, ring, keys.DefaultSchedule(time.Minute), nil)
+	km := keys.NewManager(st, sealer, keys.NewKeyring(0), keys.DefaultSchedule(time.Minute), nil)
 	var handler http.Handler
 	public := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(public.Close)
 	pub := issuer.New(issuer.Config{
-		PublicURL: public.URL, LoadKeys: km.Sync, AllowPrivateJWKSURI: true,
+		PublicURL: public.URL, AllowPrivateJWKSURI: true,
 		AuthFailuresPerAddress: failuresPerAddress, AuthFailuresPerClient: failuresPerAddress,
 		Identify: func(r *http.Request) (string, string) {
 			if v := r.Header.Get(sourceHeader); v != "" {
@@ -63,7 +62,7 @@ func newBed(t *testing.T, failuresPerAddress int) *bed {
 			}
 			return "192.0.2.1", "192.0.2.1"
 		},
-	}, st, ring)
+	}, st, km)
 	go pub.Follow(ctx, st, km, time.Minute)
 	adm := api.New(st, km, pub, nil)
 	handler = keycloak.New(adm, pub, nil).Around(pub.Handler())

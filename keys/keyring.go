@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/document"
+	"github.com/authz-dev/authz/lru"
 )
 
 // ActiveKey is the key an issuer signs with now. Its protected header is
@@ -77,69 +80,118 @@ func (j *JWKS) PublicKey(kid string) (jose.JSONWebKey, bool) {
 // issuerKeys is one issuer's immutable key snapshot; a reload swaps it whole,
 // so readers never see a half-updated set.
 type issuerKeys struct {
-	active *ActiveKey
+	active *ActiveKey // nil: nothing signs
 	jwks   *JWKS
-	// source is the digest of the stored keys (and JWKS lifetime) this
-	// entry was built from: a reload of the same set is skipped.
-	source [sha256.Size]byte
 }
 
-// Keyring holds every issuer's signing key and published key set in memory,
-// so the token endpoint and JWKS never touch the database.
+// Keyring holds recently used issuers' signing keys and published key sets
+// in memory, up to a bound, so that the token endpoint and JWKS of a warm
+// issuer never touch the database. An issuer is loaded on first use and
+// dropped when any node writes its keys; with 100,000 issuers, loading all
+// at start-up and again on every poll was most of a node's idle work and
+// memory (BENCHMARKS.md, tenant scale).
 type Keyring struct {
-	mu      sync.RWMutex
-	issuers map[string]issuerKeys
+	entries *lru.Cache[string, *issuerKeys]
+	loading singleFlight[*issuerKeys]
+	hits    atomic.Uint64
+	misses  atomic.Uint64
 }
 
-// NewKeyring returns an empty keyring.
-func NewKeyring() *Keyring { return &Keyring{issuers: map[string]issuerKeys{}} }
+// DefaultKeyringSize is how many issuers' keys a keyring holds unless told
+// otherwise: an ES256 issuer costs about 3 KiB of it, an RS256 one about
+// 8 KiB.
+const DefaultKeyringSize = 20_000
 
-// Active returns the key issuerName signs with, if it has one.
-func (r *Keyring) Active(issuerName string) (*ActiveKey, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	k := r.issuers[issuerName].active
-	return k, k != nil
+// NewKeyring returns an empty keyring of at most maxIssuers issuers
+// (DefaultKeyringSize when not positive).
+func NewKeyring(maxIssuers int) *Keyring {
+	if maxIssuers <= 0 {
+		maxIssuers = DefaultKeyringSize
+	}
+	return &Keyring{entries: lru.New[string, *issuerKeys](maxIssuers)}
 }
 
-// JWKS returns the key set issuerName publishes, if it is loaded.
-func (r *Keyring) JWKS(issuerName string) (*JWKS, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	j := r.issuers[issuerName].jwks
-	return j, j != nil
+// CacheStats are a cache's lookups since start and its size now.
+type CacheStats struct {
+	Hits, Misses uint64
+	Entries      int
 }
 
-// source is the digest an issuer's entry was built from.
-func (r *Keyring) source(issuerName string) ([sha256.Size]byte, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	k, ok := r.issuers[issuerName]
-	return k.source, ok
+// Stats reports the keyring's lookups and size.
+func (r *Keyring) Stats() CacheStats {
+	return CacheStats{Hits: r.hits.Load(), Misses: r.misses.Load(), Entries: r.entries.Len()}
 }
 
-func (r *Keyring) forget(issuerName string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.issuers, issuerName)
-}
-
-// retain forgets every issuer not in live.
-func (r *Keyring) retain(live map[string]bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for name := range r.issuers {
-		if !live[name] {
-			delete(r.issuers, name)
+// get returns an issuer's keys, calling load on a miss; concurrent misses
+// of one issuer share one load, and a load that raced with a write of the
+// issuer's keys serves its callers but is not kept.
+func (r *Keyring) get(ctx context.Context, issuerName string, load func(context.Context) (*issuerKeys, error)) (*issuerKeys, error) {
+	k, ok, epoch := r.entries.Get(issuerName)
+	if ok {
+		r.hits.Add(1)
+		return k, nil
+	}
+	r.misses.Add(1)
+	return r.loading.do(ctx, issuerName, func(ctx context.Context) (*issuerKeys, error) {
+		k, err := load(ctx)
+		if err == nil {
+			r.entries.Put(issuerName, k, epoch)
 		}
+		return k, err
+	})
+}
+
+// forget drops an issuer's keys; the next use loads them again.
+func (r *Keyring) forget(issuerName string) { r.entries.Remove(issuerName) }
+
+// singleFlight runs one load per key at a time: callers that arrive while
+// it runs wait for its result instead of loading again.
+type singleFlight[V any] struct {
+	mu    sync.Mutex
+	calls map[string]*flight[V]
+}
+
+type flight[V any] struct {
+	done  chan struct{}
+	value V
+	err   error
+}
+
+// do runs load for key unless a load of key is under way, and returns its
+// result. The load runs detached from the first caller's cancellation, so
+// one caller that gives up does not fail the others; each caller stops
+// waiting when its own ctx ends.
+func (g *singleFlight[V]) do(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
+	g.mu.Lock()
+	if g.calls == nil {
+		g.calls = map[string]*flight[V]{}
+	}
+	f, running := g.calls[key]
+	if !running {
+		f = &flight[V]{done: make(chan struct{})}
+		g.calls[key] = f
+		go func() {
+			loadCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+			defer cancel()
+			f.value, f.err = load(loadCtx)
+			g.mu.Lock()
+			delete(g.calls, key)
+			g.mu.Unlock()
+			close(f.done)
+		}()
+	}
+	g.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.value, f.err
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
 	}
 }
 
-func (r *Keyring) set(issuerName string, k issuerKeys) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.issuers[issuerName] = k
-}
+// loadTimeout bounds one load of an issuer's keys.
+const loadTimeout = 2 * time.Second
 
 // NewActiveKey prepares a signer of access tokens for a private key, as the
 // keyring does; the load tool uses it to measure raw signing.

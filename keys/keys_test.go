@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -134,7 +135,7 @@ var testSchedule = Schedule{RotationPeriod: time.Hour, PublishLead: 10 * time.Mi
 
 func newHarness(t *testing.T, issuers map[string]string) *harness {
 	t.Helper()
-	h := &harness{st: memory.New(), ring: NewKeyring(), sealer: newTestSealer(t), clock: &testClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	h := &harness{st: memory.New(), ring: NewKeyring(0), sealer: newTestSealer(t), clock: &testClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	for name, alg := range issuers {
 		if _, _, err := h.st.PutIssuer(context.Background(), store.Issuer{Name: name, SigningAlgorithm: alg}, 0); err != nil {
 			t.Fatal(err)
@@ -161,10 +162,21 @@ func (h *harness) states(t *testing.T, issuer string) []store.SigningKey {
 	return keys
 }
 
-func published(t *testing.T, ring *Keyring, issuer string) map[string]bool {
+// active and jwks are the manager's answers, ok false on any error.
+func (h *harness) active(issuer string) (*ActiveKey, bool) {
+	k, err := h.m.Active(context.Background(), issuer)
+	return k, err == nil
+}
+
+func (h *harness) jwks(issuer string) (*JWKS, bool) {
+	j, err := h.m.JWKS(context.Background(), issuer)
+	return j, err == nil
+}
+
+func published(t *testing.T, m *Manager, issuer string) map[string]bool {
 	t.Helper()
-	jwks, ok := ring.JWKS(issuer)
-	if !ok {
+	jwks, err := m.JWKS(context.Background(), issuer)
+	if err != nil {
 		return nil
 	}
 	var set jose.JSONWebKeySet
@@ -183,7 +195,7 @@ func TestReconcileSignsWithEveryAlgorithm(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			h := newHarness(t, map[string]string{"payments": alg})
 			h.reconcile(t, "payments")
-			active, ok := h.ring.Active("payments")
+			active, ok := h.active("payments")
 			if !ok || active.Algorithm != alg {
 				t.Fatalf("Active = %+v, %v; want an %s key", active, ok, alg)
 			}
@@ -199,7 +211,7 @@ func TestReconcileSignsWithEveryAlgorithm(t *testing.T) {
 			if hdr.KeyID != active.ID || hdr.Algorithm != alg || hdr.ExtraHeaders["typ"] != credential.AccessTokenType {
 				t.Fatalf("header kid=%q alg=%q typ=%v", hdr.KeyID, hdr.Algorithm, hdr.ExtraHeaders["typ"])
 			}
-			jwks, _ := h.ring.JWKS("payments")
+			jwks, _ := h.jwks("payments")
 			pub, ok := jwks.PublicKey(hdr.KeyID)
 			if !ok || !pub.IsPublic() {
 				t.Fatalf("published key %q missing or not public", hdr.KeyID)
@@ -233,8 +245,8 @@ func TestReconcileIsIdempotentAndStoresOnlySealedKeys(t *testing.T) {
 			t.Fatalf("stored public JWK carries private member %q", private)
 		}
 	}
-	jwks, _ := h.ring.JWKS("payments")
-	if bytes.Contains(jwks.Body, []byte(`"d"`)) || !published(t, h.ring, "payments")[k.ID] {
+	jwks, _ := h.jwks("payments")
+	if bytes.Contains(jwks.Body, []byte(`"d"`)) || !published(t, h.m, "payments")[k.ID] {
 		t.Fatalf("JWKS = %s", jwks.Body)
 	}
 }
@@ -293,13 +305,13 @@ func TestRotationWalksTheWholeScheduleAndPublishesBeforeUse(t *testing.T) {
 	signers := map[string]bool{}
 	for h.clock.t.Before(start.Add(3 * time.Hour)) {
 		h.reconcile(t, "payments")
-		pub := published(t, h.ring, "payments")
+		pub := published(t, h.m, "payments")
 		for kid := range pub {
 			if _, ok := firstSeen[kid]; !ok {
 				firstSeen[kid] = h.clock.t
 			}
 		}
-		active, _ := h.ring.Active("payments")
+		active, _ := h.active("payments")
 		if !pub[active.ID] {
 			t.Fatalf("at %v the signing key %s is not published", h.clock.t.Sub(start), active.ID)
 		}
@@ -327,7 +339,7 @@ func TestRotateNowPublishesFirstAndSignsAfterTheLead(t *testing.T) {
 	h := newHarness(t, map[string]string{"payments": RS256})
 	ctx := context.Background()
 	h.reconcile(t, "payments")
-	first, _ := h.ring.Active("payments")
+	first, _ := h.active("payments")
 	if err := h.m.RotateNow(ctx, "payments"); err != nil {
 		t.Fatal(err)
 	}
@@ -335,20 +347,20 @@ func TestRotateNowPublishesFirstAndSignsAfterTheLead(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := h.states(t, "payments")
-	if len(keys) != 2 || keys[1].State != store.KeyPending || !published(t, h.ring, "payments")[keys[1].ID] {
+	if len(keys) != 2 || keys[1].State != store.KeyPending || !published(t, h.m, "payments")[keys[1].ID] {
 		t.Fatalf("after RotateNow: %+v", keys)
 	}
 	h.clock.advance(testSchedule.PublishLead - time.Second)
 	h.reconcile(t, "payments")
-	if a, _ := h.ring.Active("payments"); a.ID != first.ID {
+	if a, _ := h.active("payments"); a.ID != first.ID {
 		t.Fatal("the new key signs before its lead is over")
 	}
 	h.clock.advance(time.Second)
 	h.reconcile(t, "payments")
-	if a, _ := h.ring.Active("payments"); a.ID != keys[1].ID {
+	if a, _ := h.active("payments"); a.ID != keys[1].ID {
 		t.Fatal("the new key does not sign after its lead")
 	}
-	if !published(t, h.ring, "payments")[first.ID] {
+	if !published(t, h.m, "payments")[first.ID] {
 		t.Fatal("the retired key left the JWKS at once")
 	}
 }
@@ -363,7 +375,7 @@ func TestRevokeWithdrawsTheKeyAndAFreshKeySigns(t *testing.T) {
 			h := newHarness(t, map[string]string{"payments": ES256})
 			ctx := context.Background()
 			h.reconcile(t, "payments")
-			compromised, _ := h.ring.Active("payments")
+			compromised, _ := h.active("payments")
 			if tc.withPending {
 				if err := h.m.RotateNow(ctx, "payments"); err != nil {
 					t.Fatal(err)
@@ -372,11 +384,11 @@ func TestRevokeWithdrawsTheKeyAndAFreshKeySigns(t *testing.T) {
 			if err := h.m.Revoke(ctx, "payments", compromised.ID); err != nil {
 				t.Fatalf("Revoke: %v", err)
 			}
-			next, ok := h.ring.Active("payments")
+			next, ok := h.active("payments")
 			if !ok || next.ID == compromised.ID {
 				t.Fatal("no fresh key signs after the revoke")
 			}
-			pub := published(t, h.ring, "payments")
+			pub := published(t, h.m, "payments")
 			if pub[compromised.ID] || !pub[next.ID] {
 				t.Fatalf("JWKS after revoke: %v", pub)
 			}
@@ -394,7 +406,7 @@ func TestRSAIssuerPublishesOnlyRSAKeysOnceAnRSAKeySigns(t *testing.T) {
 	h := newHarness(t, map[string]string{"payments": ES256})
 	ctx := context.Background()
 	h.reconcile(t, "payments")
-	ecKey, _ := h.ring.Active("payments")
+	ecKey, _ := h.active("payments")
 	iss, _ := h.st.GetIssuer(ctx, "payments")
 	iss.SigningAlgorithm = RS256
 	if _, _, err := h.st.PutIssuer(ctx, iss, 0); err != nil {
@@ -403,15 +415,15 @@ func TestRSAIssuerPublishesOnlyRSAKeysOnceAnRSAKeySigns(t *testing.T) {
 	h.reconcile(t, "payments")
 	keys := h.states(t, "payments")
 	rsaKey := keys[len(keys)-1]
-	if pub := published(t, h.ring, "payments"); !pub[ecKey.ID] || !pub[rsaKey.ID] {
+	if pub := published(t, h.m, "payments"); !pub[ecKey.ID] || !pub[rsaKey.ID] {
 		t.Fatalf("while the EC key signs both must be published: %v", pub)
 	}
 	h.clock.advance(testSchedule.PublishLead)
 	h.reconcile(t, "payments")
-	if a, _ := h.ring.Active("payments"); a.ID != rsaKey.ID || a.Algorithm != RS256 {
+	if a, _ := h.active("payments"); a.ID != rsaKey.ID || a.Algorithm != RS256 {
 		t.Fatalf("active = %+v, want the RSA key", a)
 	}
-	if pub := published(t, h.ring, "payments"); pub[ecKey.ID] || !pub[rsaKey.ID] {
+	if pub := published(t, h.m, "payments"); pub[ecKey.ID] || !pub[rsaKey.ID] {
 		t.Fatalf("an RS256 issuer publishes a non-RSA key: %v", pub)
 	}
 }
@@ -424,7 +436,7 @@ func TestRekeyResealsUnderTheNewKEKAndIsSafeToRepeat(t *testing.T) {
 	oldKEK := h.sealer
 	newKEKBytes := newKEK(t)
 	both, _ := NewSealer(newKEKBytes, kekBytesOf(t, h))
-	m := NewManager(h.st, both, NewKeyring(), testSchedule, h.clock.now)
+	m := NewManager(h.st, both, NewKeyring(0), testSchedule, h.clock.now)
 	n, err := m.Rekey(ctx)
 	if err != nil || n != 2 {
 		t.Fatalf("Rekey = %d, %v; want 2", n, err)
@@ -433,10 +445,10 @@ func TestRekeyResealsUnderTheNewKEKAndIsSafeToRepeat(t *testing.T) {
 		t.Fatalf("second Rekey = %d, %v; want 0", n, err)
 	}
 	onlyNew, _ := NewSealer(newKEKBytes)
-	if err := NewManager(h.st, onlyNew, NewKeyring(), testSchedule, h.clock.now).SyncAll(ctx); err != nil {
+	if err := NewManager(h.st, onlyNew, NewKeyring(0), testSchedule, h.clock.now).CheckKEKs(ctx); err != nil {
 		t.Fatalf("the new KEK alone cannot open the re-sealed keys: %v", err)
 	}
-	if err := NewManager(h.st, oldKEK, NewKeyring(), testSchedule, h.clock.now).SyncAll(ctx); !errors.Is(err, ErrWrongKEK) {
+	if err := NewManager(h.st, oldKEK, NewKeyring(0), testSchedule, h.clock.now).CheckKEKs(ctx); !errors.Is(err, ErrWrongKEK) {
 		t.Fatalf("the old KEK alone: %v, want ErrWrongKEK", err)
 	}
 }
@@ -473,9 +485,12 @@ func kekBytesOf(t *testing.T, h *harness) []byte {
 func TestLoadUnderAnotherKEKFailsClearly(t *testing.T) {
 	h := newHarness(t, map[string]string{"payments": RS256})
 	h.reconcile(t, "payments")
-	err := NewManager(h.st, newTestSealer(t), NewKeyring(), testSchedule, nil).Sync(context.Background(), "payments")
-	if !errors.Is(err, ErrWrongKEK) {
+	other := NewManager(h.st, newTestSealer(t), NewKeyring(0), testSchedule, nil)
+	if _, err := other.Active(context.Background(), "payments"); !errors.Is(err, ErrWrongKEK) {
 		t.Fatalf("loading under a different KEK: error = %v, want ErrWrongKEK", err)
+	}
+	if err := other.CheckKEKs(context.Background()); !errors.Is(err, ErrWrongKEK) {
+		t.Fatalf("CheckKEKs under a different KEK: error = %v, want ErrWrongKEK", err)
 	}
 }
 
@@ -499,41 +514,113 @@ func TestJWKSMaxAgeFollowsThePublicationLead(t *testing.T) {
 	}
 }
 
-func TestSyncForgetsDeletedIssuersAndLoadsNewKeys(t *testing.T) {
-	h := newHarness(t, map[string]string{"payments": RS256, "billing": RS256})
+// TestKeysLoadOnFirstUseAndInvalidationReloads: another node's writes reach
+// this node's keyring through Invalidate (a change notification) or
+// InvalidateChanged (the poll); until then it serves what it holds, and an
+// issuer it never held is loaded from the store as it is.
+func TestKeysLoadOnFirstUseAndInvalidationReloads(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": ES256, "billing": ES256})
 	ctx := context.Background()
-	h.reconcile(t, "payments")
-	// Another node gives billing its key; this node learns of it by Sync.
-	other := NewManager(h.st, h.sealer, NewKeyring(), testSchedule, h.clock.now)
+	other := NewManager(h.st, h.sealer, NewKeyring(0), testSchedule, h.clock.now)
+	if err := h.m.InvalidateChanged(ctx); err != nil { // marks where polls begin
+		t.Fatal(err)
+	}
+	if _, err := h.m.Active(ctx, "payments"); !errors.Is(err, ErrNoActiveKey) {
+		t.Fatalf("Active before any key = %v, want ErrNoActiveKey", err)
+	}
+	if _, err := other.Reconcile(ctx, "payments"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.active("payments"); ok {
+		t.Fatal("the keyring dropped its entry without being told")
+	}
+	h.m.Invalidate("payments")
+	first, ok := h.active("payments")
+	if !ok {
+		t.Fatal("Invalidate did not make the next use load the new key")
+	}
+
+	// billing was never held: its first use loads what the store has.
 	if _, err := other.Reconcile(ctx, "billing"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := h.ring.Active("billing"); ok {
-		t.Fatal("billing's key is loaded before any sync")
+	if _, ok := h.active("billing"); !ok {
+		t.Fatal("first use of billing did not load its key")
 	}
-	if err := h.m.Sync(ctx, "billing"); err != nil {
+
+	// A rotation the notification missed is caught by the poll.
+	if err := other.RotateNow(ctx, "payments"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := h.ring.Active("billing"); !ok {
-		t.Fatal("Sync did not load billing's new key")
+	if n := len(published(t, h.m, "payments")); n != 1 {
+		t.Fatalf("publishes %d keys before the poll, want the 1 it held", n)
 	}
-	if err := h.st.DeleteIssuer(ctx, "payments", true, 0); err != nil {
+	if err := h.m.InvalidateChanged(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.m.Sync(ctx, "payments"); err != nil {
-		t.Fatal(err)
+	if n := len(published(t, h.m, "payments")); n != 2 {
+		t.Fatalf("publishes %d keys after the poll, want the pending successor too", n)
 	}
-	if _, ok := h.ring.JWKS("payments"); ok {
-		t.Fatal("a deleted issuer still publishes keys")
+	if again, _ := h.active("payments"); again.ID != first.ID {
+		t.Fatal("the pending key signs before its lead")
 	}
+
 	if err := h.st.DeleteIssuer(ctx, "billing", true, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.m.SyncAll(ctx); err != nil {
+	h.m.Invalidate("billing")
+	if _, err := h.m.JWKS(ctx, "billing"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("JWKS of a deleted issuer = %v, want ErrNotFound", err)
+	}
+}
+
+// TestKeyringHoldsItsBoundAndSharesConcurrentLoads: a bounded keyring
+// evicts issuers used once before those in steady use, and a burst of
+// first uses of one issuer opens its keys once.
+func TestKeyringHoldsItsBoundAndSharesConcurrentLoads(t *testing.T) {
+	issuers := map[string]string{}
+	for i := range 5 {
+		issuers[fmt.Sprintf("tenant-%d", i)] = ES256
+	}
+	h := newHarness(t, issuers)
+	ctx := context.Background()
+	for name := range issuers {
+		h.reconcile(t, name)
+	}
+	counted := &readCounter{Store: h.st}
+	h.m = NewManager(counted, h.sealer, NewKeyring(3), testSchedule, h.clock.now)
+
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := h.m.Active(ctx, "tenant-0"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := counted.perIssuer.Load(); n != 1 {
+		t.Fatalf("20 concurrent first uses read the keys %d times, want once", n)
+	}
+	for i := range 5 {
+		if _, err := h.m.JWKS(ctx, fmt.Sprintf("tenant-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := h.m.CacheStats()
+	if before.Entries != 3 || before.Hits+before.Misses != 25 || counted.perIssuer.Load() != 5 {
+		t.Fatalf("stats = %+v after %d loads, want 3 entries (the bound) after 25 lookups and 5 loads", before, counted.perIssuer.Load())
+	}
+	// tenant-0, in steady use, outlived the four others used once; the
+	// first of those was evicted.
+	if _, err := h.m.JWKS(ctx, "tenant-0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := h.ring.JWKS("billing"); ok {
-		t.Fatal("SyncAll kept a deleted issuer's keys")
+	if _, err := h.m.JWKS(ctx, "tenant-1"); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.m.CacheStats(); st.Hits != before.Hits+1 || st.Misses != before.Misses+1 || counted.perIssuer.Load() != 6 {
+		t.Fatalf("stats = %+v after %d loads; want tenant-0 a hit and the evicted tenant-1 loaded again", st, counted.perIssuer.Load())
 	}
 }
 
@@ -626,50 +713,11 @@ func TestECDSAJWSSignatureRefusesMalformedASN1(t *testing.T) {
 	}
 }
 
-// TestKeyPollSkipsUnchangedKeySets: a poll that finds an issuer's keys as
-// they were keeps the loaded entry instead of opening every private key
-// again; any change to the keys, or to the JWKS lifetime, rebuilds it.
-func TestKeyPollSkipsUnchangedKeySets(t *testing.T) {
-	h := newHarness(t, map[string]string{"payments": ES256})
-	ctx := context.Background()
-	h.reconcile(t, "payments")
-	active, _ := h.ring.Active("payments")
-	jwks, _ := h.ring.JWKS("payments")
-	if err := h.m.SyncAll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if again, _ := h.ring.Active("payments"); again != active {
-		t.Error("an unchanged key set was opened again")
-	}
-	if again, _ := h.ring.JWKS("payments"); again != jwks {
-		t.Error("an unchanged key set's JWKS was rebuilt")
-	}
-
-	if err := h.m.RotateNow(ctx, "payments"); err != nil {
-		t.Fatal(err)
-	}
-	rotated, _ := h.ring.JWKS("payments")
-	if rotated == jwks || len(published(t, h.ring, "payments")) != 2 {
-		t.Error("a new pending key did not reach the JWKS")
-	}
-
-	iss, _ := h.st.GetIssuer(ctx, "payments")
-	iss.KeyPublishLead = 3 * time.Hour
-	if _, _, err := h.st.PutIssuer(ctx, iss, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.m.Sync(ctx, "payments"); err != nil {
-		t.Fatal(err)
-	}
-	if lead, _ := h.ring.JWKS("payments"); lead == rotated {
-		t.Error("a new JWKS lifetime did not rebuild the key set")
-	}
-}
-
-// readCounter is the memory store, counting its per-issuer key reads.
+// readCounter is the memory store, counting its per-issuer key reads and
+// the issuers its due lists return.
 type readCounter struct {
 	*memory.Store
-	perIssuer, all atomic.Int64
+	perIssuer, due atomic.Int64
 }
 
 func (c *readCounter) ListSigningKeys(ctx context.Context, issuerName string) ([]store.SigningKey, error) {
@@ -677,15 +725,16 @@ func (c *readCounter) ListSigningKeys(ctx context.Context, issuerName string) ([
 	return c.Store.ListSigningKeys(ctx, issuerName)
 }
 
-func (c *readCounter) ListAllSigningKeys(ctx context.Context) (map[string][]store.SigningKey, error) {
-	c.all.Add(1)
-	return c.Store.ListAllSigningKeys(ctx)
+func (c *readCounter) ListKeysDue(ctx context.Context, now time.Time, after string, limit int) ([]store.IssuerKeys, error) {
+	due, err := c.Store.ListKeysDue(ctx, now, after, limit)
+	c.due.Add(int64(len(due)))
+	return due, err
 }
 
-// TestRotationCheckReadsPerIssuerOnlyWhatIsDue: with many issuers and
-// nothing due, a check is one read of all keys, not one per issuer; when
-// transitions fall due, exactly those issuers are reconciled.
-func TestRotationCheckReadsPerIssuerOnlyWhatIsDue(t *testing.T) {
+// TestRotationCheckReadsOnlyWhatIsDue: with many issuers and nothing due, a
+// check reads no issuer at all; when transitions fall due, exactly those
+// issuers are read and reconciled, and each publishes its successor.
+func TestRotationCheckReadsOnlyWhatIsDue(t *testing.T) {
 	issuers := map[string]string{}
 	for i := range 50 {
 		issuers[fmt.Sprintf("tenant-%02d", i)] = ES256
@@ -698,28 +747,86 @@ func TestRotationCheckReadsPerIssuerOnlyWhatIsDue(t *testing.T) {
 	r.OnAdvance = func(string) { advanced.Add(1) }
 	ctx := context.Background()
 
-	r.reconcileAll(ctx) // first keys for everyone
+	r.check(ctx) // first keys for everyone
 	if advanced.Load() != 50 {
 		t.Fatalf("first check advanced %d issuers, want 50", advanced.Load())
 	}
+	r.check(ctx) // plans every new key set
 	counted.perIssuer.Store(0)
-	counted.all.Store(0)
+	counted.due.Store(0)
 	h.clock.advance(time.Minute)
-	r.reconcileAll(ctx)
-	if n := counted.perIssuer.Load(); n != 0 || counted.all.Load() != 1 || advanced.Load() != 50 {
-		t.Errorf("a check with nothing due read %d issuers' keys one by one and all keys %d times", n, counted.all.Load())
+	r.check(ctx)
+	if counted.perIssuer.Load() != 0 || counted.due.Load() != 0 || advanced.Load() != 50 {
+		t.Errorf("a check with nothing due read %d issuers as due and %d issuers' keys one by one", counted.due.Load(), counted.perIssuer.Load())
 	}
 
-	// Past the rotation period less the lead, every issuer publishes a
-	// successor.
+	// One issuer is rotated by hand: only it is due, and planned again.
+	if err := h.m.RotateNow(ctx, "tenant-07"); err != nil {
+		t.Fatal(err)
+	}
+	r.check(ctx)
+	if counted.due.Load() != 1 || advanced.Load() != 50 {
+		t.Errorf("after one rotation a check read %d issuers as due, want 1, and advanced none", counted.due.Load())
+	}
+
+	// Past the rotation period less the lead, every other issuer publishes
+	// a successor; tenant-07 promotes its own when its lead is over.
 	h.clock.advance(testSchedule.RotationPeriod - testSchedule.PublishLead)
-	r.reconcileAll(ctx)
+	r.check(ctx)
 	if advanced.Load() != 100 {
 		t.Errorf("%d issuers advanced in all, want 100", advanced.Load())
 	}
 	for name := range issuers {
-		if len(published(t, h.ring, name)) != 2 {
-			t.Fatalf("issuer %s publishes %d keys, want its successor too", name, len(published(t, h.ring, name)))
+		if len(published(t, h.m, name)) != 2 {
+			t.Fatalf("issuer %s publishes %d keys, want its successor too", name, len(published(t, h.m, name)))
 		}
+	}
+}
+
+// TestDueAtIsWhenThePlanFirstHasWork: for every kind of key set, nothing is
+// planned an instant before dueAt and something is at it.
+func TestDueAtIsWhenThePlanFirstHasWork(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	key := func(id string, state store.KeyState, alg string, mod func(*store.SigningKey)) store.SigningKey {
+		k := store.SigningKey{ID: id, State: state, Algorithm: alg, CreatedAt: t0}
+		if mod != nil {
+			mod(&k)
+		}
+		return k
+	}
+	active := key("a", store.KeyActive, ES256, func(k *store.SigningKey) { k.ActivatedAt = t0 })
+	tests := []struct {
+		name string
+		keys []store.SigningKey
+		want time.Time // zero: now
+	}{
+		{"no keys", nil, time.Time{}},
+		{"active alone", []store.SigningKey{active}, t0.Add(testSchedule.RotationPeriod - testSchedule.PublishLead)},
+		{"active of another algorithm", []store.SigningKey{key("a", store.KeyActive, RS256, func(k *store.SigningKey) { k.ActivatedAt = t0 })}, time.Time{}},
+		{"pending successor", []store.SigningKey{active, key("p", store.KeyPending, ES256, func(k *store.SigningKey) { k.ActivateAt = t0.Add(5 * time.Minute) })}, t0.Add(5 * time.Minute)},
+		{"pending of another algorithm", []store.SigningKey{active, key("p", store.KeyPending, RS256, nil)}, time.Time{}},
+		{"retired key deleted first", []store.SigningKey{active, key("r", store.KeyRetired, ES256, func(k *store.SigningKey) { k.DeleteAt = t0.Add(time.Minute) })}, t0.Add(time.Minute)},
+		{"revoked key deleted after the rotation", []store.SigningKey{active, key("x", store.KeyRevoked, ES256, func(k *store.SigningKey) { k.DeleteAt = t0.Add(100 * time.Hour) })}, t0.Add(testSchedule.RotationPeriod - testSchedule.PublishLead)},
+		{"pending but nothing active", []store.SigningKey{key("p", store.KeyPending, ES256, func(k *store.SigningKey) { k.ActivateAt = t0.Add(time.Hour) })}, time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := dueAt(testSchedule, ES256, tc.keys)
+			if !got.Equal(tc.want) {
+				t.Fatalf("dueAt = %v, want %v", got, tc.want)
+			}
+			if got.IsZero() {
+				if planRotation(t0, testSchedule, ES256, tc.keys).empty() {
+					t.Fatal("due now, but nothing is planned now")
+				}
+				return
+			}
+			if !planRotation(got.Add(-time.Nanosecond), testSchedule, ES256, tc.keys).empty() {
+				t.Error("something is planned before dueAt")
+			}
+			if planRotation(got, testSchedule, ES256, tc.keys).empty() {
+				t.Error("nothing is planned at dueAt")
+			}
+		})
 	}
 }

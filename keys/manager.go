@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -23,28 +24,132 @@ type KeyStore interface {
 	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
 	ListIssuers(ctx context.Context, page store.Page) ([]store.Issuer, error)
 	ListSigningKeys(ctx context.Context, issuerName string) ([]store.SigningKey, error)
-	ListAllSigningKeys(ctx context.Context) (map[string][]store.SigningKey, error)
 	UpdateSigningKeys(ctx context.Context, issuerName string, update func([]store.SigningKey) ([]store.SigningKey, error)) ([]store.SigningKey, error)
+	ListKeysDue(ctx context.Context, now time.Time, after string, limit int) ([]store.IssuerKeys, error)
+	SetKeysDue(ctx context.Context, due []store.KeysDue) error
+	MarkAllKeysDue(ctx context.Context) error
+	KeyChangeMark(ctx context.Context) (uint64, error)
+	KeysChangedSince(ctx context.Context, mark uint64) ([]string, uint64, error)
+	OneKeyPerKEK(ctx context.Context) ([]store.SigningKey, error)
 }
 
-// Manager moves issuers' keys through their lifecycle and loads them into
-// the keyring.
+// Manager moves issuers' keys through their lifecycle and serves them,
+// from the keyring, to the token endpoint and the JWKS.
 type Manager struct {
 	store    KeyStore
 	sealer   *Sealer
 	ring     *Keyring
 	defaults Schedule
 	now      func() time.Time
+
+	// changeMark is where the next poll of written keys begins; 0 until
+	// the first poll.
+	markMu     sync.Mutex
+	changeMark uint64
 }
 
 // NewManager returns a Manager that stores keys in st, sealed by sealer,
-// loads them into ring, and schedules them by defaults where an issuer has
+// holds them in ring, and schedules them by defaults where an issuer has
 // no schedule of its own. now may be nil for the wall clock.
 func NewManager(st KeyStore, sealer *Sealer, ring *Keyring, defaults Schedule, now func() time.Time) *Manager {
 	if now == nil {
 		now = time.Now
 	}
 	return &Manager{store: st, sealer: sealer, ring: ring, defaults: defaults, now: now}
+}
+
+// ErrNoActiveKey is returned for an issuer that has no key to sign with.
+var ErrNoActiveKey = errors.New("issuer has no active signing key")
+
+// Active returns the key issuerName signs with, loading the issuer's keys
+// if this node does not hold them.
+func (m *Manager) Active(ctx context.Context, issuerName string) (*ActiveKey, error) {
+	k, err := m.keysOf(ctx, issuerName)
+	if err != nil {
+		return nil, err
+	}
+	if k.active == nil {
+		return nil, fmt.Errorf("issuer %q: %w", issuerName, ErrNoActiveKey)
+	}
+	return k.active, nil
+}
+
+// JWKS returns the key set issuerName publishes, loading the issuer's keys
+// if this node does not hold them.
+func (m *Manager) JWKS(ctx context.Context, issuerName string) (*JWKS, error) {
+	k, err := m.keysOf(ctx, issuerName)
+	if err != nil {
+		return nil, err
+	}
+	return k.jwks, nil
+}
+
+// keysOf is an issuer's keyring entry, built from the store on a miss. The
+// entry is built from the stored states alone, so a node that loads an
+// issuer late publishes what every other node does: a pending key before
+// it signs, a retired one until its tokens have expired.
+func (m *Manager) keysOf(ctx context.Context, issuerName string) (*issuerKeys, error) {
+	return m.ring.get(ctx, issuerName, func(ctx context.Context) (*issuerKeys, error) {
+		iss, err := m.store.GetIssuer(ctx, issuerName)
+		if err != nil {
+			return nil, err
+		}
+		stored, err := m.store.ListSigningKeys(ctx, issuerName)
+		if err != nil {
+			return nil, err
+		}
+		return m.build(iss, stored)
+	})
+}
+
+// CacheStats reports the keyring's lookups and size.
+func (m *Manager) CacheStats() CacheStats { return m.ring.Stats() }
+
+// Invalidate drops what this node holds of an issuer's keys, when any node
+// wrote them; the next use loads them again.
+func (m *Manager) Invalidate(issuerName string) { m.ring.forget(issuerName) }
+
+// InvalidateChanged drops the keys of every issuer written since the last
+// call, as a safety net for a change notification lost in a way the feed
+// could not notice. It reads only what was written, whatever the number of
+// issuers. The first call only marks where the next begins: call it once
+// before serving.
+func (m *Manager) InvalidateChanged(ctx context.Context) error {
+	m.markMu.Lock()
+	defer m.markMu.Unlock()
+	if m.changeMark == 0 {
+		mark, err := m.store.KeyChangeMark(ctx)
+		if err != nil {
+			return err
+		}
+		m.changeMark = mark
+		return nil
+	}
+	names, next, err := m.store.KeysChangedSince(ctx, m.changeMark)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		m.ring.forget(name)
+	}
+	m.changeMark = next
+	return nil
+}
+
+// CheckKEKs opens one stored key under each KEK the store's keys are sealed
+// with: a missing KEK is a start-up error, not a failure at some issuer's
+// first token request.
+func (m *Manager) CheckKEKs(ctx context.Context) error {
+	sample, err := m.store.OneKeyPerKEK(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sk := range sample {
+		if _, err := m.openPrivateKey(sk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ScheduleFor is an issuer's effective key schedule.
@@ -55,9 +160,9 @@ func (m *Manager) ScheduleFor(iss store.Issuer) Schedule { return m.defaults.For
 var errNothingDue = errors.New("nothing due")
 
 // Reconcile makes every transition an issuer's keys are due for (first key,
-// publication of a successor, promotion, deletion), loads the result, and
-// reports whether anything changed. It writes only when something is due,
-// so it is cheap to call on every tick.
+// publication of a successor, promotion, deletion) and reports whether
+// anything changed. It writes only when something is due, so it is cheap
+// to call on every tick.
 func (m *Manager) Reconcile(ctx context.Context, issuerName string) (bool, error) {
 	iss, err := m.store.GetIssuer(ctx, issuerName)
 	if err != nil {
@@ -69,25 +174,41 @@ func (m *Manager) Reconcile(ctx context.Context, issuerName string) (bool, error
 		return false, err
 	}
 	if planRotation(m.now(), sched, iss.SigningAlgorithm, current).empty() {
-		if _, loaded := m.ring.JWKS(issuerName); loaded {
-			return false, nil
-		}
-		return false, m.load(iss, current)
+		return false, nil
 	}
-	keys, err := m.store.UpdateSigningKeys(ctx, issuerName, func(keys []store.SigningKey) ([]store.SigningKey, error) {
+	return m.update(ctx, issuerName, func(keys []store.SigningKey) ([]store.SigningKey, error) {
 		p := planRotation(m.now(), sched, iss.SigningAlgorithm, keys)
 		if p.empty() {
 			return nil, errNothingDue
 		}
 		return m.apply(issuerName, p, keys)
 	})
+}
+
+// update writes an issuer's keys and drops what this node holds of them
+// (other nodes hear of it through the store's change feed). It reports
+// false when update found nothing due.
+func (m *Manager) update(ctx context.Context, issuerName string, update func([]store.SigningKey) ([]store.SigningKey, error)) (bool, error) {
+	_, err := m.store.UpdateSigningKeys(ctx, issuerName, update)
 	if errors.Is(err, errNothingDue) {
-		return false, m.loadIssuer(ctx, iss)
+		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return true, m.load(iss, keys)
+	m.ring.forget(issuerName)
+	return true, nil
+}
+
+// nextDue plans an issuer's keys as the rotator read them: when they next
+// need a transition, or false if one is due now.
+func (m *Manager) nextDue(ik store.IssuerKeys) (time.Time, bool) {
+	sched := m.ScheduleFor(ik.Issuer)
+	now := m.now()
+	if !planRotation(now, sched, ik.Issuer.SigningAlgorithm, ik.Keys).empty() {
+		return time.Time{}, false
+	}
+	return dueAt(sched, ik.Issuer.SigningAlgorithm, ik.Keys), true
 }
 
 // apply turns a plan into the issuer's next key set.
@@ -126,7 +247,7 @@ func (m *Manager) RotateNow(ctx context.Context, issuerName string) error {
 		return err
 	}
 	sched := m.ScheduleFor(iss)
-	keys, err := m.store.UpdateSigningKeys(ctx, issuerName, func(keys []store.SigningKey) ([]store.SigningKey, error) {
+	_, err = m.update(ctx, issuerName, func(keys []store.SigningKey) ([]store.SigningKey, error) {
 		for _, k := range keys {
 			if k.State == store.KeyPending && k.Algorithm == iss.SigningAlgorithm {
 				return nil, errNothingDue
@@ -138,13 +259,7 @@ func (m *Manager) RotateNow(ctx context.Context, issuerName string) error {
 		}
 		return m.apply(issuerName, p, keys)
 	})
-	if errors.Is(err, errNothingDue) {
-		return m.loadIssuer(ctx, iss)
-	}
-	if err != nil {
-		return err
-	}
-	return m.load(iss, keys)
+	return err
 }
 
 // Revoke withdraws a compromised key at once: it leaves the JWKS, never
@@ -157,7 +272,7 @@ func (m *Manager) Revoke(ctx context.Context, issuerName, kid string) error {
 		return err
 	}
 	sched := m.ScheduleFor(iss)
-	keys, err := m.store.UpdateSigningKeys(ctx, issuerName, func(keys []store.SigningKey) ([]store.SigningKey, error) {
+	_, err = m.update(ctx, issuerName, func(keys []store.SigningKey) ([]store.SigningKey, error) {
 		i := slices.IndexFunc(keys, func(k store.SigningKey) bool { return k.ID == kid })
 		if i < 0 {
 			return nil, fmt.Errorf("key %s of issuer %q: %w", kid, issuerName, store.ErrNotFound)
@@ -175,13 +290,7 @@ func (m *Manager) Revoke(ctx context.Context, issuerName, kid string) error {
 		// key or creates an active one.
 		return m.apply(issuerName, planRotation(now, sched, iss.SigningAlgorithm, keys), keys)
 	})
-	if errors.Is(err, errNothingDue) {
-		return m.loadIssuer(ctx, iss)
-	}
-	if err != nil {
-		return err
-	}
-	return m.load(iss, keys)
+	return err
 }
 
 // Rekey re-seals every stored private key under the primary KEK, one issuer
@@ -221,88 +330,12 @@ func (m *Manager) Rekey(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// Sync brings an issuer's keyring entry in line with the store after a
-// change: it reloads the keys of an issuer that exists and forgets those of
-// one that is gone.
-func (m *Manager) Sync(ctx context.Context, issuerName string) error {
-	iss, err := m.store.GetIssuer(ctx, issuerName)
-	if errors.Is(err, store.ErrNotFound) {
-		m.ring.forget(issuerName)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return m.loadIssuer(ctx, iss)
-}
-
-// SyncAll reloads every issuer's keys and forgets issuers that are gone,
-// for start-up and for when change notifications may have been missed. It
-// reads the issuers and all their keys in two queries, whatever their
-// number.
-func (m *Manager) SyncAll(ctx context.Context) error {
-	issuers, all, err := m.listAll(ctx)
-	if err != nil {
-		return err
-	}
-	live := make(map[string]bool, len(issuers))
-	for _, iss := range issuers {
-		live[iss.Name] = true
-		if err := m.load(iss, all[iss.Name]); err != nil {
-			return fmt.Errorf("load keys of issuer %q: %w", iss.Name, err)
-		}
-	}
-	m.ring.retain(live)
-	return nil
-}
-
-// listAll reads every issuer and every issuer's keys. An issuer created
-// between the two reads shows no keys; its change notification loads them.
-func (m *Manager) listAll(ctx context.Context) ([]store.Issuer, map[string][]store.SigningKey, error) {
-	issuers, err := m.store.ListIssuers(ctx, store.Page{})
-	if err != nil {
-		return nil, nil, err
-	}
-	all, err := m.store.ListAllSigningKeys(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	return issuers, all, nil
-}
-
-// due says whether Reconcile has anything to do for an issuer whose stored
-// keys are these: a transition, or a first load into the keyring.
-func (m *Manager) due(iss store.Issuer, keys []store.SigningKey) bool {
-	if _, loaded := m.ring.JWKS(iss.Name); !loaded {
-		return true
-	}
-	return !planRotation(m.now(), m.ScheduleFor(iss), iss.SigningAlgorithm, keys).empty()
-}
-
-// loadIssuer reads an issuer's keys from the store, opens them, and
-// replaces the issuer's entry in the keyring.
-func (m *Manager) loadIssuer(ctx context.Context, iss store.Issuer) error {
-	stored, err := m.store.ListSigningKeys(ctx, iss.Name)
-	if err != nil {
-		return err
-	}
-	return m.load(iss, stored)
-}
-
-// load builds the keyring entry: the active key signs; pending, active and
+// build makes the keyring entry: the active key signs; pending, active and
 // retired keys are published. While an RSA key signs, only RSA keys are
 // published, because the gateway plugin in the field converts every key in
 // the set as RSA and one other key breaks verification for all tokens.
-func (m *Manager) load(iss store.Issuer, stored []store.SigningKey) error {
-	maxAge := m.ScheduleFor(iss).JWKSMaxAge()
-	// Key polls reload every issuer: opening each private key again and
-	// rebuilding each key set when nothing changed cost most of a core at
-	// 100,000 issuers (BENCHMARKS.md, tenant scale).
-	source := keySetDigest(stored, maxAge)
-	if loaded, ok := m.ring.source(iss.Name); ok && loaded == source {
-		return nil
-	}
-	next := issuerKeys{source: source}
+func (m *Manager) build(iss store.Issuer, stored []store.SigningKey) (*issuerKeys, error) {
+	next := &issuerKeys{}
 	activeIsRSA := false
 	for _, sk := range stored {
 		if sk.State != store.KeyActive {
@@ -310,10 +343,10 @@ func (m *Manager) load(iss store.Issuer, stored []store.SigningKey) error {
 		}
 		priv, err := m.openPrivateKey(sk)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if next.active, err = newActiveKey(priv); err != nil {
-			return err
+			return nil, err
 		}
 		_, activeIsRSA = priv.Key.(*rsa.PrivateKey)
 	}
@@ -324,7 +357,7 @@ func (m *Manager) load(iss store.Issuer, stored []store.SigningKey) error {
 		}
 		var pub jose.JSONWebKey
 		if err := pub.UnmarshalJSON(sk.PublicJWK); err != nil {
-			return fmt.Errorf("parse public key %s of issuer %q: %w", sk.ID, iss.Name, err)
+			return nil, fmt.Errorf("parse public key %s of issuer %q: %w", sk.ID, iss.Name, err)
 		}
 		if _, isRSA := pub.Key.(*rsa.PublicKey); activeIsRSA && !isRSA {
 			continue
@@ -332,38 +365,10 @@ func (m *Manager) load(iss store.Issuer, stored []store.SigningKey) error {
 		published = append(published, pub)
 	}
 	var err error
-	if next.jwks, err = newJWKS(published, maxAge); err != nil {
-		return err
+	if next.jwks, err = newJWKS(published, m.ScheduleFor(iss).JWKSMaxAge()); err != nil {
+		return nil, err
 	}
-	m.ring.set(iss.Name, next)
-	return nil
-}
-
-// keySetDigest is the digest of everything load reads: every stored field
-// of every key, and the JWKS lifetime.
-func keySetDigest(stored []store.SigningKey, maxAge time.Duration) [sha256.Size]byte {
-	h := sha256.New()
-	field := func(b []byte) {
-		_ = binary.Write(h, binary.BigEndian, uint32(len(b)))
-		h.Write(b)
-	}
-	instant := func(t time.Time) { _ = binary.Write(h, binary.BigEndian, t.UnixNano()) }
-	_ = binary.Write(h, binary.BigEndian, int64(maxAge))
-	for _, k := range stored {
-		field([]byte(k.ID))
-		field([]byte(k.IssuerName))
-		field([]byte(k.Algorithm))
-		field([]byte(k.State))
-		field(k.PublicJWK)
-		field(k.SealedPrivateKey)
-		field([]byte(k.KEKID))
-		for _, t := range []time.Time{k.CreatedAt, k.ActivateAt, k.ActivatedAt, k.RetiredAt, k.DeleteAt} {
-			instant(t)
-		}
-	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	return sum
+	return next, nil
 }
 
 // NewSealedKey generates a key for issuerName and returns its stored form,
@@ -379,6 +384,29 @@ func (m *Manager) NewSealedKey(issuerName, alg string, state store.KeyState) (st
 		return store.SigningKey{}, err
 	}
 	return m.sealKey(issuerName, kid, alg, priv, state)
+}
+
+// NewFirstKeys generates, on every core, an active key for each issuer
+// named, activated at, in stored form; it stores nothing (bulk loads of
+// issuers store them).
+func (m *Manager) NewFirstKeys(issuerNames []string, alg string, at time.Time) ([]store.SigningKey, error) {
+	sealed := make([]store.SigningKey, len(issuerNames))
+	var next atomic.Int64
+	errs := make([]error, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(issuerNames) && errs[w] == nil; i = int(next.Add(1)) - 1 {
+				sealed[i], errs[w] = m.NewSealedKey(issuerNames[i], alg, store.KeyActive)
+				sealed[i].ActivatedAt = at
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return sealed, nil
 }
 
 // sealKey makes the stored form of a private key: its public JWK under

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/authz-dev/authz/store"
 )
 
 // Locker hands out a cluster-wide lock, so that one node rotates at a time.
@@ -63,10 +65,15 @@ func (r *Rotator) Run(ctx context.Context) {
 				r.log.Warn("key-rotation lock unavailable", "err", err)
 			case ok:
 				r.log.Info("this node rotates keys")
+				// Due times were planned under the last holder's default
+				// schedule, which may differ from this node's.
+				if err := r.manager.store.MarkAllKeysDue(ctx); err != nil && ctx.Err() == nil {
+					r.log.Error("mark every issuer's keys due", "err", err)
+				}
 			}
 		}
 		if unlock != nil {
-			r.reconcileAll(ctx)
+			r.check(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -76,31 +83,51 @@ func (r *Rotator) Run(ctx context.Context) {
 	}
 }
 
-// reconcileAll reads every issuer and all keys in two queries and runs
-// Reconcile, which reads and writes under the issuer's lock, only for the
-// issuers with something due: a check that finds nothing due costs two
-// reads, not one per issuer.
-func (r *Rotator) reconcileAll(ctx context.Context) {
-	issuers, all, err := r.manager.listAll(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.log.Error("list issuers and keys for key rotation", "err", err)
-		}
-		return
-	}
-	for _, iss := range issuers {
-		if !r.manager.due(iss, all[iss.Name]) {
-			continue
-		}
-		changed, err := r.manager.Reconcile(ctx, iss.Name)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			r.log.Error("rotate keys", "issuer", iss.Name, "err", err)
-		case changed:
-			r.log.Info("keys advanced", "issuer", iss.Name)
-			if r.OnAdvance != nil {
-				r.OnAdvance(iss.Name)
+// rotationBatch is how many due issuers a check reads at a time.
+const rotationBatch = 1000
+
+// check reads the issuers whose keys are due, by an index on their due
+// time, so that a check with nothing due reads no row whatever the number
+// of issuers. It runs Reconcile, which reads and writes under the issuer's
+// lock, for those with a transition due now, and records for the others
+// when they next will be. An issuer it reconciled is planned again at the
+// next check, from what was written.
+func (r *Rotator) check(ctx context.Context) {
+	after := ""
+	for {
+		batch, err := r.manager.store.ListKeysDue(ctx, r.manager.now(), after, rotationBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Error("list issuers with keys due", "err", err)
 			}
+			return
+		}
+		var planned []store.KeysDue
+		for _, ik := range batch {
+			after = ik.Issuer.Name
+			if at, ok := r.manager.nextDue(ik); ok {
+				planned = append(planned, store.KeysDue{Issuer: ik.Issuer.Name, Version: ik.Version, At: at})
+				continue
+			}
+			changed, err := r.manager.Reconcile(ctx, ik.Issuer.Name)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				r.log.Error("rotate keys", "issuer", ik.Issuer.Name, "err", err)
+			case changed:
+				r.log.Info("keys advanced", "issuer", ik.Issuer.Name)
+				if r.OnAdvance != nil {
+					r.OnAdvance(ik.Issuer.Name)
+				}
+			}
+		}
+		if err := r.manager.store.SetKeysDue(ctx, planned); err != nil {
+			if ctx.Err() == nil {
+				r.log.Error("record when keys are due", "err", err)
+			}
+			return
+		}
+		if len(batch) < rotationBatch {
+			return
 		}
 	}
 }

@@ -80,31 +80,53 @@ func (p plan) empty() bool {
 	return p.create == "" && p.promote == "" && p.retire == "" && len(p.remove) == 0
 }
 
-// planRotation is the key state machine: given an issuer's keys and the time,
-// it says which transitions are due. It is pure, so every transition and
-// boundary can be tested with a made-up clock.
-func planRotation(now time.Time, s Schedule, alg string, keys []store.SigningKey) plan {
-	var p plan
-	var active, pending *store.SigningKey
+// keyRoles are an issuer's keys by the part they play in its schedule.
+type keyRoles struct {
+	active *store.SigningKey
+	// pending is the newest pending key of the issuer's algorithm; stray
+	// are pending keys of another, which will never sign.
+	pending *store.SigningKey
+	stray   []string
+	// ending are retired and revoked keys with a deletion time.
+	ending []*store.SigningKey
+}
+
+func rolesOf(alg string, keys []store.SigningKey) keyRoles {
+	var r keyRoles
 	for i := range keys {
 		k := &keys[i]
 		switch k.State {
 		case store.KeyActive:
-			active = k
+			r.active = k
 		case store.KeyPending:
-			// A pending key of an algorithm the issuer no longer uses
-			// will never sign: replace it.
 			if k.Algorithm != alg {
-				p.remove = append(p.remove, k.ID)
-			} else if pending == nil || k.CreatedAt.After(pending.CreatedAt) {
-				pending = k
+				r.stray = append(r.stray, k.ID)
+			} else if r.pending == nil || k.CreatedAt.After(r.pending.CreatedAt) {
+				r.pending = k
 			}
 		case store.KeyRetired, store.KeyRevoked:
-			if !k.DeleteAt.IsZero() && !now.Before(k.DeleteAt) {
-				p.remove = append(p.remove, k.ID)
+			if !k.DeleteAt.IsZero() {
+				r.ending = append(r.ending, k)
 			}
 		}
 	}
+	return r
+}
+
+// planRotation is the key state machine: given an issuer's keys and the time,
+// it says which transitions are due. It is pure, so every transition and
+// boundary can be tested with a made-up clock.
+func planRotation(now time.Time, s Schedule, alg string, keys []store.SigningKey) plan {
+	r := rolesOf(alg, keys)
+	// A pending key of an algorithm the issuer no longer uses will never
+	// sign: replace it.
+	p := plan{remove: r.stray}
+	for _, k := range r.ending {
+		if !now.Before(k.DeleteAt) {
+			p.remove = append(p.remove, k.ID)
+		}
+	}
+	active, pending := r.active, r.pending
 	switch {
 	case active == nil && pending != nil:
 		// Nothing signs: availability wins over the remaining lead.
@@ -121,4 +143,27 @@ func planRotation(now time.Time, s Schedule, alg string, keys []store.SigningKey
 		p.create, p.createAlg, p.activateAt = store.KeyPending, alg, now.Add(s.PublishLead)
 	}
 	return p
+}
+
+// dueAt is the earliest time at which planRotation has something to do for
+// these keys, if nothing else writes them; the zero time means now. The
+// rotator records it, so that a check reads only the issuers whose time
+// has come.
+func dueAt(s Schedule, alg string, keys []store.SigningKey) time.Time {
+	r := rolesOf(alg, keys)
+	var next time.Time
+	switch {
+	case r.active == nil || len(r.stray) > 0 || (r.pending == nil && r.active.Algorithm != alg):
+		return time.Time{}
+	case r.pending != nil:
+		next = r.pending.ActivateAt
+	default:
+		next = r.active.ActivatedAt.Add(s.RotationPeriod - s.PublishLead)
+	}
+	for _, k := range r.ending {
+		if k.DeleteAt.Before(next) {
+			next = k.DeleteAt
+		}
+	}
+	return next
 }

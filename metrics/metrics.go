@@ -25,9 +25,27 @@ type Metrics struct {
 	tokenRequests  *prometheus.CounterVec
 	tokenLatency   *prometheus.HistogramVec
 	clientLookups  *prometheus.CounterVec
+	issuerLookups  *prometheus.CounterVec
 	throttled      *prometheus.CounterVec
-	keyTransitions *prometheus.CounterVec
+	keyTransitions prometheus.Counter
+
+	// tokenSeries caches each issuer's series of authz_token_requests_total
+	// by (issuer, code); issuers past maxIssuerSeries share "other".
+	tokenSeries     sync.Map // tokenSeriesKey → prometheus.Counter
+	tokenSeriesMu   sync.Mutex
+	issuersLabelled map[string]bool
+	maxIssuerSeries int
 }
+
+type tokenSeriesKey struct {
+	issuer string
+	code   int
+}
+
+// DefaultMaxIssuerSeries is how many issuers get token series of their
+// own: with 100,000 issuers, a series per issuer and code would swamp
+// Prometheus.
+const DefaultMaxIssuerSeries = 1000
 
 // latencyBuckets span a warm token (a fraction of a millisecond) to an
 // import of a large realm (seconds).
@@ -54,16 +72,21 @@ func New(build Build, failedQueries func() int64) *Metrics {
 		tokenLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "authz_token_request_duration_seconds", Help: "Time to answer a token request.",
 			Buckets: latencyBuckets,
-		}, []string{"issuer"}),
+		}, nil),
 		clientLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authz_client_cache_lookups_total", Help: "Client cache lookups: hit, miss, or stale (served while the database is unreachable).",
+		}, []string{"result"}),
+		issuerLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authz_issuer_cache_lookups_total", Help: "Issuer cache lookups: hit, miss, or stale (served while the database is unreachable).",
 		}, []string{"result"}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authz_rate_limited_total", Help: "Requests refused by the failed-authentication limits, by client or address.",
 		}, []string{"by"}),
-		keyTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		keyTransitions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "authz_key_transitions_total", Help: "Rotations advanced by this node: keys published, promoted or deleted.",
-		}, []string{"issuer"}),
+		}),
+		issuersLabelled: map[string]bool{},
+		maxIssuerSeries: DefaultMaxIssuerSeries,
 	}
 	// Label values known before the first event start at zero, so that a
 	// rate over them exists from the first scrape.
@@ -72,8 +95,9 @@ func New(build Build, failedQueries func() int64) *Metrics {
 	}
 	for _, result := range []string{"hit", "miss", "stale"} {
 		m.clientLookups.WithLabelValues(result)
+		m.issuerLookups.WithLabelValues(result)
 	}
-	m.registry.MustRegister(m.httpRequests, m.httpLatency, m.tokenRequests, m.tokenLatency, m.clientLookups, m.throttled, m.keyTransitions,
+	m.registry.MustRegister(m.httpRequests, m.httpLatency, m.tokenRequests, m.tokenLatency, m.clientLookups, m.issuerLookups, m.throttled, m.keyTransitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "authz_build_info", Help: "The running build: always 1, with its version, commit and Go version as labels.",
@@ -131,20 +155,96 @@ type httpSeries struct {
 	latency  prometheus.Observer
 }
 
-// TokenRequest counts a token request and its duration.
+// TokenRequest counts a token request and its duration. Its series is
+// found in a cache rather than through WithLabelValues, which validates and
+// hashes the labels each time.
 func (m *Metrics) TokenRequest(issuer string, status int, elapsed time.Duration) {
-	m.tokenRequests.WithLabelValues(issuer, strconv.Itoa(status)).Inc()
-	m.tokenLatency.WithLabelValues(issuer).Observe(elapsed.Seconds())
+	key := tokenSeriesKey{issuer, status}
+	counter, ok := m.tokenSeries.Load(key)
+	if !ok {
+		counter = m.tokenCounter(key)
+	}
+	counter.(prometheus.Counter).Inc()
+	m.tokenLatency.WithLabelValues().Observe(elapsed.Seconds())
+}
+
+// tokenCounter makes the series of a (issuer, code) first seen: the issuer
+// gets a label of its own while fewer than maxIssuerSeries have one, and
+// counts under "other" after.
+func (m *Metrics) tokenCounter(key tokenSeriesKey) prometheus.Counter {
+	m.tokenSeriesMu.Lock()
+	defer m.tokenSeriesMu.Unlock()
+	label := key.issuer
+	if !m.issuersLabelled[label] {
+		if len(m.issuersLabelled) < m.maxIssuerSeries {
+			m.issuersLabelled[label] = true
+		} else {
+			label = "other"
+		}
+	}
+	counter := m.tokenRequests.WithLabelValues(label, strconv.Itoa(key.code))
+	if label == key.issuer {
+		m.tokenSeries.Store(key, counter)
+	}
+	return counter
+}
+
+// IssuerGone drops a deleted issuer's token series, and its claim on a
+// series of its own.
+func (m *Metrics) IssuerGone(issuer string) {
+	m.tokenSeriesMu.Lock()
+	defer m.tokenSeriesMu.Unlock()
+	if !m.issuersLabelled[issuer] {
+		return
+	}
+	delete(m.issuersLabelled, issuer)
+	m.tokenSeries.Range(func(k, _ any) bool {
+		if k.(tokenSeriesKey).issuer == issuer {
+			m.tokenSeries.Delete(k)
+		}
+		return true
+	})
+	m.tokenRequests.DeletePartialMatch(prometheus.Labels{"issuer": issuer})
 }
 
 // ClientLookup counts a client cache lookup by result.
 func (m *Metrics) ClientLookup(result string) { m.clientLookups.WithLabelValues(result).Inc() }
 
+// IssuerLookup counts an issuer cache lookup by result.
+func (m *Metrics) IssuerLookup(result string) { m.issuerLookups.WithLabelValues(result).Inc() }
+
 // Throttled counts a request refused by a failed-authentication limit.
 func (m *Metrics) Throttled(by string) { m.throttled.WithLabelValues(by).Inc() }
 
 // KeysAdvanced counts an issuer whose keys this node moved on.
-func (m *Metrics) KeysAdvanced(issuer string) { m.keyTransitions.WithLabelValues(issuer).Inc() }
+func (m *Metrics) KeysAdvanced(string) { m.keyTransitions.Inc() }
+
+// KeyCache exports the keyring's lookups, read from stats at each scrape.
+func (m *Metrics) KeyCache(stats func() (hits, misses uint64)) {
+	for _, result := range []string{"hit", "miss"} {
+		m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "authz_key_cache_lookups_total", Help: "Keyring lookups of an issuer's keys: hit, or miss (loaded from the database).",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 {
+			hits, misses := stats()
+			if result == "hit" {
+				return float64(hits)
+			}
+			return float64(misses)
+		}))
+	}
+}
+
+// CacheEntries exports how many entries each named cache holds, read from
+// sizes at each scrape.
+func (m *Metrics) CacheEntries(sizes map[string]func() int) {
+	for name, size := range sizes {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authz_cache_entries", Help: "Entries held by each cache: issuers, clients and keys.",
+			ConstLabels: prometheus.Labels{"cache": name},
+		}, func() float64 { return float64(size()) }))
+	}
+}
 
 // Handler serves the metrics in Prometheus' text format.
 func (m *Metrics) Handler() http.Handler {

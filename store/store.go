@@ -343,6 +343,22 @@ const (
 	ChangeAll    ChangeKind = "all"
 )
 
+// IssuerKeys is an issuer and its keys, oldest first, read together, with
+// their version: it changes whenever either is written.
+type IssuerKeys struct {
+	Issuer  Issuer
+	Keys    []SigningKey
+	Version uint64
+}
+
+// KeysDue is when an issuer's keys next need a look, as planned from the
+// version of them the planner read.
+type KeysDue struct {
+	Issuer  string
+	Version uint64
+	At      time.Time
+}
+
 // Change tells that a record was written by some node.
 type Change struct {
 	Kind     ChangeKind
@@ -415,10 +431,28 @@ type Store interface {
 
 	// ListSigningKeys returns an issuer's keys, oldest first.
 	ListSigningKeys(ctx context.Context, issuerName string) ([]SigningKey, error)
-	// ListAllSigningKeys returns every issuer's keys by issuer name, each
-	// issuer's oldest first, in one read: key polls and rotation checks
-	// over many issuers.
-	ListAllSigningKeys(ctx context.Context) (map[string][]SigningKey, error)
+	// ListKeysDue returns, ordered by name and after the name after, up to
+	// limit issuers with their keys whose keys need a look at now: the due
+	// time last recorded for them has come, or they (or their keys) were
+	// written since. A new issuer is due at once.
+	ListKeysDue(ctx context.Context, now time.Time, after string, limit int) ([]IssuerKeys, error)
+	// SetKeysDue records when each issuer's keys next need a look, but only
+	// where the issuer and its keys are still at the version planned from;
+	// others stay due.
+	SetKeysDue(ctx context.Context, due []KeysDue) error
+	// OneKeyPerKEK returns one stored key sealed under each KEK any key is
+	// sealed under, so that a node can check at start-up that it can open
+	// them all.
+	OneKeyPerKEK(ctx context.Context) ([]SigningKey, error)
+	// MarkAllKeysDue makes every issuer's keys due at once.
+	MarkAllKeysDue(ctx context.Context) error
+	// KeyChangeMark is where a reader of KeysChangedSince begins: every
+	// later write of an issuer or its keys is at or after it.
+	KeyChangeMark(ctx context.Context) (uint64, error)
+	// KeysChangedSince names the issuers written (settings or keys) at or
+	// after mark, possibly with some written before it, and returns the
+	// mark for the next call. Deleted issuers are not named.
+	KeysChangedSince(ctx context.Context, mark uint64) (issuers []string, next uint64, err error)
 	// UpdateSigningKeys hands update the issuer's keys and stores the set it
 	// returns: keys left out are deleted, new ids are inserted (CreatedAt is
 	// set by the store), others are updated. Writers of one issuer's keys

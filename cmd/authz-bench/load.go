@@ -39,6 +39,10 @@ type loadConfig struct {
 	clientID     string
 	clientSecret string
 	clientCount  int
+	issuers      int
+	issuerPrefix string
+	first        int
+	versusIssuer int
 	scope        string
 	workers      int
 	duration     time.Duration
@@ -61,6 +65,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&c.clientID, "client-id", "", "client id; with --clients, the prefix of seeded ids")
 	fs.StringVar(&c.clientSecret, "client-secret", "", "client secret (seeded clients share one)")
 	fs.IntVar(&c.clientCount, "clients", 0, "spread requests over this many seeded clients, <client-id>000001 on")
+	fs.IntVar(&c.issuers, "issuers", 0, "the seeded clients are spread over this many seeded issuers, as authz-bench seed --issuers spreads them (client k belongs to issuer k mod N); the URLs name the issuer as {issuer}")
+	fs.StringVar(&c.issuerPrefix, "issuer-prefix", "t-", "with --issuers, the prefix of seeded issuer names")
+	fs.IntVar(&c.first, "first", 0, "index of the first seeded client (and so issuer) to use: a rerun with a higher one meets issuers and clients the server has not touched")
+	fs.IntVar(&c.versusIssuer, "versus-issuers", 0, "the seeded issuers at --versus-token-url (default: --issuers)")
 	fs.StringVar(&c.scope, "scope", "", "scope to request")
 	fs.IntVar(&c.workers, "workers", 2*runtime.NumCPU(), "concurrent keep-alive connections")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each phase runs")
@@ -88,6 +96,18 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if c.workers < 1 || c.workers > maxWorkers || c.duration <= 0 || c.duration > maxDuration || c.rate < 0 || c.rounds < 1 || c.rounds > maxRounds {
 		return fmt.Errorf("--workers must be 1 to %d, --duration at most %s and --rounds 1 to %d", maxWorkers, maxDuration, maxRounds)
 	}
+	if c.issuers < 0 || c.first < 0 || c.versusIssuer < 0 {
+		return errors.New("--issuers, --versus-issuers and --first cannot be negative")
+	}
+	if c.versusIssuer == 0 {
+		c.versusIssuer = c.issuers
+	}
+	if c.issuers > 0 && c.target == "token" && c.clientCount == 0 {
+		return errors.New("--issuers needs --clients: a token request's issuer is its seeded client's")
+	}
+	if c.issuers > 0 && !strings.Contains(c.tokenURL+c.jwksURL, issuerPlaceholder) {
+		return fmt.Errorf("with --issuers, the URL names the issuer as %s: http://127.0.0.1:8080/issuers/%s/token", issuerPlaceholder, issuerPlaceholder)
+	}
 	var req requestFactory
 	switch c.target {
 	case "token":
@@ -102,7 +122,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := requireLoopback(c.jwksURL); err != nil {
 			return err
 		}
-		req = func(int) (*http.Request, error) { return http.NewRequest(http.MethodGet, c.jwksURL, nil) }
+		req = func(i int) (*http.Request, error) {
+			return http.NewRequest(http.MethodGet, c.issuerURL(c.jwksURL, c.first+i), nil)
+		}
 	default:
 		return fmt.Errorf("--target must be token or jwks")
 	}
@@ -115,7 +137,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		versus := c
-		versus.tokenURL = c.versusURL
+		versus.tokenURL, versus.issuers = c.versusURL, c.versusIssuer
 		if c.versusSecret != "" {
 			versus.clientSecret = c.versusSecret
 		}
@@ -220,11 +242,29 @@ func tokenRequests(c loadConfig) requestFactory {
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		id := c.clientID
 		if c.clientCount > 0 {
-			id = fmt.Sprintf("%s%06d", c.clientID, 1+i%c.clientCount)
+			k := (c.first + i) % c.clientCount
+			id = fmt.Sprintf("%s%06d", c.clientID, 1+k)
+			r.URL, err = url.Parse(c.issuerURL(c.tokenURL, k))
+			if err != nil {
+				return nil, err
+			}
 		}
 		r.SetBasicAuth(id, c.clientSecret)
 		return r, nil
 	}
+}
+
+// issuerPlaceholder stands for the issuer's name in the URLs of a load over
+// many seeded issuers.
+const issuerPlaceholder = "{issuer}"
+
+// issuerURL is raw with the placeholder replaced by the name of the issuer
+// seeded client k belongs to.
+func (c loadConfig) issuerURL(raw string, k int) string {
+	if c.issuers == 0 {
+		return raw
+	}
+	return strings.Replace(raw, issuerPlaceholder, fmt.Sprintf("%s%06d", c.issuerPrefix, 1+k%c.issuers), 1)
 }
 
 // result is one phase's measurements.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"os/signal"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -100,6 +102,46 @@ func TestVersusComparesTwoTokenEndpointsInRounds(t *testing.T) {
 	}
 }
 
+// TestLoadSpreadsOverSeededIssuers: client k is sent to the issuer seed
+// gave it, k mod --issuers, from --first on (wrapping round --clients),
+// for tokens and JWKS alike.
+func TestLoadSpreadsOverSeededIssuers(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _, _ := r.BasicAuth()
+		mu.Lock()
+		seen[r.URL.Path+" "+id] = true
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	for _, args := range [][]string{
+		{"--token-url", srv.URL + "/issuers/{issuer}/token", "--client-id", "c-", "--client-secret", "s", "--clients", "6"},
+		{"--target", "jwks", "--jwks-url", srv.URL + "/issuers/{issuer}/jwks.json"},
+	} {
+		var out, errs bytes.Buffer
+		args = append([]string{"run", "--issuers", "3", "--first", "2", "--workers", "1", "--rate", "200", "--duration", "300ms"}, args...)
+		if err := run(context.Background(), args, &out, &errs); err != nil {
+			t.Fatalf("%v\n%s", err, errs.String())
+		}
+	}
+	for _, want := range []string{
+		"/issuers/t-000003/token c-000003", "/issuers/t-000001/token c-000004", "/issuers/t-000003/token c-000006",
+		"/issuers/t-000003/jwks.json ", "/issuers/t-000001/jwks.json ",
+	} {
+		if !seen[want] {
+			t.Errorf("no request %q among %v", want, seen)
+		}
+	}
+	for key := range seen {
+		var issuer, client int
+		if _, err := fmt.Sscanf(key, "/issuers/t-%06d/token c-%06d", &issuer, &client); err == nil && (client-1)%3+1 != issuer {
+			t.Errorf("client %d was sent to issuer %d, not its own", client, issuer)
+		}
+	}
+}
+
 func TestRunRefusesTargetsBeyondLoopbackAndUnboundedRuns(t *testing.T) {
 	for _, args := range [][]string{
 		{"run", "--target", "jwks", "--jwks-url", "http://example.com/jwks.json"},
@@ -107,6 +149,8 @@ func TestRunRefusesTargetsBeyondLoopbackAndUnboundedRuns(t *testing.T) {
 		{"run", "--target", "jwks", "--jwks-url", "http://127.0.0.1:1/", "--workers", "100000"},
 		{"run", "--target", "jwks", "--jwks-url", "http://127.0.0.1:1/", "--compare", "--rounds", "1000"},
 		{"run", "--token-url", "http://127.0.0.1:1/", "--client-id", "c", "--client-secret", "s", "--versus-token-url", "http://example.com/token"},
+		{"run", "--token-url", "http://127.0.0.1:1/token", "--client-id", "c", "--client-secret", "s", "--clients", "2", "--issuers", "2"},
+		{"run", "--token-url", "http://127.0.0.1:1/{issuer}/token", "--client-id", "c", "--client-secret", "s", "--issuers", "2"},
 	} {
 		var out, errs bytes.Buffer
 		if err := run(context.Background(), args, &out, &errs); err == nil {

@@ -3,10 +3,12 @@
 #   bash cmd/authz-bench/run-benchmarks.sh [seconds-per-phase]   (--compare runs every phase in 3 interleaved rounds)
 # Needs the PostgreSQL that `make test` sets up (AUTHZ_TEST_DATABASE_URL,
 # which also says its host and port). It creates two databases, named by
-# BENCH_DATABASE (default authz_bench) and that name with _1m and _scale,
-# and drops them when it ends; the servers it starts listen on free loopback
-# ports. BENCH_ISSUERS (default 100000, 0 skips the phase) and
-# BENCH_ISSUER_CLIENTS (default 1000000) size the tenant-scale phase.
+# BENCH_DATABASE (default authz_bench) and that name with _big, and drops
+# them when it ends; the servers it starts listen on free loopback ports.
+# BENCH_CLIENTS (default 10000000) sizes the registered-clients phase, and
+# BENCH_ISSUERS (default 100000, 0 skips the phase) the tenant-scale phase,
+# which adds those issuers to the same database. The whole run takes about
+# half an hour at the defaults, most of it loading ten million clients.
 set -euo pipefail
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.26.11}   # the toolchain go.mod names
 cd "$(dirname "$0")/../.."
@@ -16,11 +18,10 @@ bench_name=${BENCH_DATABASE:-authz_bench}
 [[ $bench_name =~ ^[a-z_][a-z0-9_]{0,50}$ ]] || { echo "BENCH_DATABASE must be a plain lower-case name" >&2; exit 2; }
 db_url() { echo "${admin_db/\/postgres\?//$1?}"; }
 bench_db=$(db_url "$bench_name")
-big_db=$(db_url "${bench_name}_1m")
+big_db=$(db_url "${bench_name}_big")
 work=$(mktemp -d)
 drop_databases() {
-  psql "$admin_db" -qc "drop database if exists $bench_name with (force)" -c "drop database if exists ${bench_name}_1m with (force)" \
-    -c "drop database if exists ${bench_name}_scale with (force)" 2>/dev/null || true
+  psql "$admin_db" -qc "drop database if exists $bench_name with (force)" -c "drop database if exists ${bench_name}_big with (force)" 2>/dev/null || true
 }
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; drop_databases; rm -rf "$work"' EXIT
 export AUTHZ_CONFIG=$work/cli.json
@@ -164,73 +165,145 @@ MEMORY_PUBLIC=$UNTRACED_PUBLIC MEMORY_SECRET=$UNTRACED_SECRET
 
 kek=$(head -c 32 /dev/urandom | base64)
 # postgres_server NAME DATABASE: a new database, bootstrapped, served and set
-# up; sets PUBLIC, ES_SECRET and SERVER_PID.
+# up; sets PUBLIC, ADMIN, ES_SECRET, SERVER_PID and BOOT_ID and BOOT_SECRET
+# (the admin client's credentials).
 postgres_server() {
   local url boot
   psql "$admin_db" -qc "drop database if exists $2 with (force)" -c "create database $2"
   url=$(db_url "$2")
   boot=$(AUTHZ_DATABASE_URL=$url AUTHZ_KEK=$kek "$authz" bootstrap)
+  BOOT_ID=$(echo "$boot" | grep -oP 'client_id:\s+\K\S+') BOOT_SECRET=$(echo "$boot" | grep -oP 'client_secret:\s+\K\S+')
   AUTHZ_DATABASE_URL=$url AUTHZ_KEK=$kek start_server "$1"
-  setup "$(echo "$boot" | grep -oP 'client_id:\s+\K\S+')" "$(echo "$boot" | grep -oP 'client_secret:\s+\K\S+')"
+  setup "$BOOT_ID" "$BOOT_SECRET"
 }
 
 echo "== PostgreSQL (versus endpoint) and memory store (token endpoint), ES256, interleaved rounds"
 postgres_server postgres "$bench_name"
-PG_PUBLIC=$PUBLIC PG_SECRET=$ES_SECRET pg_pid=$SERVER_PID
+PG_PUBLIC=$PUBLIC PG_SECRET=$ES_SECRET
 run --rounds 3 --token-url "$MEMORY_PUBLIC/issuers/bench-es256/token" --client-id bench-es --client-secret "$MEMORY_SECRET" \
   --versus-token-url "$PG_PUBLIC/issuers/bench-es256/token" --versus-client-secret "$PG_SECRET" | tee "$work/pg-vs-memory.txt"
 kill "$memory_pid"; wait "$memory_pid" 2>/dev/null || true
 
-echo "== 1 k (token endpoint) and 1 M (versus endpoint) registered clients, the same load over 1000 warm clients, interleaved rounds"
+clients=${BENCH_CLIENTS:-10000000}
+echo "== 1 k (token endpoint) and $clients (versus endpoint) registered clients, the same load over 1000 warm clients, interleaved rounds"
 "$bench" seed --database-url "$bench_db" --issuer bench-es256 --count 1000 --secret seeded-secret --scope read
-postgres_server postgres-1m "${bench_name}_1m"
-BIG_PUBLIC=$PUBLIC big_pid=$SERVER_PID
+postgres_server postgres-big "${bench_name}_big"
+BIG_PUBLIC=$PUBLIC big_pid=$SERVER_PID BIG_ID=$BOOT_ID BIG_SECRET=$BOOT_SECRET
 "$bench" seed --database-url "$big_db" --issuer bench-es256 --count 1000 --secret seeded-secret --scope read
-"$bench" seed --database-url "$big_db" --issuer bench-es256 --count 999000 --prefix bench-x --secret seeded-secret --scope read
-# Let PostgreSQL finish the work a million-row load leaves behind, so that
-# it does not compete for the cores during the measurement.
+"$bench" seed --database-url "$big_db" --issuer bench-es256 --count $((clients - 1000)) --prefix bench-x --secret seeded-secret --scope read
+# Let PostgreSQL finish the work a load of millions of rows leaves behind,
+# so that it does not compete for the cores during the measurement.
 psql "$big_db" -qc 'vacuum analyze' -c 'checkpoint'
 for url in "$PG_PUBLIC" "$BIG_PUBLIC"; do
   "$bench" run --duration 3s --clients 1000 --token-url "$url/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret >/dev/null
 done
 run --clients 1000 --rate "$half" --workers 64 --rounds 3 --token-url "$PG_PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret \
-  --versus-token-url "$BIG_PUBLIC/issuers/bench-es256/token" | tee "$work/1m-vs-1k.txt"
+  --versus-token-url "$BIG_PUBLIC/issuers/bench-es256/token" | tee "$work/big-vs-1k.txt"
 psql "$big_db" -Atc "select 'registered clients: ' || count(*) from clients"
 
-echo "== resident memory: 1 M registered clients, 150,000 of them asking (more than the client cache's 100,000 bound)"
+echo "== resident memory: $clients registered clients, 150,000 of them asking (more than the client cache's 100,000 bound)"
 grep -E '^(VmRSS|VmHWM)' "/proc/$big_pid/status" | sed 's/^/before: /'
 "$bench" run --duration 30s --clients 150000 --token-url "$BIG_PUBLIC/issuers/bench-es256/token" --client-id bench-x --client-secret seeded-secret | tee "$work/spread.txt"
 grep -E '^(VmRSS|VmHWM)' "/proc/$big_pid/status" | sed 's/^/after: /' | tee "$work/rss.txt"
 
+echo "== ES256 with requests spread over all $clients clients (each a cache miss) and over 1000 warm ones"
+run --clients 1000 --token-url "$BIG_PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret | tee "$work/warm-big.txt"
+run --clients $((clients - 1000)) --first 1000000 --token-url "$BIG_PUBLIC/issuers/bench-es256/token" --client-id bench-x --client-secret seeded-secret | tee "$work/uniform-big.txt"
+half_uniform=$(awk '/^ +token endpoint/ {printf "%d", $3/2}' "$work/uniform-big.txt")
+echo "-- at half that rate ($half_uniform tokens/s), other clients"
+run --clients $((clients - 1000)) --first 5000000 --rate "$half_uniform" --workers 64 --token-url "$BIG_PUBLIC/issuers/bench-es256/token" \
+  --client-id bench-x --client-secret seeded-secret | tee "$work/uniform-half.txt"
+
 issuers=${BENCH_ISSUERS:-100000}
 if [ "$issuers" -gt 0 ]; then
-  echo "== tenant scale: $issuers issuers (ES256), ${BENCH_ISSUER_CLIENTS:-1000000} clients spread over them"
-  kill "$big_pid" "$pg_pid" 2>/dev/null || true
-  psql "$admin_db" -qc "drop database if exists ${bench_name}_scale with (force)" -c "create database ${bench_name}_scale"
-  scale_db=$(db_url "${bench_name}_scale")
-  AUTHZ_DATABASE_URL=$scale_db "$authz" migrate >/dev/null
-  "$bench" seed --database-url "$scale_db" --kek "$kek" --issuers "$issuers" --count "${BENCH_ISSUER_CLIENTS:-1000000}" --prefix c- --secret seeded-secret --scope read
-  psql "$scale_db" -qc 'vacuum analyze' -c 'checkpoint'
+  echo "== tenant scale: $issuers issuers (ES256) with 2 clients each, 1000 RS256 issuers, in the database of $clients clients"
+  "$bench" seed --database-url "$big_db" --kek "$kek" --issuers "$issuers" --count $((2 * issuers)) --prefix c- --secret seeded-secret --scope read
+  "$bench" seed --database-url "$big_db" --kek "$kek" --issuers 1000 --issuer-prefix r- --alg RS256 --count 1000 --prefix rc- --secret seeded-secret --scope read
+  # The comparison's small side: 10 issuers, 1000 clients, in the 1 k database.
+  "$bench" seed --database-url "$bench_db" --kek "$kek" --issuers 10 --count 1000 --prefix c- --secret seeded-secret --scope read
+  psql "$big_db" -qc 'vacuum analyze' -c 'checkpoint'
+  kill "$big_pid"; wait "$big_pid" 2>/dev/null || true
   started=$(date +%s%N)
-  AUTHZ_DATABASE_URL=$scale_db AUTHZ_KEK=$kek start_server scale
+  AUTHZ_DATABASE_URL=$big_db AUTHZ_KEK=$kek start_server scale
+  SCALE_PUBLIC=$PUBLIC SCALE_ADMIN=$ADMIN scale_pid=$SERVER_PID
   until [ "$(curl -s -o /dev/null -w '%{http_code}' "$PUBLIC/readyz")" = 200 ]; do sleep 0.05; done
   echo "start-up to ready: $(( ($(date +%s%N) - started) / 1000000 )) ms"
-  grep -E '^(VmRSS|VmHWM)' "/proc/$SERVER_PID/status" | sed 's/^/after start-up: /'
-  half_issuer=$((issuers / 2))
-  curl -s -o /dev/null -w "first token of a cold issuer: %{http_code} in %{time_total} s\n" -u "$(printf 'c-%06d' "$half_issuer"):seeded-secret" \
-    -d grant_type=client_credentials "$PUBLIC/issuers/$(printf 't-%06d' "$half_issuer")/token"
-  curl -s -o /dev/null -w "first JWKS of a cold issuer: %{http_code} in %{time_total} s\n" "$PUBLIC/issuers/$(printf 't-%06d' $((half_issuer + 1)))/jwks.json"
-  cpu() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+  grep -E '^(VmRSS|VmHWM)' "/proc/$scale_pid/status" | sed 's/^/after start-up: /'
+  psql "$big_db" -Atc "select 'issuers: ' || count(*) from issuers" -c "select 'registered clients: ' || count(*) from clients"
+
+  # The node that takes the rotation lock plans every issuer once; after
+  # that, a check with nothing due is one indexed read.
+  until [ "$(psql "$big_db" -Atc 'select count(*) from issuer_key_schedule where due_at <= now()')" = 0 ]; do sleep 0.2; done
+  echo "first rotation check planned every issuer: $(( ($(date +%s%N) - started) / 1000000 )) ms after start"
+  for _ in 1 2 3; do
+    psql "$big_db" -Atc "explain (analyze, format json) select issuers.name, s.changed_xid::text from issuer_key_schedule s
+      join issuers on issuers.name = s.issuer_name where s.due_at <= now() and s.issuer_name > '' order by s.issuer_name limit 1000" |
+      grep -oP '"Execution Time": \K[0-9.]+'
+  done | sort -n | awk '{a[NR]=$1} END {printf "rotation check with none due, database time (median of 3): %s ms\n", a[2]}'
+
+  echo "-- first token of issuers this node has not touched, ES256 (1000 issuers, one request each)"
+  "$bench" run --duration 10s --rate 100 --workers 4 --issuers "$issuers" --clients "$issuers" --first $((issuers / 2)) \
+    --token-url "$PUBLIC/issuers/{issuer}/token" --client-id c- --client-secret seeded-secret | tee "$work/cold-es.txt"
+  echo "-- first token of issuers this node has not touched, RS256 (500 issuers)"
+  "$bench" run --duration 10s --rate 50 --workers 4 --issuers 1000 --issuer-prefix r- --clients 1000 \
+    --token-url "$PUBLIC/issuers/{issuer}/token" --client-id rc- --client-secret seeded-secret | tee "$work/cold-rs.txt"
+  echo "-- first JWKS of issuers this node has not touched (1000 issuers)"
+  "$bench" run --target jwks --duration 10s --rate 100 --workers 4 --issuers "$issuers" --first $((issuers * 3 / 4)) \
+    --jwks-url "$PUBLIC/issuers/{issuer}/jwks.json" | tee "$work/cold-jwks.txt"
+  grep -E '^(VmRSS|VmHWM)' "/proc/$scale_pid/status" | sed 's/^/after 2,500 cold issuers: /'
+
+  echo "== $issuers (versus endpoint) and 10 (token endpoint) issuers, the same load over 1000 clients: 1000 warm issuers and 10, interleaved rounds"
+  for side in "$PG_PUBLIC 10" "$SCALE_PUBLIC $issuers"; do
+    set -- $side
+    "$bench" run --duration 3s --clients 1000 --issuers "$2" --token-url "$1/issuers/{issuer}/token" --client-id c- --client-secret seeded-secret >/dev/null
+  done
+  run --clients 1000 --rate "$half" --workers 64 --rounds 3 --issuers 10 --versus-issuers "$issuers" --client-id c- --client-secret seeded-secret \
+    --token-url "$PG_PUBLIC/issuers/{issuer}/token" --versus-token-url "$SCALE_PUBLIC/issuers/{issuer}/token" | tee "$work/issuers-vs-10.txt"
+
+  echo "== admin listing: the first page of issuers and one past 99% of them"
+  token=$(curl -s -u "$BIG_ID:$BIG_SECRET" -d grant_type=client_credentials "$SCALE_PUBLIC/issuers/system/token" | grep -oP '"access_token":"\K[^"]+')
+  late=$(printf 'v1:%s' "$(printf 't-%06d' $((issuers * 99 / 100)))" | base64 | tr '+/' '-_' | tr -d '=')
+  for page in "" "&cursor=$late"; do
+    for _ in $(seq 21); do
+      curl -s -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $token" "$SCALE_ADMIN/admin/v1/issuers?limit=100$page"
+    done | sort -n | awk -v p="${page:+late}" '{a[NR]=$1} END {printf "issuers page of 100 (%s): median %.2f ms\n", p ? "past 99%" : "first", a[11] * 1000}'
+  done | tee "$work/paging.txt"
+
+  echo "== a rotation through one node reaches the JWKS of two others (3 nodes, $issuers issuers)"
+  AUTHZ_DATABASE_URL=$big_db AUTHZ_KEK=$kek start_server scale-2
+  node2=$PUBLIC
+  AUTHZ_DATABASE_URL=$big_db AUTHZ_KEK=$kek start_server scale-3
+  node3=$PUBLIC
+  "$authz" login --admin-url "$SCALE_ADMIN" --token-url "$SCALE_PUBLIC/issuers/system/token" --client-id "$BIG_ID" --client-secret "$BIG_SECRET" >/dev/null
+  for i in 500 $((issuers * 7 / 10)); do
+    name=$(printf 't-%06d' "$i")
+    curl -s -o /dev/null "$node2/issuers/$name/jwks.json"   # warm on one node, cold on the other
+    "$authz" keys rotate --issuer "$name" >/dev/null
+    rotated=$(date +%s%N)
+    for node in "$node2" "$node3"; do
+      until [ "$(curl -s "$node/issuers/$name/jwks.json" | grep -o '"kid"' | wc -l)" = 2 ]; do sleep 0.005; done
+    done
+    echo "$name: the new key is in both other nodes' JWKS $(( ($(date +%s%N) - rotated) / 1000000 )) ms after the rotation returned"
+  done | tee "$work/propagation.txt"
+
+  cpu() { awk '{print $14 + $15}' "/proc/$scale_pid/stat"; }
   idle=$(cpu); sleep 60
   echo "server CPU while idle for 60 s (key polls, rotator checks): $(( ($(cpu) - idle) * 1000 / $(getconf CLK_TCK) )) ms"
-  grep -E '^(VmRSS|VmHWM)' "/proc/$SERVER_PID/status" | sed 's/^/after 60 s idle: /'
+  grep -E '^(VmRSS|VmHWM)' "/proc/$scale_pid/status" | sed 's/^/after 60 s idle: /'
 fi
 
 echo "== summary"
 # versus FILE COLUMN: the token and versus rows' figures in COLUMN.
 versus() { awk -v c="$2" '/^ +(token|versus) endpoint/ {printf "%s ", $c}' "$work/$1"; }
 echo "$(versus pg-vs-memory.txt 3)" | awk '{printf "ES256 PostgreSQL ÷ memory tokens/s: %.2f (%d ÷ %d)\n", $2/$1, $2, $1}'
-echo "$(versus 1m-vs-1k.txt 6 | tr -d ms)" | awk '{printf "token p99 with 1 M ÷ with 1 k clients: %.2f (%sms ÷ %sms)\n", $2/$1, $2, $1}'
+echo "$(versus big-vs-1k.txt 6 | tr -d ms)" | awk -v n="$clients" '{printf "token p99 with %d ÷ with 1000 clients: %.2f (%sms ÷ %sms)\n", n, $2/$1, $2, $1}'
+paste <(awk '/^ +token endpoint/ {print $3}' "$work/uniform-big.txt") <(awk '/^ +token endpoint/ {print $3}' "$work/warm-big.txt") |
+  awk '{printf "ES256 tokens/s spread over every client ÷ over 1000 warm ones: %.2f (%d ÷ %d)\n", $1/$2, $1, $2}'
+awk '/^ +token endpoint/ {print "ES256 p99 spread over every client at half that rate: " $6}' "$work/uniform-half.txt"
+if [ "$issuers" -gt 0 ]; then
+  echo "$(versus issuers-vs-10.txt 6 | tr -d ms)" | awk -v n="$issuers" '{printf "token p99 with %d ÷ with 10 issuers: %.2f (%sms ÷ %sms)\n", n, $2/$1, $2, $1}'
+  for f in cold-es cold-rs cold-jwks; do awk -v f="$f" '/^ +(token|JWKS) endpoint/ {print f " p99: " $6 " (p50 " $4 ")"}' "$work/$f.txt"; done
+fi
 for sampler in always_on traceidratio; do
   awk -v s="$sampler" '/^ratio versus endpoint ÷/ {printf "ES256 tokens/s, tracing on (parentbased_%s) ÷ off: %s\n", s, $NF}' "$work/tracing-$sampler.txt"
 done

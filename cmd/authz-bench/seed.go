@@ -8,10 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/authz-dev/authz/credential"
@@ -102,25 +99,13 @@ func seedIssuers(ctx context.Context, st *postgres.Store, n int, prefix, alg, ke
 	if err != nil {
 		return nil, err
 	}
-	m := keys.NewManager(st, sealer, keys.NewKeyring(), keys.DefaultSchedule(5*time.Minute), nil)
+	m := keys.NewManager(st, sealer, keys.NewKeyring(0), keys.DefaultSchedule(5*time.Minute), nil)
 	names := make([]string, n)
-	sealed := make([]store.SigningKey, n)
-	now := time.Now()
-	var next atomic.Int64
-	errs := make([]error, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for w := range errs {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n && errs[w] == nil; i = int(next.Add(1)) - 1 {
-				names[i] = fmt.Sprintf("%s%06d", prefix, i+1)
-				k, err := m.NewSealedKey(names[i], alg, store.KeyActive)
-				k.ActivatedAt = now
-				sealed[i], errs[w] = k, err
-			}
-		})
+	for i := range names {
+		names[i] = fmt.Sprintf("%s%06d", prefix, i+1)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	sealed, err := m.NewFirstKeys(names, alg, time.Now())
+	if err != nil {
 		return nil, err
 	}
 	err = st.ImportIssuers(ctx, n, func(i int) (store.Issuer, []store.SigningKey) {

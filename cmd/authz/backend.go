@@ -23,7 +23,6 @@ import (
 // shares.
 type backend struct {
 	store store.Store
-	ring  *keys.Keyring
 	keys  *keys.Manager
 	close func()
 	// failedQueries counts failed database statements; nil in memory.
@@ -32,8 +31,11 @@ type backend struct {
 
 // openBackend opens PostgreSQL (migrating it) with the operator's KEKs, or,
 // with no database URL, an in-memory store with a KEK made for this run.
-func openBackend(ctx context.Context, databaseURL, kekValue string, schedule keys.Schedule, log *slog.Logger, pgOpts ...postgres.Option) (*backend, error) {
-	be := &backend{ring: keys.NewKeyring(), close: func() {}}
+//
+// keyringSize bounds how many issuers' keys are held in memory (0: the
+// default).
+func openBackend(ctx context.Context, databaseURL, kekValue string, schedule keys.Schedule, keyringSize int, log *slog.Logger, pgOpts ...postgres.Option) (*backend, error) {
+	be := &backend{close: func() {}}
 	var keks [][]byte
 	if databaseURL == "" {
 		be.store = memory.New()
@@ -59,7 +61,7 @@ func openBackend(ctx context.Context, databaseURL, kekValue string, schedule key
 		be.close()
 		return nil, err
 	}
-	be.keys = keys.NewManager(be.store, sealer, be.ring, schedule, nil)
+	be.keys = keys.NewManager(be.store, sealer, keys.NewKeyring(keyringSize), schedule, nil)
 	return be, nil
 }
 
@@ -86,7 +88,7 @@ func (a *cli) databaseCommand(use, short, kekNote string, do func(ctx context.Co
 		Short: short,
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			be, err := openBackend(cmd.Context(), db.url, db.kek, keys.DefaultSchedule(5*time.Minute), newLogger(a.stderr, "text", slog.LevelInfo))
+			be, err := openBackend(cmd.Context(), db.url, db.kek, keys.DefaultSchedule(5*time.Minute), 0, newLogger(a.stderr, "text", slog.LevelInfo))
 			if err != nil {
 				return err
 			}

@@ -56,6 +56,8 @@ type serveConfig struct {
 	failuresPerAddress int
 	trustedProxies     string
 	maxAssertionLife   time.Duration
+	issuerCacheSize    int
+	clientCacheSize    int
 }
 
 func (a *cli) serveCommand() *cobra.Command {
@@ -101,7 +103,9 @@ vanishes on exit, and it prints an admin client's credentials to get started.`,
 	dur(&c.cacheTTL, "cache-ttl", "AUTHZ_CACHE_TTL", time.Minute, "longest time a cached issuer or client is trusted without a change notification")
 	dur(&c.staleWindow, "stale-window", "AUTHZ_STALE_WINDOW", 15*time.Minute, "while the database is unreachable, how old cached issuers and clients may grow before token requests are refused")
 	dur(&c.keyCheck, "key-check-interval", "AUTHZ_KEY_CHECK_INTERVAL", 10*time.Second, "how often the rotating node checks whether keys are due for a transition")
-	dur(&c.keyPoll, "key-poll-interval", "AUTHZ_KEY_POLL_INTERVAL", 30*time.Second, "how often every node reloads all keys, in case a change notification was lost")
+	dur(&c.keyPoll, "key-poll-interval", "AUTHZ_KEY_POLL_INTERVAL", 30*time.Second, "how often every node reads which issuers' keys were written since the last time, in case a change notification was lost")
+	num(&c.issuerCacheSize, "issuer-cache-size", "AUTHZ_ISSUER_CACHE_SIZE", issuer.DefaultIssuerCacheSize, "issuers each node keeps ready in memory, with their keys (about 10 KiB each with ES256 keys); others load on first use")
+	num(&c.clientCacheSize, "client-cache-size", "AUTHZ_CLIENT_CACHE_SIZE", issuer.DefaultClientCacheSize, "clients each node keeps in memory (under 1 KiB each); others load on first use")
 	dur(&c.limits.ReadHeaderTimeout, "read-header-timeout", "AUTHZ_READ_HEADER_TIMEOUT", 5*time.Second, "how long a client may take to send request headers (slow-header attacks)")
 	dur(&c.limits.ReadTimeout, "read-timeout", "AUTHZ_READ_TIMEOUT", 10*time.Second, "how long a client may take to send a whole request")
 	dur(&c.limits.WriteTimeout, "write-timeout", "AUTHZ_WRITE_TIMEOUT", 15*time.Second, "how long writing a response may take")
@@ -224,17 +228,21 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 	var be *backend
 	err = retryWhileUnavailable(ctx, cfg.databaseWait, log, func() error {
 		var err error
-		be, err = openBackend(ctx, cfg.database.url, cfg.database.kek, keys.DefaultSchedule(cfg.jwksMaxAge), log, postgres.WithTracing(tr.Provider()))
+		be, err = openBackend(ctx, cfg.database.url, cfg.database.kek, keys.DefaultSchedule(cfg.jwksMaxAge), cfg.issuerCacheSize, log, postgres.WithTracing(tr.Provider()))
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	defer be.close()
-	// Every stored key must open now: a missing KEK is a start-up error,
-	// not a failure at the first token request.
-	if err := be.keys.SyncAll(ctx); err != nil {
-		return fmt.Errorf("load signing keys: %w", err)
+	// Keys load per issuer on first use, but a missing KEK is a start-up
+	// error, not a failure at some issuer's first token request.
+	if err := be.keys.CheckKEKs(ctx); err != nil {
+		return fmt.Errorf("open signing keys: %w", err)
+	}
+	// Polls for written keys begin here, before any is loaded.
+	if err := be.keys.InvalidateChanged(ctx); err != nil {
+		return fmt.Errorf("read where key polls begin: %w", err)
 	}
 
 	publicLn, err := net.Listen("tcp", cfg.publicAddr)
@@ -277,13 +285,17 @@ func (a *cli) serve(ctx context.Context, cfg serveConfig) error {
 		Logger:                 log,
 		CacheTTL:               cfg.cacheTTL,
 		StaleWindow:            cfg.staleWindow,
-		LoadKeys:               be.keys.Sync,
+		IssuerCacheSize:        cfg.issuerCacheSize,
+		ClientCacheSize:        cfg.clientCacheSize,
 		AllowPrivateJWKSURI:    cfg.allowPrivateJWKS,
 		AuthFailuresPerClient:  cfg.failuresPerClient,
 		AuthFailuresPerAddress: cfg.failuresPerAddress,
 		Identify:               proxies.Identify,
 		MaxAssertionLifetime:   cfg.maxAssertionLife,
-	}, be.store, be.ring)
+	}, be.store, be.keys)
+	mx.KeyCache(func() (uint64, uint64) { st := be.keys.CacheStats(); return st.Hits, st.Misses })
+	mx.CacheEntries(public.CacheEntries())
+	mx.CacheEntries(map[string]func() int{"keys": func() int { return be.keys.CacheStats().Entries }})
 	admin := api.New(be.store, be.keys, public, log)
 	kc := keycloak.New(admin, public, log)
 

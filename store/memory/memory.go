@@ -35,6 +35,11 @@ type Store struct {
 	// held, while an import runs, collects its changes, which are told
 	// only if it commits.
 	held *[]store.Change
+	// keyVersions and keysDue track issuers' keys for the rotator and the
+	// key poll: the version is taken from keyVersion at each write.
+	keyVersion  uint64
+	keyVersions map[string]uint64
+	keysDue     map[string]time.Time
 }
 
 type jtiKey struct{ issuer, client, jti string }
@@ -57,6 +62,9 @@ func New() *Store {
 		jtis:     map[jtiKey]time.Time{},
 		roles:    map[string]store.Role{},
 		initial:  map[clientKey]store.InitialAccessToken{},
+
+		keyVersions: map[string]uint64{},
+		keysDue:     map[string]time.Time{},
 	}
 }
 
@@ -69,6 +77,9 @@ func (s *Store) notify(c store.Change) {
 	if s.held != nil {
 		*s.held = append(*s.held, c)
 		return
+	}
+	if c.Kind == store.ChangeIssuer || c.Kind == store.ChangeKey {
+		s.keysWritten(c.Issuer)
 	}
 	for _, ch := range s.watchers {
 		select {
@@ -646,18 +657,92 @@ func (s *Store) ListSigningKeys(_ context.Context, issuerName string) ([]store.S
 	return s.keysOf(issuerName), nil
 }
 
-// ListAllSigningKeys returns every issuer's keys by issuer name.
-func (s *Store) ListAllSigningKeys(_ context.Context) (map[string][]store.SigningKey, error) {
+// keysWritten gives an issuer's keys a new version and makes them due; the
+// caller holds the lock.
+func (s *Store) keysWritten(issuerName string) {
+	if _, ok := s.issuers[issuerName]; !ok {
+		delete(s.keyVersions, issuerName)
+		delete(s.keysDue, issuerName)
+		return
+	}
+	s.keyVersion++
+	s.keyVersions[issuerName] = s.keyVersion
+	delete(s.keysDue, issuerName)
+}
+
+// ListKeysDue returns issuers whose keys need a look, with their keys.
+func (s *Store) ListKeysDue(_ context.Context, now time.Time, after string, limit int) ([]store.IssuerKeys, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	all := map[string][]store.SigningKey{}
+	var names []string
+	for name := range s.issuers {
+		if due, ok := s.keysDue[name]; name > after && (!ok || !due.After(now)) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	if limit > 0 && len(names) > limit {
+		names = names[:limit]
+	}
+	out := make([]store.IssuerKeys, 0, len(names))
+	for _, name := range names {
+		out = append(out, store.IssuerKeys{Issuer: copyIssuer(s.issuers[name]), Keys: s.keysOf(name), Version: s.keyVersions[name]})
+	}
+	return out, nil
+}
+
+// SetKeysDue records due times for keys still at the planned version.
+func (s *Store) SetKeysDue(_ context.Context, due []store.KeysDue) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range due {
+		if v, ok := s.keyVersions[d.Issuer]; ok && v == d.Version {
+			s.keysDue[d.Issuer] = d.At
+		}
+	}
+	return nil
+}
+
+// OneKeyPerKEK returns one key sealed under each KEK in use.
+func (s *Store) OneKeyPerKEK(context.Context) ([]store.SigningKey, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	byKEK := map[string]store.SigningKey{}
 	for _, k := range s.keys {
-		all[k.IssuerName] = append(all[k.IssuerName], copyKey(k))
+		if have, ok := byKEK[k.KEKID]; !ok || k.ID < have.ID {
+			byKEK[k.KEKID] = copyKey(k)
+		}
 	}
-	for _, keys := range all {
-		slices.SortFunc(keys, oldestFirst)
+	return slices.SortedFunc(maps.Values(byKEK), func(a, b store.SigningKey) int { return cmp.Compare(a.KEKID, b.KEKID) }), nil
+}
+
+// MarkAllKeysDue makes every issuer's keys due.
+func (s *Store) MarkAllKeysDue(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.keysDue)
+	return nil
+}
+
+// KeyChangeMark is the version the next write will take.
+func (s *Store) KeyChangeMark(context.Context) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.keyVersion + 1, nil
+}
+
+// KeysChangedSince names the issuers whose keys' version is at least mark.
+func (s *Store) KeysChangedSince(_ context.Context, mark uint64) ([]string, uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var names []string
+	for name, v := range s.keyVersions {
+		if v >= mark {
+			names = append(names, name)
+		}
 	}
-	return all, nil
+	slices.Sort(names)
+	return names, s.keyVersion + 1, nil
 }
 
 // UpdateSigningKeys rewrites an issuer's keys atomically.

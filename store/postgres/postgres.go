@@ -864,22 +864,132 @@ func listKeys(ctx context.Context, q querier, issuerName string) ([]store.Signin
 	return pgx.CollectRows(rows, scanKey)
 }
 
-// ListAllSigningKeys returns every issuer's keys by issuer name, in one
-// query.
-func (s *Store) ListAllSigningKeys(ctx context.Context) (map[string][]store.SigningKey, error) {
-	rows, err := s.pool.Query(ctx, `select `+keyColumns+` from signing_keys order by issuer_name, created_at, kid`)
+// ListKeysDue reads the issuers due by now from the due-time index, then
+// their keys: a check with nothing due reads no row. A write between the
+// two reads changes the version, so a plan made from the newer keys is not
+// recorded under the older version.
+func (s *Store) ListKeysDue(ctx context.Context, now time.Time, after string, limit int) ([]store.IssuerKeys, error) {
+	var lim *int
+	if limit > 0 {
+		lim = &limit
+	}
+	rows, err := s.pool.Query(ctx, `select `+issuerColumns+`, s.changed_xid::text
+from issuer_key_schedule s join issuers on issuers.name = s.issuer_name
+where s.due_at <= $1 and s.issuer_name > $2 order by s.issuer_name limit $3`, now, after, lim)
 	if err != nil {
-		return nil, fmt.Errorf("list signing keys: %w", mapError(err))
+		return nil, fmt.Errorf("list issuers with keys due: %w", mapError(err))
+	}
+	due, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.IssuerKeys, error) {
+		var version string
+		iss, err := scanIssuer(trailing{row, &version})
+		if err != nil {
+			return store.IssuerKeys{}, err
+		}
+		v, err := strconv.ParseUint(version, 10, 64)
+		return store.IssuerKeys{Issuer: iss, Version: v}, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list issuers with keys due: %w", mapError(err))
+	}
+	if len(due) == 0 {
+		return nil, nil
+	}
+	names := make([]string, len(due))
+	for i, ik := range due {
+		names[i] = ik.Issuer.Name
+	}
+	rows, err = s.pool.Query(ctx, `select `+keyColumns+` from signing_keys where issuer_name = any($1)
+order by issuer_name, created_at, kid`, names)
+	if err != nil {
+		return nil, fmt.Errorf("list keys due: %w", mapError(err))
 	}
 	keys, err := pgx.CollectRows(rows, scanKey)
 	if err != nil {
-		return nil, fmt.Errorf("list signing keys: %w", mapError(err))
+		return nil, fmt.Errorf("list keys due: %w", mapError(err))
 	}
-	all := map[string][]store.SigningKey{}
+	byIssuer := map[string][]store.SigningKey{}
 	for _, k := range keys {
-		all[k.IssuerName] = append(all[k.IssuerName], k)
+		byIssuer[k.IssuerName] = append(byIssuer[k.IssuerName], k)
 	}
-	return all, nil
+	for i := range due {
+		due[i].Keys = byIssuer[due[i].Issuer.Name]
+	}
+	return due, nil
+}
+
+// trailing scans one more column after those a scanner asks for.
+type trailing struct {
+	pgx.Row
+	last any
+}
+
+func (r trailing) Scan(dest ...any) error { return r.Row.Scan(append(dest, r.last)...) }
+
+// SetKeysDue records due times in one statement, each only where the
+// issuer's keys are still at the version planned from.
+func (s *Store) SetKeysDue(ctx context.Context, due []store.KeysDue) error {
+	if len(due) == 0 {
+		return nil
+	}
+	names, versions, ats := make([]string, len(due)), make([]string, len(due)), make([]time.Time, len(due))
+	for i, d := range due {
+		names[i], versions[i], ats[i] = d.Issuer, strconv.FormatUint(d.Version, 10), d.At
+	}
+	_, err := s.pool.Exec(ctx, `update issuer_key_schedule s set due_at = d.at
+from unnest($1::text[], $2::text[], $3::timestamptz[]) as d(name, version, at)
+where s.issuer_name = d.name and s.changed_xid = d.version::xid8`, names, versions, ats)
+	if err != nil {
+		return fmt.Errorf("record when keys are due: %w", mapError(err))
+	}
+	return nil
+}
+
+// OneKeyPerKEK returns one key sealed under each KEK in use.
+func (s *Store) OneKeyPerKEK(ctx context.Context) ([]store.SigningKey, error) {
+	rows, err := s.pool.Query(ctx, `select distinct on (kek_id) `+keyColumns+` from signing_keys order by kek_id, kid`)
+	if err != nil {
+		return nil, fmt.Errorf("sample keys by KEK: %w", mapError(err))
+	}
+	keys, err := pgx.CollectRows(rows, scanKey)
+	if err != nil {
+		return nil, fmt.Errorf("sample keys by KEK: %w", mapError(err))
+	}
+	return keys, nil
+}
+
+// MarkAllKeysDue makes every issuer's keys due at once.
+func (s *Store) MarkAllKeysDue(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, `update issuer_key_schedule set due_at = '-infinity' where due_at > '-infinity'`); err != nil {
+		return fmt.Errorf("mark all keys due: %w", mapError(err))
+	}
+	return nil
+}
+
+// KeyChangeMark is the oldest transaction still running: every write after
+// this call is by it or a later one.
+func (s *Store) KeyChangeMark(ctx context.Context) (uint64, error) {
+	var mark string
+	if err := s.pool.QueryRow(ctx, `select pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&mark); err != nil {
+		return 0, fmt.Errorf("read key change mark: %w", mapError(err))
+	}
+	return strconv.ParseUint(mark, 10, 64)
+}
+
+// KeysChangedSince reads, in one statement and so one snapshot, the
+// issuers written by a transaction at or after mark and the oldest
+// transaction still running: every transaction below it had finished, and
+// its writes are in this read.
+func (s *Store) KeysChangedSince(ctx context.Context, mark uint64) ([]string, uint64, error) {
+	var next string
+	var names []string
+	err := s.pool.QueryRow(ctx, `select pg_snapshot_xmin(pg_current_snapshot())::text,
+    array(select issuer_name from issuer_key_schedule where changed_xid >= $1::text::xid8 order by issuer_name)`,
+		strconv.FormatUint(mark, 10)).Scan(&next, &names)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list issuers whose keys changed: %w", mapError(err))
+	}
+	n, err := strconv.ParseUint(next, 10, 64)
+	return names, n, err
 }
 
 func scanKey(row pgx.CollectableRow) (store.SigningKey, error) {
@@ -1336,6 +1446,11 @@ func (s *Store) ImportIssuers(ctx context.Context, n int, issuer func(i int) (st
 					nullTime(k.ActivateAt), nullTime(k.ActivatedAt), nullTime(k.RetiredAt), nullTime(k.DeleteAt)}, nil
 			})); err != nil {
 			return fmt.Errorf("copy signing keys: %w", err)
+		}
+		// The triggers that make each issuer's schedule row are skipped.
+		if _, err := tx.Exec(ctx, `insert into issuer_key_schedule (issuer_name) select name from issuers
+on conflict (issuer_name) do nothing`); err != nil {
+			return fmt.Errorf("schedule imported issuers' keys: %w", err)
 		}
 		return nil
 	})

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"testing"
@@ -34,7 +35,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClientIDsAreScopedToTheirIssuer", testClientIDsAreScopedToTheirIssuer},
 		{"GetClientReportsNotFound", testGetClientReportsNotFound},
 		{"SigningKeysRoundTrip", testSigningKeysRoundTrip},
-		{"ListAllSigningKeysGroupsByIssuer", testListAllSigningKeysGroupsByIssuer},
+		{"KeysDueAreNewOrWrittenOrTimedOut", testKeysDueAreNewOrWrittenOrTimedOut},
+		{"KeysDuePagesByName", testKeysDuePagesByName},
+		{"OneKeyPerKEKSamplesEveryKEK", testOneKeyPerKEKSamplesEveryKEK},
+		{"KeysChangedSinceNamesWrittenIssuers", testKeysChangedSinceNamesWrittenIssuers},
 		{"SecondActiveKeyIsRefused", testSecondActiveKeyIsRefused},
 		{"SigningKeyRefusesUnknownIssuer", testSigningKeyRefusesUnknownIssuer},
 		{"StoredRecordsDoNotAliasCallerSlices", testStoredRecordsDoNotAliasCallerSlices},
@@ -290,11 +294,35 @@ func addKey(s store.Store, k store.SigningKey) error {
 	return err
 }
 
-func testListAllSigningKeysGroupsByIssuer(t *testing.T, s store.Store) {
+// keysDue lists the names ListKeysDue returns at now, checking each entry's
+// keys against ListSigningKeys.
+func keysDue(t *testing.T, s store.Store, now time.Time) map[string]store.IssuerKeys {
+	t.Helper()
 	ctx := context.Background()
-	mustPutIssuer(t, s, sampleIssuer("payments"))
-	mustPutIssuer(t, s, sampleIssuer("other"))
-	mustPutIssuer(t, s, sampleIssuer("keyless"))
+	due, err := s.ListKeysDue(ctx, now, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]store.IssuerKeys{}
+	for _, ik := range due {
+		byName[ik.Issuer.Name] = ik
+		one, err := s.ListSigningKeys(ctx, ik.Issuer.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(one) != len(ik.Keys) || (len(one) > 0 && !reflect.DeepEqual(one, ik.Keys)) {
+			t.Errorf("ListKeysDue's keys of %s = %+v, want what ListSigningKeys says: %+v", ik.Issuer.Name, ik.Keys, one)
+		}
+	}
+	return byName
+}
+
+func testKeysDueAreNewOrWrittenOrTimedOut(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, name := range []string{"payments", "other", "keyless"} {
+		mustPutIssuer(t, s, sampleIssuer(name))
+	}
 	for _, k := range []store.SigningKey{
 		sampleKey("payments", "k1", store.KeyActive),
 		sampleKey("other", "k3", store.KeyActive),
@@ -304,21 +332,148 @@ func testListAllSigningKeysGroupsByIssuer(t *testing.T, s store.Store) {
 			t.Fatalf("add %s: %v", k.ID, err)
 		}
 	}
-	all, err := s.ListAllSigningKeys(ctx)
-	if err != nil {
+	due := keysDue(t, s, now)
+	if len(due) != 3 || len(due["payments"].Keys) != 2 || due["payments"].Issuer.Audience != "https://api.example.test" {
+		t.Fatalf("new issuers due = %+v, want all three, payments with its two keys", due)
+	}
+
+	// Planned: nothing is due before the recorded times.
+	var plans []store.KeysDue
+	for name, ik := range due {
+		plans = append(plans, store.KeysDue{Issuer: name, Version: ik.Version, At: now.Add(time.Hour)})
+	}
+	if err := s.SetKeysDue(ctx, plans); err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 2 || len(all["keyless"]) != 0 {
-		t.Fatalf("ListAllSigningKeys = %v issuers, want payments and other", len(all))
+	if due := keysDue(t, s, now); len(due) != 0 {
+		t.Fatalf("due after planning = %v, want none", slices.Collect(maps.Keys(due)))
 	}
-	for _, name := range []string{"payments", "other"} {
-		one, err := s.ListSigningKeys(ctx, name)
+	if due := keysDue(t, s, now.Add(time.Hour)); len(due) != 3 {
+		t.Fatalf("due at the planned time = %v, want all three", slices.Collect(maps.Keys(due)))
+	}
+
+	// A write of the keys, or of the issuer, makes it due again, and a plan
+	// made from the version before the write is not recorded.
+	if err := addKey(s, sampleKey("other", "k4", store.KeyPending)); err != nil {
+		t.Fatal(err)
+	}
+	changed := sampleIssuer("keyless")
+	changed.SigningAlgorithm = "ES256"
+	mustPutIssuer(t, s, changed)
+	due = keysDue(t, s, now)
+	if len(due) != 2 || due["other"].Version == 0 || due["keyless"].Issuer.SigningAlgorithm != "ES256" {
+		t.Fatalf("due after writes = %+v, want other and keyless", due)
+	}
+	if err := s.SetKeysDue(ctx, plans); err != nil {
+		t.Fatal(err)
+	}
+	if due := keysDue(t, s, now); len(due) != 2 {
+		t.Fatalf("a plan of an older version was recorded: due = %v, want other and keyless", slices.Collect(maps.Keys(due)))
+	}
+
+	if err := s.MarkAllKeysDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if due := keysDue(t, s, now); len(due) != 3 {
+		t.Fatalf("due after MarkAllKeysDue = %v, want all three", slices.Collect(maps.Keys(due)))
+	}
+	if err := s.DeleteIssuer(ctx, "other", true, 0); err != nil {
+		t.Fatal(err)
+	}
+	if due := keysDue(t, s, now); len(due) != 2 {
+		t.Fatalf("due after deleting other = %v, want payments and keyless", slices.Collect(maps.Keys(due)))
+	}
+}
+
+func testKeysDuePagesByName(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, name := range []string{"d", "b", "a", "c", "e"} {
+		mustPutIssuer(t, s, sampleIssuer(name))
+	}
+	var got []string
+	after := ""
+	for range 10 {
+		page, err := s.ListKeysDue(ctx, time.Now(), after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(all[name], one) {
-			t.Errorf("ListAllSigningKeys[%s] = %+v, want what ListSigningKeys says: %+v", name, all[name], one)
+		for _, ik := range page {
+			got = append(got, ik.Issuer.Name)
+			after = ik.Issuer.Name
 		}
+		if len(page) < 2 {
+			break
+		}
+	}
+	if want := []string{"a", "b", "c", "d", "e"}; !slices.Equal(got, want) {
+		t.Fatalf("pages = %v, want %v", got, want)
+	}
+}
+
+func testOneKeyPerKEKSamplesEveryKEK(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if sample, err := s.OneKeyPerKEK(ctx); err != nil || len(sample) != 0 {
+		t.Fatalf("OneKeyPerKEK of no keys = %v, %v; want none", sample, err)
+	}
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	mustPutIssuer(t, s, sampleIssuer("other"))
+	k2 := sampleKey("other", "k2", store.KeyActive)
+	k2.KEKID = "kek-2"
+	for _, k := range []store.SigningKey{sampleKey("payments", "k1", store.KeyActive), sampleKey("payments", "k0", store.KeyPending), k2} {
+		if err := addKey(s, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sample, err := s.OneKeyPerKEK(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range sample {
+		got = append(got, k.KEKID+"/"+k.ID)
+		if string(k.SealedPrivateKey) != "sealed-"+k.ID {
+			t.Errorf("key %s came back without its sealed private key", k.ID)
+		}
+	}
+	if want := []string{"kek-1/k0", "kek-2/k2"}; !slices.Equal(got, want) {
+		t.Fatalf("OneKeyPerKEK = %v, want %v", got, want)
+	}
+}
+
+func testKeysChangedSinceNamesWrittenIssuers(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	mustPutIssuer(t, s, sampleIssuer("doomed"))
+	mark, err := s.KeyChangeMark(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := addKey(s, sampleKey("payments", "k1", store.KeyActive)); err != nil {
+		t.Fatal(err)
+	}
+	mustPutIssuer(t, s, sampleIssuer("fresh"))
+	if err := s.DeleteIssuer(ctx, "doomed", true, 0); err != nil {
+		t.Fatal(err)
+	}
+	names, next, err := s.KeysChangedSince(ctx, mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, "payments") || !slices.Contains(names, "fresh") || slices.Contains(names, "doomed") {
+		t.Fatalf("changed since the mark = %v, want payments and fresh, not the deleted doomed", names)
+	}
+	if next < mark {
+		t.Fatalf("next mark %d is before the mark %d", next, mark)
+	}
+	if err := addKey(s, sampleKey("fresh", "k2", store.KeyActive)); err != nil {
+		t.Fatal(err)
+	}
+	names, _, err = s.KeysChangedSince(ctx, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, "fresh") {
+		t.Fatalf("changed since the next mark = %v, want fresh", names)
 	}
 }
 

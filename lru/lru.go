@@ -1,0 +1,159 @@
+// Package lru is a size-bounded map that evicts the least recently used
+// entry, with an epoch that keeps a slow load from storing what an
+// invalidation made stale meanwhile. The client, issuer and key caches are
+// all of this shape.
+//
+// It is a segmented LRU: an entry enters a probation segment, and its
+// second use moves it to a protected segment of four fifths of the bound.
+// Eviction takes probation's least recently used entry first. Issuer names
+// and client ids are public, so anyone can make a node look up thousands of
+// them once each; such a scan churns only probation and cannot push out the
+// entries in steady use, which would turn their warm requests into
+// database queries.
+package lru
+
+import (
+	"container/list"
+	"sync"
+)
+
+// Cache maps keys to values, holding at most its bound. It is safe for
+// concurrent use.
+//
+// A load from the store can race with an invalidation: the loader reads the
+// old record, the change lands and evicts, then the loader stores the old
+// record. The epoch prevents that: every removal bumps it, Get returns it,
+// and Put stores only if it has not moved since.
+type Cache[K comparable, V any] struct {
+	mu           sync.Mutex
+	max          int
+	protectedMax int
+	epoch        uint64
+	// Most recently used first, each.
+	probation, protected *list.List // of *entry[K, V]
+	entries              map[K]*list.Element
+}
+
+type entry[K comparable, V any] struct {
+	key       K
+	value     V
+	protected bool
+}
+
+// New returns a cache of at most max entries; with max ≤ 0 it stores
+// nothing.
+func New[K comparable, V any](max int) *Cache[K, V] {
+	return &Cache[K, V]{max: max, protectedMax: max * 4 / 5, probation: list.New(), protected: list.New(), entries: map[K]*list.Element{}}
+}
+
+// Get returns key's value and marks it used. epoch is the value to hand to
+// Put after loading what was missing.
+func (c *Cache[K, V]) Get(key K) (value V, ok bool, epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, found := c.entries[key]
+	if !found {
+		return value, false, c.epoch
+	}
+	c.use(el)
+	return el.Value.(*entry[K, V]).value, true, c.epoch
+}
+
+// use marks an entry used: to the front of protected, promoting it from
+// probation, whose front takes the protected entry that no longer fits.
+func (c *Cache[K, V]) use(el *list.Element) {
+	e := el.Value.(*entry[K, V])
+	if e.protected {
+		c.protected.MoveToFront(el)
+		return
+	}
+	c.probation.Remove(el)
+	e.protected = true
+	c.entries[e.key] = c.protected.PushFront(e)
+	if c.protected.Len() > c.protectedMax {
+		last := c.protected.Back()
+		demoted := c.protected.Remove(last).(*entry[K, V])
+		demoted.protected = false
+		c.entries[demoted.key] = c.probation.PushFront(demoted)
+	}
+}
+
+// Epoch is the current epoch, for a load that does not begin with Get.
+func (c *Cache[K, V]) Epoch() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epoch
+}
+
+// Put stores value under key, evicting past the bound, unless something
+// was removed since epoch was read. It reports whether it stored.
+func (c *Cache[K, V]) Put(key K, value V, epoch uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if epoch != c.epoch || c.max <= 0 {
+		return false
+	}
+	if el, found := c.entries[key]; found {
+		el.Value.(*entry[K, V]).value = value
+		c.use(el)
+		return true
+	}
+	c.entries[key] = c.probation.PushFront(&entry[K, V]{key: key, value: value})
+	for c.probation.Len()+c.protected.Len() > c.max {
+		victim := c.probation.Back()
+		if victim == nil {
+			victim = c.protected.Back()
+		}
+		c.remove(victim)
+	}
+	return true
+}
+
+func (c *Cache[K, V]) remove(el *list.Element) {
+	e := el.Value.(*entry[K, V])
+	delete(c.entries, e.key)
+	if e.protected {
+		c.protected.Remove(el)
+	} else {
+		c.probation.Remove(el)
+	}
+}
+
+// Remove evicts key.
+func (c *Cache[K, V]) Remove(key K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	if el, found := c.entries[key]; found {
+		c.remove(el)
+	}
+}
+
+// RemoveFunc evicts every entry whose key matches.
+func (c *Cache[K, V]) RemoveFunc(match func(K) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	for key, el := range c.entries {
+		if match(key) {
+			c.remove(el)
+		}
+	}
+}
+
+// Clear evicts everything.
+func (c *Cache[K, V]) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	c.probation.Init()
+	c.protected.Init()
+	clear(c.entries)
+}
+
+// Len is how many entries are cached.
+func (c *Cache[K, V]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.probation.Len() + c.protected.Len()
+}

@@ -1,0 +1,96 @@
+package lru
+
+import (
+	"slices"
+	"testing"
+)
+
+// has reports which keys are cached, without marking them used.
+func has[K comparable, V any](c *Cache[K, V], keys ...K) []bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]bool, len(keys))
+	for i, k := range keys {
+		_, out[i] = c.entries[k]
+	}
+	return out
+}
+
+func TestCacheEvictsTheLeastRecentlyUsed(t *testing.T) {
+	c := New[string, int](2)
+	for i, k := range []string{"a", "b"} {
+		_, _, epoch := c.Get(k)
+		c.Put(k, i, epoch)
+	}
+	c.Get("a")
+	c.Put("c", 3, c.Epoch())
+	if got := has(c, "a", "b", "c"); !slices.Equal(got, []bool{true, false, true}) || c.Len() != 2 {
+		t.Fatalf("a, b, c cached: %v, len %d; want b gone (least recently used)", got, c.Len())
+	}
+}
+
+// TestAScanOfNewKeysKeepsTheEntriesInUse: keys used more than once
+// survive any number of keys used once, which is what a stranger asking
+// for every public issuer name or client id produces.
+func TestAScanOfNewKeysKeepsTheEntriesInUse(t *testing.T) {
+	c := New[int, int](100)
+	for k := range 50 {
+		c.Put(k, k, c.Epoch())
+		c.Get(k)
+	}
+	for k := 1000; k < 11_000; k++ {
+		c.Put(k, k, c.Epoch())
+	}
+	for k := range 50 {
+		if _, ok, _ := c.Get(k); !ok {
+			t.Fatalf("entry %d, used twice, was evicted by a scan of 10,000 new keys", k)
+		}
+	}
+	if c.Len() != 100 {
+		t.Fatalf("len %d, want the bound 100", c.Len())
+	}
+	// Entries in use past protected's four fifths fall back to probation,
+	// the least recently used first, and a scan can reach those.
+	for k := range 100 {
+		c.Put(k, k, c.Epoch())
+		c.Get(k)
+	}
+	for k := 2000; k < 2100; k++ {
+		c.Put(k, k, c.Epoch())
+	}
+	if got := has(c, 19, 20, 99); !slices.Equal(got, []bool{false, true, true}) {
+		t.Fatalf("after 100 entries in use and a scan, 19, 20, 99 cached: %v; want the 80 most recent kept", got)
+	}
+}
+
+func TestPutAfterARemovalIsNotStored(t *testing.T) {
+	tests := []struct {
+		name   string
+		remove func(c *Cache[string, int])
+	}{
+		{"same key", func(c *Cache[string, int]) { c.Remove("k") }},
+		{"another key", func(c *Cache[string, int]) { c.Remove("other") }},
+		{"by match", func(c *Cache[string, int]) { c.RemoveFunc(func(k string) bool { return k == "x" }) }},
+		{"everything", func(c *Cache[string, int]) { c.Clear() }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := New[string, int](10)
+			_, _, epoch := c.Get("k")
+			tc.remove(c)
+			if c.Put("k", 1, epoch) || has(c, "k")[0] {
+				t.Fatal("a load that began before the removal was stored")
+			}
+			if !c.Put("k", 1, c.Epoch()) {
+				t.Fatal("a load begun after the removal was refused")
+			}
+		})
+	}
+}
+
+func TestZeroBoundStoresNothing(t *testing.T) {
+	c := New[string, int](0)
+	if c.Put("k", 1, c.Epoch()) || c.Len() != 0 {
+		t.Fatal("a cache bounded at zero stored an entry")
+	}
+}
