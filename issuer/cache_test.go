@@ -63,7 +63,6 @@ func TestClientCacheDropsLoadsThatRaceAnInvalidation(t *testing.T) {
 		invalidate func(c *clientCache)
 	}{
 		{"same client", func(c *clientCache) { c.invalidate(clientKey{"i", "a"}) }},
-		{"another client", func(c *clientCache) { c.invalidate(clientKey{"i", "zzz"}) }},
 		{"its issuer", func(c *clientCache) { c.invalidateIssuer("i") }},
 		{"everything", func(c *clientCache) { c.clear() }},
 	}
@@ -78,6 +77,22 @@ func TestClientCacheDropsLoadsThatRaceAnInvalidation(t *testing.T) {
 				t.Fatal("a load that began before the invalidation was cached")
 			}
 		})
+	}
+}
+
+// TestClientCacheKeepsLoadsThatRaceOtherInvalidations: client ids are
+// public, and changes to other clients (or refusals a stranger provokes)
+// must not keep a client's load from being cached.
+func TestClientCacheKeepsLoadsThatRaceOtherInvalidations(t *testing.T) {
+	c := newClientCache(10, (&fakeClock{t: time.Unix(1000, 0)}).now)
+	key := clientKey{"i", "a"}
+	_, _, epoch := c.get(key, time.Minute)
+	for i := range 100 {
+		c.invalidate(clientKey{"i", fmt.Sprint("other-", i)})
+	}
+	c.put(key, &store.Client{ID: "a"}, epoch)
+	if _, ok, _ := c.get(key, time.Minute); !ok {
+		t.Fatal("invalidations of other clients kept a load from being cached")
 	}
 }
 

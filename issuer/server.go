@@ -399,9 +399,11 @@ func (s *Server) storeBackingOff() bool {
 // tenantFor returns issuerName's protocol state, or store.ErrNotFound.
 func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, error) {
 	cached, ok, epoch := s.tenants.Get(issuerName)
-	unknown, isUnknown, unknownEpoch := s.unknownTenants.Get(issuerName)
-	if !ok && isUnknown {
-		cached, ok = unknown, true
+	var isUnknown bool
+	var unknownEpoch uint64
+	if !ok {
+		cached, isUnknown, unknownEpoch = s.unknownTenants.Get(issuerName)
+		ok = isUnknown
 	}
 	serve := func(t *tenant) (*tenant, error) {
 		if t.provider == nil {
@@ -420,13 +422,18 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 	}
 
 	s.cfg.Metrics.IssuerLookup("miss")
+	if !isUnknown {
+		unknownEpoch = s.unknownTenants.Epoch()
+	}
 	refreshCtx, cancel := context.WithTimeout(ctx, storeRefreshTimeout)
 	defer cancel()
 	iss, err := s.store.GetIssuer(refreshCtx, issuerName)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.cfg.Metrics.IssuerGone(issuerName)
-		s.tenants.Remove(issuerName)
+		if ok && !isUnknown {
+			s.cfg.Metrics.IssuerGone(issuerName)
+			s.tenants.Remove(issuerName)
+		}
 		s.unknownTenants.Put(issuerName, &tenant{loadedAt: s.cfg.Now()}, unknownEpoch)
 		return nil, err
 	case errors.Is(err, store.ErrUnavailable):

@@ -80,7 +80,8 @@ func (j *JWKS) PublicKey(kid string) (jose.JSONWebKey, bool) {
 // issuerKeys is one issuer's immutable key snapshot; a reload swaps it whole,
 // so readers never see a half-updated set.
 type issuerKeys struct {
-	active *ActiveKey // nil: nothing signs
+	// active opens the signing key on first use; nil: nothing signs.
+	active func() (*ActiveKey, error)
 	jwks   *JWKS
 }
 
@@ -141,8 +142,12 @@ func (r *Keyring) get(ctx context.Context, issuerName string, load func(context.
 	})
 }
 
-// forget drops an issuer's keys; the next use loads them again.
-func (r *Keyring) forget(issuerName string) { r.entries.Remove(issuerName) }
+// forget drops an issuer's keys; the next use loads them again, and does
+// not join a load that began before.
+func (r *Keyring) forget(issuerName string) {
+	r.entries.Remove(issuerName)
+	r.loading.forget(issuerName)
+}
 
 // singleFlight runs one load per key at a time: callers that arrive while
 // it runs wait for its result instead of loading again.
@@ -173,11 +178,19 @@ func (g *singleFlight[V]) do(ctx context.Context, key string, load func(context.
 		go func() {
 			loadCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 			defer cancel()
+			defer func() {
+				// Off the request's goroutine, a panic would stop the node.
+				if p := recover(); p != nil {
+					f.err = fmt.Errorf("load %s: panic: %v", key, p)
+				}
+				g.mu.Lock()
+				if g.calls[key] == f {
+					delete(g.calls, key)
+				}
+				g.mu.Unlock()
+				close(f.done)
+			}()
 			f.value, f.err = load(loadCtx)
-			g.mu.Lock()
-			delete(g.calls, key)
-			g.mu.Unlock()
-			close(f.done)
 		}()
 	}
 	g.mu.Unlock()
@@ -188,6 +201,14 @@ func (g *singleFlight[V]) do(ctx context.Context, key string, load func(context.
 		var zero V
 		return zero, ctx.Err()
 	}
+}
+
+// forget makes the next call for key start a load of its own: one under
+// way read the store before a write that made it stale.
+func (g *singleFlight[V]) forget(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.calls, key)
 }
 
 // loadTimeout bounds one load of an issuer's keys.

@@ -725,7 +725,12 @@ func (c *readCounter) ListSigningKeys(ctx context.Context, issuerName string) ([
 	return c.Store.ListSigningKeys(ctx, issuerName)
 }
 
-func (c *readCounter) ListKeysDue(ctx context.Context, now time.Time, after string, limit int) ([]store.IssuerKeys, error) {
+func (c *readCounter) GetIssuerKeys(ctx context.Context, name string) (store.IssuerKeys, error) {
+	c.perIssuer.Add(1)
+	return c.Store.GetIssuerKeys(ctx, name)
+}
+
+func (c *readCounter) ListKeysDue(ctx context.Context, now time.Time, after store.DueCursor, limit int) ([]store.IssuerKeys, error) {
 	due, err := c.Store.ListKeysDue(ctx, now, after, limit)
 	c.due.Add(int64(len(due)))
 	return due, err
@@ -828,5 +833,106 @@ func TestDueAtIsWhenThePlanFirstHasWork(t *testing.T) {
 				t.Error("nothing is planned at dueAt")
 			}
 		})
+	}
+}
+
+// stallingStore holds the first key read, after it has read, until gate
+// closes: a load that read just before another node's write.
+type stallingStore struct {
+	*memory.Store
+	gate  chan struct{}
+	reads atomic.Int64
+}
+
+func (s *stallingStore) GetIssuerKeys(ctx context.Context, name string) (store.IssuerKeys, error) {
+	ik, err := s.Store.GetIssuerKeys(ctx, name)
+	if s.reads.Add(1) == 1 {
+		<-s.gate
+	}
+	return ik, err
+}
+
+// TestAUseAfterInvalidationNeverJoinsAnOlderLoad: once a write is heard, no
+// caller gets the keys a load read before it, and that load is not kept.
+func TestAUseAfterInvalidationNeverJoinsAnOlderLoad(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": ES256})
+	ctx := context.Background()
+	h.reconcile(t, "payments")
+	stalling := &stallingStore{Store: h.st, gate: make(chan struct{})}
+	m := NewManager(stalling, h.sealer, NewKeyring(0), testSchedule, h.clock.now)
+	stale := make(chan int)
+	go func() {
+		j, err := m.JWKS(ctx, "payments")
+		if err != nil {
+			t.Error(err)
+		}
+		stale <- len(j.keys)
+	}()
+	for deadline := time.Now().Add(5 * time.Second); stalling.reads.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first load never read the store")
+		}
+	}
+	if err := h.m.RotateNow(ctx, "payments"); err != nil { // another node's write
+		t.Fatal(err)
+	}
+	m.Invalidate("payments")
+	if j, err := m.JWKS(ctx, "payments"); err != nil || len(j.keys) != 2 {
+		t.Fatalf("a use after the invalidation got %v keys (%v), want the 2 written", len(j.keys), err)
+	}
+	close(stalling.gate)
+	if n := <-stale; n != 1 {
+		t.Fatalf("the older load read %d keys, want 1", n)
+	}
+	if j, _ := m.JWKS(ctx, "payments"); len(j.keys) != 2 {
+		t.Fatal("the older load was kept")
+	}
+}
+
+// heldBackStore answers every poll with the same written issuers, as
+// PostgreSQL does while a long transaction elsewhere holds the mark back.
+type heldBackStore struct {
+	*memory.Store
+	versions map[string]uint64
+}
+
+func (s *heldBackStore) KeysChangedSince(context.Context, uint64) (map[string]uint64, uint64, error) {
+	return s.versions, 7, nil
+}
+
+// TestAPollDropsEachWriteOnce: an issuer a poll lists again at the same
+// version keeps its keys; only a new version drops them.
+func TestAPollDropsEachWriteOnce(t *testing.T) {
+	h := newHarness(t, map[string]string{"payments": ES256})
+	ctx := context.Background()
+	h.reconcile(t, "payments")
+	held := &heldBackStore{Store: h.st, versions: map[string]uint64{"payments": 41}}
+	m := NewManager(held, h.sealer, NewKeyring(0), testSchedule, h.clock.now)
+	poll := func() {
+		if err := m.InvalidateChanged(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll() // the mark
+	load := func() uint64 {
+		if _, err := m.JWKS(ctx, "payments"); err != nil {
+			t.Fatal(err)
+		}
+		return m.CacheStats().Misses
+	}
+	load()
+	poll()
+	if load() != 2 {
+		t.Fatal("a poll's first sight of a write did not drop the keys")
+	}
+	poll()
+	poll()
+	if load() != 2 {
+		t.Fatal("polls that list the same write again dropped the keys again")
+	}
+	held.versions = map[string]uint64{"payments": 42}
+	poll()
+	if load() != 3 {
+		t.Fatal("a new write listed by a poll did not drop the keys")
 	}
 }

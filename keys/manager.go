@@ -24,12 +24,13 @@ type KeyStore interface {
 	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
 	ListIssuers(ctx context.Context, page store.Page) ([]store.Issuer, error)
 	ListSigningKeys(ctx context.Context, issuerName string) ([]store.SigningKey, error)
+	GetIssuerKeys(ctx context.Context, name string) (store.IssuerKeys, error)
 	UpdateSigningKeys(ctx context.Context, issuerName string, update func([]store.SigningKey) ([]store.SigningKey, error)) ([]store.SigningKey, error)
-	ListKeysDue(ctx context.Context, now time.Time, after string, limit int) ([]store.IssuerKeys, error)
+	ListKeysDue(ctx context.Context, now time.Time, after store.DueCursor, limit int) ([]store.IssuerKeys, error)
 	SetKeysDue(ctx context.Context, due []store.KeysDue) error
 	MarkAllKeysDue(ctx context.Context) error
 	KeyChangeMark(ctx context.Context) (uint64, error)
-	KeysChangedSince(ctx context.Context, mark uint64) ([]string, uint64, error)
+	KeysChangedSince(ctx context.Context, mark uint64) (map[string]uint64, uint64, error)
 	OneKeyPerKEK(ctx context.Context) ([]store.SigningKey, error)
 }
 
@@ -43,9 +44,12 @@ type Manager struct {
 	now      func() time.Time
 
 	// changeMark is where the next poll of written keys begins; 0 until
-	// the first poll.
+	// the first poll. heard are the versions the last poll found, so that
+	// rows it lists again (a long transaction anywhere holds the mark
+	// back) are not dropped again.
 	markMu     sync.Mutex
 	changeMark uint64
+	heard      map[string]uint64
 }
 
 // NewManager returns a Manager that stores keys in st, sealed by sealer,
@@ -71,7 +75,7 @@ func (m *Manager) Active(ctx context.Context, issuerName string) (*ActiveKey, er
 	if k.active == nil {
 		return nil, fmt.Errorf("issuer %q: %w", issuerName, ErrNoActiveKey)
 	}
-	return k.active, nil
+	return k.active()
 }
 
 // JWKS returns the key set issuerName publishes, loading the issuer's keys
@@ -90,15 +94,11 @@ func (m *Manager) JWKS(ctx context.Context, issuerName string) (*JWKS, error) {
 // it signs, a retired one until its tokens have expired.
 func (m *Manager) keysOf(ctx context.Context, issuerName string) (*issuerKeys, error) {
 	return m.ring.get(ctx, issuerName, func(ctx context.Context) (*issuerKeys, error) {
-		iss, err := m.store.GetIssuer(ctx, issuerName)
+		ik, err := m.store.GetIssuerKeys(ctx, issuerName)
 		if err != nil {
 			return nil, err
 		}
-		stored, err := m.store.ListSigningKeys(ctx, issuerName)
-		if err != nil {
-			return nil, err
-		}
-		return m.build(iss, stored)
+		return m.build(ik.Issuer, ik.Keys)
 	})
 }
 
@@ -125,14 +125,16 @@ func (m *Manager) InvalidateChanged(ctx context.Context) error {
 		m.changeMark = mark
 		return nil
 	}
-	names, next, err := m.store.KeysChangedSince(ctx, m.changeMark)
+	versions, next, err := m.store.KeysChangedSince(ctx, m.changeMark)
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		m.ring.forget(name)
+	for name, v := range versions {
+		if m.heard[name] != v {
+			m.ring.forget(name)
+		}
 	}
-	m.changeMark = next
+	m.changeMark, m.heard = next, versions
 	return nil
 }
 
@@ -341,14 +343,16 @@ func (m *Manager) build(iss store.Issuer, stored []store.SigningKey) (*issuerKey
 		if sk.State != store.KeyActive {
 			continue
 		}
-		priv, err := m.openPrivateKey(sk)
-		if err != nil {
-			return nil, err
-		}
-		if next.active, err = newActiveKey(priv); err != nil {
-			return nil, err
-		}
-		_, activeIsRSA = priv.Key.(*rsa.PrivateKey)
+		// The private key is opened at the first token, not here: a JWKS
+		// request, which anyone may send for any issuer, never pays for it.
+		next.active = sync.OnceValues(func() (*ActiveKey, error) {
+			priv, err := m.openPrivateKey(sk)
+			if err != nil {
+				return nil, err
+			}
+			return newActiveKey(priv)
+		})
+		activeIsRSA = sk.Algorithm == RS256 || sk.Algorithm == PS256
 	}
 	published := make([]jose.JSONWebKey, 0, len(stored))
 	for _, sk := range stored {

@@ -93,7 +93,7 @@ const rotationBatch = 1000
 // when they next will be. An issuer it reconciled is planned again at the
 // next check, from what was written.
 func (r *Rotator) check(ctx context.Context) {
-	after := ""
+	var after store.DueCursor
 	for {
 		batch, err := r.manager.store.ListKeysDue(ctx, r.manager.now(), after, rotationBatch)
 		if err != nil {
@@ -104,7 +104,9 @@ func (r *Rotator) check(ctx context.Context) {
 		}
 		var planned []store.KeysDue
 		for _, ik := range batch {
-			after = ik.Issuer.Name
+			// An issuer reconciled below becomes due at once, before this
+			// position, so the check does not meet it again.
+			after = ik.Position
 			if at, ok := r.manager.nextDue(ik); ok {
 				planned = append(planned, store.KeysDue{Issuer: ik.Issuer.Name, Version: ik.Version, At: at})
 				continue

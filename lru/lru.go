@@ -22,13 +22,21 @@ import (
 //
 // A load from the store can race with an invalidation: the loader reads the
 // old record, the change lands and evicts, then the loader stores the old
-// record. The epoch prevents that: every removal bumps it, Get returns it,
-// and Put stores only if it has not moved since.
+// record. The epoch prevents that: every removal bumps it and notes it
+// against the key removed, Get returns it, and Put refuses a key removed
+// after that epoch. The note is per key, so that invalidations of other
+// keys (a stranger can cause one per made-up name) never stop a load from
+// being kept.
 type Cache[K comparable, V any] struct {
 	mu           sync.Mutex
 	max          int
 	protectedMax int
 	epoch        uint64
+	// removedAt is the epoch of each key's last removal; floor is that of
+	// the last removal of everything, and of the last time removedAt grew
+	// too large and was forgotten.
+	removedAt map[K]uint64
+	floor     uint64
 	// Most recently used first, each.
 	probation, protected *list.List // of *entry[K, V]
 	entries              map[K]*list.Element
@@ -43,7 +51,8 @@ type entry[K comparable, V any] struct {
 // New returns a cache of at most max entries; with max ≤ 0 it stores
 // nothing.
 func New[K comparable, V any](max int) *Cache[K, V] {
-	return &Cache[K, V]{max: max, protectedMax: max * 4 / 5, probation: list.New(), protected: list.New(), entries: map[K]*list.Element{}}
+	return &Cache[K, V]{max: max, protectedMax: max * 4 / 5, probation: list.New(), protected: list.New(),
+		entries: map[K]*list.Element{}, removedAt: map[K]uint64{}}
 }
 
 // Get returns key's value and marks it used. epoch is the value to hand to
@@ -85,12 +94,12 @@ func (c *Cache[K, V]) Epoch() uint64 {
 	return c.epoch
 }
 
-// Put stores value under key, evicting past the bound, unless something
-// was removed since epoch was read. It reports whether it stored.
+// Put stores value under key, evicting past the bound, unless key was
+// removed since epoch was read. It reports whether it stored.
 func (c *Cache[K, V]) Put(key K, value V, epoch uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if epoch != c.epoch || c.max <= 0 {
+	if epoch < c.floor || epoch < c.removedAt[key] || c.max <= 0 {
 		return false
 	}
 	if el, found := c.entries[key]; found {
@@ -119,14 +128,28 @@ func (c *Cache[K, V]) remove(el *list.Element) {
 	}
 }
 
+// maxRemovals bounds the per-key notes of removals; past it they are
+// forgotten at once, and the loads under way then are not kept.
+const maxRemovals = 4096
+
 // Remove evicts key.
 func (c *Cache[K, V]) Remove(key K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
+	if len(c.removedAt) >= maxRemovals {
+		c.forgetRemovals()
+	}
+	c.removedAt[key] = c.epoch
 	if el, found := c.entries[key]; found {
 		c.remove(el)
 	}
+}
+
+// forgetRemovals replaces the per-key notes with one floor.
+func (c *Cache[K, V]) forgetRemovals() {
+	c.floor = c.epoch
+	clear(c.removedAt)
 }
 
 // RemoveFunc evicts every entry whose key matches.
@@ -134,6 +157,7 @@ func (c *Cache[K, V]) RemoveFunc(match func(K) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
+	c.forgetRemovals()
 	for key, el := range c.entries {
 		if match(key) {
 			c.remove(el)
@@ -146,6 +170,7 @@ func (c *Cache[K, V]) Clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
+	c.forgetRemovals()
 	c.probation.Init()
 	c.protected.Init()
 	clear(c.entries)

@@ -69,8 +69,12 @@ func TestPutAfterARemovalIsNotStored(t *testing.T) {
 		remove func(c *Cache[string, int])
 	}{
 		{"same key", func(c *Cache[string, int]) { c.Remove("k") }},
-		{"another key", func(c *Cache[string, int]) { c.Remove("other") }},
 		{"by match", func(c *Cache[string, int]) { c.RemoveFunc(func(k string) bool { return k == "x" }) }},
+		{"too many keys to remember", func(c *Cache[string, int]) {
+			for i := range maxRemovals + 1 {
+				c.Remove(string(rune('a'+i%26)) + string(rune(i)))
+			}
+		}},
 		{"everything", func(c *Cache[string, int]) { c.Clear() }},
 	}
 	for _, tc := range tests {
@@ -85,6 +89,20 @@ func TestPutAfterARemovalIsNotStored(t *testing.T) {
 				t.Fatal("a load begun after the removal was refused")
 			}
 		})
+	}
+}
+
+// TestRemovingOtherKeysDoesNotStopALoad: a stranger can make a node look
+// up and forget any number of made-up names; a real entry's load, under
+// way meanwhile, is still kept.
+func TestRemovingOtherKeysDoesNotStopALoad(t *testing.T) {
+	c := New[string, int](10)
+	_, _, epoch := c.Get("real")
+	for i := range 100 {
+		c.Remove(string(rune('a' + i)))
+	}
+	if !c.Put("real", 1, epoch) {
+		t.Fatal("removals of other keys stopped a load from being kept")
 	}
 }
 

@@ -19,20 +19,23 @@ import (
 
 // Metrics counts what the server does; it implements issuer.Metrics.
 type Metrics struct {
-	registry       *prometheus.Registry
-	httpRequests   *prometheus.CounterVec
-	httpLatency    *prometheus.HistogramVec
-	tokenRequests  *prometheus.CounterVec
-	tokenLatency   *prometheus.HistogramVec
-	clientLookups  *prometheus.CounterVec
-	issuerLookups  *prometheus.CounterVec
-	throttled      *prometheus.CounterVec
-	keyTransitions prometheus.Counter
+	registry      *prometheus.Registry
+	httpRequests  *prometheus.CounterVec
+	httpLatency   *prometheus.HistogramVec
+	tokenRequests *prometheus.CounterVec
+	tokenLatency  *prometheus.HistogramVec
+	clientLookups *prometheus.CounterVec
+	issuerLookups *prometheus.CounterVec
+	// clientSeries and issuerSeries are the lookup counters by result,
+	// read-only after New.
+	clientSeries, issuerSeries map[string]prometheus.Counter
+	throttled                  *prometheus.CounterVec
+	keyTransitions             prometheus.Counter
 
 	// tokenSeries caches each issuer's series of authz_token_requests_total
 	// by (issuer, code); issuers past maxIssuerSeries share "other".
 	tokenSeries     sync.Map // tokenSeriesKey → prometheus.Counter
-	tokenSeriesMu   sync.Mutex
+	tokenSeriesMu   sync.RWMutex
 	issuersLabelled map[string]bool
 	maxIssuerSeries int
 }
@@ -93,9 +96,10 @@ func New(build Build, failedQueries func() int64) *Metrics {
 	for _, by := range []string{"client", "address"} {
 		m.throttled.WithLabelValues(by)
 	}
+	m.clientSeries, m.issuerSeries = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, result := range []string{"hit", "miss", "stale"} {
-		m.clientLookups.WithLabelValues(result)
-		m.issuerLookups.WithLabelValues(result)
+		m.clientSeries[result] = m.clientLookups.WithLabelValues(result)
+		m.issuerSeries[result] = m.issuerLookups.WithLabelValues(result)
 	}
 	m.registry.MustRegister(m.httpRequests, m.httpLatency, m.tokenRequests, m.tokenLatency, m.clientLookups, m.issuerLookups, m.throttled, m.keyTransitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -168,35 +172,43 @@ func (m *Metrics) TokenRequest(issuer string, status int, elapsed time.Duration)
 	m.tokenLatency.WithLabelValues().Observe(elapsed.Seconds())
 }
 
-// tokenCounter makes the series of a (issuer, code) first seen: the issuer
-// gets a label of its own while fewer than maxIssuerSeries have one, and
-// counts under "other" after.
+// tokenCounter finds the series of an (issuer, code) not in the cache: the
+// issuer gets a label of its own while fewer than maxIssuerSeries have one,
+// and counts under "other" after. Series of "other" are cached by code
+// alone, so that 100,000 issuers do not fill the cache.
 func (m *Metrics) tokenCounter(key tokenSeriesKey) prometheus.Counter {
-	m.tokenSeriesMu.Lock()
-	defer m.tokenSeriesMu.Unlock()
-	label := key.issuer
-	if !m.issuersLabelled[label] {
-		if len(m.issuersLabelled) < m.maxIssuerSeries {
-			m.issuersLabelled[label] = true
-		} else {
-			label = "other"
+	other := tokenSeriesKey{"other", key.code}
+	m.tokenSeriesMu.RLock()
+	full := !m.issuersLabelled[key.issuer] && len(m.issuersLabelled) >= m.maxIssuerSeries
+	m.tokenSeriesMu.RUnlock()
+	if full {
+		if counter, ok := m.tokenSeries.Load(other); ok {
+			return counter.(prometheus.Counter)
 		}
 	}
-	counter := m.tokenRequests.WithLabelValues(label, strconv.Itoa(key.code))
-	if label == key.issuer {
-		m.tokenSeries.Store(key, counter)
+	m.tokenSeriesMu.Lock()
+	defer m.tokenSeriesMu.Unlock()
+	if !m.issuersLabelled[key.issuer] && len(m.issuersLabelled) >= m.maxIssuerSeries {
+		key = other
+	} else {
+		m.issuersLabelled[key.issuer] = true
 	}
+	counter := m.tokenRequests.WithLabelValues(key.issuer, strconv.Itoa(key.code))
+	m.tokenSeries.Store(key, counter)
 	return counter
 }
 
 // IssuerGone drops a deleted issuer's token series, and its claim on a
 // series of its own.
 func (m *Metrics) IssuerGone(issuer string) {
-	m.tokenSeriesMu.Lock()
-	defer m.tokenSeriesMu.Unlock()
-	if !m.issuersLabelled[issuer] {
+	m.tokenSeriesMu.RLock()
+	labelled := m.issuersLabelled[issuer]
+	m.tokenSeriesMu.RUnlock()
+	if !labelled {
 		return
 	}
+	m.tokenSeriesMu.Lock()
+	defer m.tokenSeriesMu.Unlock()
 	delete(m.issuersLabelled, issuer)
 	m.tokenSeries.Range(func(k, _ any) bool {
 		if k.(tokenSeriesKey).issuer == issuer {
@@ -208,10 +220,20 @@ func (m *Metrics) IssuerGone(issuer string) {
 }
 
 // ClientLookup counts a client cache lookup by result.
-func (m *Metrics) ClientLookup(result string) { m.clientLookups.WithLabelValues(result).Inc() }
+func (m *Metrics) ClientLookup(result string) { lookup(m.clientLookups, m.clientSeries, result) }
 
 // IssuerLookup counts an issuer cache lookup by result.
-func (m *Metrics) IssuerLookup(result string) { m.issuerLookups.WithLabelValues(result).Inc() }
+func (m *Metrics) IssuerLookup(result string) { lookup(m.issuerLookups, m.issuerSeries, result) }
+
+// lookup counts a cache lookup through its series made at start-up, as
+// every token request makes two.
+func lookup(vec *prometheus.CounterVec, series map[string]prometheus.Counter, result string) {
+	if c, ok := series[result]; ok {
+		c.Inc()
+		return
+	}
+	vec.WithLabelValues(result).Inc()
+}
 
 // Throttled counts a request refused by a failed-authentication limit.
 func (m *Metrics) Throttled(by string) { m.throttled.WithLabelValues(by).Inc() }

@@ -15,7 +15,11 @@ create table issuer_key_schedule (
     changed_xid xid8        not null default pg_current_xact_id(),
     due_at      timestamptz not null default '-infinity'
 );
-create index issuer_key_schedule_due on issuer_key_schedule (due_at);
+-- The rotator pages through the due issuers in this index's order, so that
+-- the index serves both the range and the order whatever the planner's
+-- statistics say (ordered by name alone, stale statistics after a mass
+-- update made it scan the primary key: 80 ms at 100,000 issuers).
+create index issuer_key_schedule_due on issuer_key_schedule (due_at, issuer_name);
 create index issuer_key_schedule_changed on issuer_key_schedule (changed_xid);
 
 insert into issuer_key_schedule (issuer_name) select name from issuers;

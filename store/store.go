@@ -349,6 +349,17 @@ type IssuerKeys struct {
 	Issuer  Issuer
 	Keys    []SigningKey
 	Version uint64
+	// Position is where this entry stands in ListKeysDue's order: the
+	// cursor of the page after it.
+	Position DueCursor
+}
+
+// DueCursor is a position in the due order of ListKeysDue; the zero value
+// is the beginning.
+type DueCursor struct {
+	// Due is the due time as the store writes it, opaque to callers.
+	Due    string
+	Issuer string
 }
 
 // KeysDue is when an issuer's keys next need a look, as planned from the
@@ -431,11 +442,16 @@ type Store interface {
 
 	// ListSigningKeys returns an issuer's keys, oldest first.
 	ListSigningKeys(ctx context.Context, issuerName string) ([]SigningKey, error)
-	// ListKeysDue returns, ordered by name and after the name after, up to
-	// limit issuers with their keys whose keys need a look at now: the due
-	// time last recorded for them has come, or they (or their keys) were
-	// written since. A new issuer is due at once.
-	ListKeysDue(ctx context.Context, now time.Time, after string, limit int) ([]IssuerKeys, error)
+	// GetIssuerKeys returns an issuer and its keys, oldest first, read in
+	// one round trip: a node's first use of an issuer. Version and Position
+	// are unset.
+	GetIssuerKeys(ctx context.Context, name string) (IssuerKeys, error)
+	// ListKeysDue returns, in due order (the recorded due time, then the
+	// name) and after the position after, up to limit issuers with their
+	// keys whose keys need a look at now: the due time last recorded for
+	// them has come, or they (or their keys) were written since, which
+	// makes them due at once. A new issuer is due at once.
+	ListKeysDue(ctx context.Context, now time.Time, after DueCursor, limit int) ([]IssuerKeys, error)
 	// SetKeysDue records when each issuer's keys next need a look, but only
 	// where the issuer and its keys are still at the version planned from;
 	// others stay due.
@@ -450,9 +466,10 @@ type Store interface {
 	// later write of an issuer or its keys is at or after it.
 	KeyChangeMark(ctx context.Context) (uint64, error)
 	// KeysChangedSince names the issuers written (settings or keys) at or
-	// after mark, possibly with some written before it, and returns the
-	// mark for the next call. Deleted issuers are not named.
-	KeysChangedSince(ctx context.Context, mark uint64) (issuers []string, next uint64, err error)
+	// after mark, possibly with some written before it, each with its
+	// version (as IssuerKeys.Version), and returns the mark for the next
+	// call. Deleted issuers are not named.
+	KeysChangedSince(ctx context.Context, mark uint64) (versions map[string]uint64, next uint64, err error)
 	// UpdateSigningKeys hands update the issuer's keys and stores the set it
 	// returns: keys left out are deleted, new ids are inserted (CreatedAt is
 	// set by the store), others are updated. Writers of one issuer's keys

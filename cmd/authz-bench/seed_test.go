@@ -56,7 +56,7 @@ func TestSeedIssuersMakesWorkingTenants(t *testing.T) {
 	}
 	// The bulk load skipped the triggers that schedule each issuer's keys:
 	// every seeded issuer must still be due for the rotator's first look.
-	due, err := st.ListKeysDue(ctx, time.Now(), "", 0)
+	due, err := st.ListKeysDue(ctx, time.Now(), store.DueCursor{}, 0)
 	if err != nil || len(due) != 40 {
 		t.Errorf("%d seeded issuers are due for the rotator (%v), want 40", len(due), err)
 	}

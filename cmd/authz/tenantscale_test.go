@@ -275,7 +275,7 @@ func TestManyIssuersOnNodesWithSmallCaches(t *testing.T) {
 		defer st.Close()
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			due, err := st.ListKeysDue(ctx, time.Now(), "", 0)
+			due, err := st.ListKeysDue(ctx, time.Now(), store.DueCursor{}, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

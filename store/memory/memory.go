@@ -670,23 +670,48 @@ func (s *Store) keysWritten(issuerName string) {
 	delete(s.keysDue, issuerName)
 }
 
-// ListKeysDue returns issuers whose keys need a look, with their keys.
-func (s *Store) ListKeysDue(_ context.Context, now time.Time, after string, limit int) ([]store.IssuerKeys, error) {
+// GetIssuerKeys returns an issuer with its keys.
+func (s *Store) GetIssuerKeys(_ context.Context, name string) (store.IssuerKeys, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var names []string
+	iss, ok := s.issuers[name]
+	if !ok {
+		return store.IssuerKeys{}, fmt.Errorf("get issuer %q: %w", name, store.ErrNotFound)
+	}
+	return store.IssuerKeys{Issuer: copyIssuer(iss), Keys: s.keysOf(name)}, nil
+}
+
+// ListKeysDue returns issuers whose keys need a look, with their keys, in
+// due order; an issuer due at once sorts first, as -infinity.
+func (s *Store) ListKeysDue(_ context.Context, now time.Time, after store.DueCursor, limit int) ([]store.IssuerKeys, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	position := func(name string) store.DueCursor {
+		due, ok := s.keysDue[name]
+		if !ok {
+			return store.DueCursor{Issuer: name}
+		}
+		// Zero-padded Unix nanoseconds, after the empty Due of "at once",
+		// sort as the times do.
+		return store.DueCursor{Due: fmt.Sprintf("%020d", due.UnixNano()), Issuer: name}
+	}
+	before := func(a, b store.DueCursor) int {
+		return cmp.Or(cmp.Compare(a.Due, b.Due), cmp.Compare(a.Issuer, b.Issuer))
+	}
+	var due []store.DueCursor
 	for name := range s.issuers {
-		if due, ok := s.keysDue[name]; name > after && (!ok || !due.After(now)) {
-			names = append(names, name)
+		at, planned := s.keysDue[name]
+		if p := position(name); (!planned || !at.After(now)) && (after == store.DueCursor{} || before(p, after) > 0) {
+			due = append(due, p)
 		}
 	}
-	slices.Sort(names)
-	if limit > 0 && len(names) > limit {
-		names = names[:limit]
+	slices.SortFunc(due, before)
+	if limit > 0 && len(due) > limit {
+		due = due[:limit]
 	}
-	out := make([]store.IssuerKeys, 0, len(names))
-	for _, name := range names {
-		out = append(out, store.IssuerKeys{Issuer: copyIssuer(s.issuers[name]), Keys: s.keysOf(name), Version: s.keyVersions[name]})
+	out := make([]store.IssuerKeys, 0, len(due))
+	for _, p := range due {
+		out = append(out, store.IssuerKeys{Issuer: copyIssuer(s.issuers[p.Issuer]), Keys: s.keysOf(p.Issuer), Version: s.keyVersions[p.Issuer], Position: p})
 	}
 	return out, nil
 }
@@ -732,17 +757,16 @@ func (s *Store) KeyChangeMark(context.Context) (uint64, error) {
 }
 
 // KeysChangedSince names the issuers whose keys' version is at least mark.
-func (s *Store) KeysChangedSince(_ context.Context, mark uint64) ([]string, uint64, error) {
+func (s *Store) KeysChangedSince(_ context.Context, mark uint64) (map[string]uint64, uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var names []string
+	versions := map[string]uint64{}
 	for name, v := range s.keyVersions {
 		if v >= mark {
-			names = append(names, name)
+			versions[name] = v
 		}
 	}
-	slices.Sort(names)
-	return names, s.keyVersion + 1, nil
+	return versions, s.keyVersion + 1, nil
 }
 
 // UpdateSigningKeys rewrites an issuer's keys atomically.

@@ -864,29 +864,59 @@ func listKeys(ctx context.Context, q querier, issuerName string) ([]store.Signin
 	return pgx.CollectRows(rows, scanKey)
 }
 
+// GetIssuerKeys sends the issuer's read and its keys' as one batch: one
+// round trip instead of two on a node's first use of an issuer.
+func (s *Store) GetIssuerKeys(ctx context.Context, name string) (store.IssuerKeys, error) {
+	var ik store.IssuerKeys
+	batch := &pgx.Batch{}
+	batch.Queue(`select `+issuerColumns+` from issuers where name = $1`, name).QueryRow(func(row pgx.Row) error {
+		var err error
+		ik.Issuer, err = scanIssuer(row)
+		return err
+	})
+	batch.Queue(`select `+keyColumns+` from signing_keys where issuer_name = $1 order by created_at, kid`, name).Query(func(rows pgx.Rows) error {
+		var err error
+		ik.Keys, err = pgx.CollectRows(rows, scanKey)
+		return err
+	})
+	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
+		return store.IssuerKeys{}, fmt.Errorf("get issuer %q with its keys: %w", name, mapError(err))
+	}
+	return ik, nil
+}
+
 // ListKeysDue reads the issuers due by now from the due-time index, then
 // their keys: a check with nothing due reads no row. A write between the
 // two reads changes the version, so a plan made from the newer keys is not
 // recorded under the older version.
-func (s *Store) ListKeysDue(ctx context.Context, now time.Time, after string, limit int) ([]store.IssuerKeys, error) {
+func (s *Store) ListKeysDue(ctx context.Context, now time.Time, after store.DueCursor, limit int) ([]store.IssuerKeys, error) {
 	var lim *int
 	if limit > 0 {
 		lim = &limit
 	}
-	rows, err := s.pool.Query(ctx, `select `+issuerColumns+`, s.changed_xid::text
+	// Two statements rather than one with "$2 is null or …", which would
+	// keep the row comparison out of the index condition.
+	const query = `select ` + issuerColumns + `, s.changed_xid::text, s.due_at::text
 from issuer_key_schedule s join issuers on issuers.name = s.issuer_name
-where s.due_at <= $1 and s.issuer_name > $2 order by s.issuer_name limit $3`, now, after, lim)
+where s.due_at <= $1 %s order by s.due_at, s.issuer_name limit $2`
+	var rows pgx.Rows
+	var err error
+	if after.Due == "" {
+		rows, err = s.pool.Query(ctx, fmt.Sprintf(query, ""), now, lim)
+	} else {
+		rows, err = s.pool.Query(ctx, fmt.Sprintf(query, "and (s.due_at, s.issuer_name) > ($3::timestamptz, $4)"), now, lim, after.Due, after.Issuer)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list issuers with keys due: %w", mapError(err))
 	}
 	due, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.IssuerKeys, error) {
-		var version string
-		iss, err := scanIssuer(trailing{row, &version})
+		var version, dueAt string
+		iss, err := scanIssuer(trailing{row, []any{&version, &dueAt}})
 		if err != nil {
 			return store.IssuerKeys{}, err
 		}
 		v, err := strconv.ParseUint(version, 10, 64)
-		return store.IssuerKeys{Issuer: iss, Version: v}, err
+		return store.IssuerKeys{Issuer: iss, Version: v, Position: store.DueCursor{Due: dueAt, Issuer: iss.Name}}, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list issuers with keys due: %w", mapError(err))
@@ -917,13 +947,13 @@ order by issuer_name, created_at, kid`, names)
 	return due, nil
 }
 
-// trailing scans one more column after those a scanner asks for.
+// trailing scans more columns after those a scanner asks for.
 type trailing struct {
 	pgx.Row
-	last any
+	more []any
 }
 
-func (r trailing) Scan(dest ...any) error { return r.Row.Scan(append(dest, r.last)...) }
+func (r trailing) Scan(dest ...any) error { return r.Row.Scan(append(dest, r.more...)...) }
 
 // SetKeysDue records due times in one statement, each only where the
 // issuer's keys are still at the version planned from.
@@ -979,17 +1009,25 @@ func (s *Store) KeyChangeMark(ctx context.Context) (uint64, error) {
 // issuers written by a transaction at or after mark and the oldest
 // transaction still running: every transaction below it had finished, and
 // its writes are in this read.
-func (s *Store) KeysChangedSince(ctx context.Context, mark uint64) ([]string, uint64, error) {
+func (s *Store) KeysChangedSince(ctx context.Context, mark uint64) (map[string]uint64, uint64, error) {
 	var next string
-	var names []string
-	err := s.pool.QueryRow(ctx, `select pg_snapshot_xmin(pg_current_snapshot())::text,
-    array(select issuer_name from issuer_key_schedule where changed_xid >= $1::text::xid8 order by issuer_name)`,
-		strconv.FormatUint(mark, 10)).Scan(&next, &names)
+	var names, xids []string
+	err := s.pool.QueryRow(ctx, `with written as (
+    select issuer_name, changed_xid::text as xid from issuer_key_schedule where changed_xid >= $1::text::xid8)
+select pg_snapshot_xmin(pg_current_snapshot())::text,
+    array(select issuer_name from written order by issuer_name), array(select xid from written order by issuer_name)`,
+		strconv.FormatUint(mark, 10)).Scan(&next, &names, &xids)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list issuers whose keys changed: %w", mapError(err))
 	}
+	versions := make(map[string]uint64, len(names))
+	for i, name := range names {
+		if versions[name], err = strconv.ParseUint(xids[i], 10, 64); err != nil {
+			return nil, 0, err
+		}
+	}
 	n, err := strconv.ParseUint(next, 10, 64)
-	return names, n, err
+	return versions, n, err
 }
 
 func scanKey(row pgx.CollectableRow) (store.SigningKey, error) {

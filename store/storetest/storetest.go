@@ -36,7 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"GetClientReportsNotFound", testGetClientReportsNotFound},
 		{"SigningKeysRoundTrip", testSigningKeysRoundTrip},
 		{"KeysDueAreNewOrWrittenOrTimedOut", testKeysDueAreNewOrWrittenOrTimedOut},
-		{"KeysDuePagesByName", testKeysDuePagesByName},
+		{"KeysDuePagesInDueOrder", testKeysDuePagesInDueOrder},
 		{"OneKeyPerKEKSamplesEveryKEK", testOneKeyPerKEKSamplesEveryKEK},
 		{"KeysChangedSinceNamesWrittenIssuers", testKeysChangedSinceNamesWrittenIssuers},
 		{"SecondActiveKeyIsRefused", testSecondActiveKeyIsRefused},
@@ -299,7 +299,7 @@ func addKey(s store.Store, k store.SigningKey) error {
 func keysDue(t *testing.T, s store.Store, now time.Time) map[string]store.IssuerKeys {
 	t.Helper()
 	ctx := context.Background()
-	due, err := s.ListKeysDue(ctx, now, "", 0)
+	due, err := s.ListKeysDue(ctx, now, store.DueCursor{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,6 +335,13 @@ func testKeysDueAreNewOrWrittenOrTimedOut(t *testing.T, s store.Store) {
 	due := keysDue(t, s, now)
 	if len(due) != 3 || len(due["payments"].Keys) != 2 || due["payments"].Issuer.Audience != "https://api.example.test" {
 		t.Fatalf("new issuers due = %+v, want all three, payments with its two keys", due)
+	}
+	one, err := s.GetIssuerKeys(ctx, "payments")
+	if err != nil || !reflect.DeepEqual(one.Keys, due["payments"].Keys) || !reflect.DeepEqual(one.Issuer, due["payments"].Issuer) {
+		t.Fatalf("GetIssuerKeys = %+v, %v; want what ListKeysDue says", one, err)
+	}
+	if _, err := s.GetIssuerKeys(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetIssuerKeys of no issuer: %v, want ErrNotFound", err)
 	}
 
 	// Planned: nothing is due before the recorded times.
@@ -385,27 +392,46 @@ func testKeysDueAreNewOrWrittenOrTimedOut(t *testing.T, s store.Store) {
 	}
 }
 
-func testKeysDuePagesByName(t *testing.T, s store.Store) {
+func testKeysDuePagesInDueOrder(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	for _, name := range []string{"d", "b", "a", "c", "e"} {
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, name := range []string{"d", "b", "a", "c", "e", "f"} {
 		mustPutIssuer(t, s, sampleIssuer(name))
 	}
+	due, err := s.ListKeysDue(ctx, now, store.DueCursor{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a and e were planned for an hour ago, d two hours ago: they follow
+	// the issuers due at once, oldest due first.
+	var plans []store.KeysDue
+	for _, ik := range due {
+		switch ik.Issuer.Name {
+		case "a", "e":
+			plans = append(plans, store.KeysDue{Issuer: ik.Issuer.Name, Version: ik.Version, At: now.Add(-time.Hour)})
+		case "d":
+			plans = append(plans, store.KeysDue{Issuer: ik.Issuer.Name, Version: ik.Version, At: now.Add(-2 * time.Hour)})
+		}
+	}
+	if err := s.SetKeysDue(ctx, plans); err != nil {
+		t.Fatal(err)
+	}
 	var got []string
-	after := ""
+	var after store.DueCursor
 	for range 10 {
-		page, err := s.ListKeysDue(ctx, time.Now(), after, 2)
+		page, err := s.ListKeysDue(ctx, now, after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, ik := range page {
 			got = append(got, ik.Issuer.Name)
-			after = ik.Issuer.Name
+			after = ik.Position
 		}
 		if len(page) < 2 {
 			break
 		}
 	}
-	if want := []string{"a", "b", "c", "d", "e"}; !slices.Equal(got, want) {
+	if want := []string{"b", "c", "f", "d", "a", "e"}; !slices.Equal(got, want) {
 		t.Fatalf("pages = %v, want %v", got, want)
 	}
 }
@@ -455,12 +481,17 @@ func testKeysChangedSinceNamesWrittenIssuers(t *testing.T, s store.Store) {
 	if err := s.DeleteIssuer(ctx, "doomed", true, 0); err != nil {
 		t.Fatal(err)
 	}
-	names, next, err := s.KeysChangedSince(ctx, mark)
+	versions, next, err := s.KeysChangedSince(ctx, mark)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(names, "payments") || !slices.Contains(names, "fresh") || slices.Contains(names, "doomed") {
-		t.Fatalf("changed since the mark = %v, want payments and fresh, not the deleted doomed", names)
+	_, hasDoomed := versions["doomed"]
+	if versions["payments"] == 0 || versions["fresh"] == 0 || hasDoomed {
+		t.Fatalf("changed since the mark = %v, want payments and fresh, not the deleted doomed", versions)
+	}
+	due := keysDue(t, s, time.Now())
+	if versions["payments"] != due["payments"].Version {
+		t.Errorf("payments changed at version %d, but its keys are due at version %d", versions["payments"], due["payments"].Version)
 	}
 	if next < mark {
 		t.Fatalf("next mark %d is before the mark %d", next, mark)
@@ -468,12 +499,12 @@ func testKeysChangedSinceNamesWrittenIssuers(t *testing.T, s store.Store) {
 	if err := addKey(s, sampleKey("fresh", "k2", store.KeyActive)); err != nil {
 		t.Fatal(err)
 	}
-	names, _, err = s.KeysChangedSince(ctx, next)
+	again, _, err := s.KeysChangedSince(ctx, next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(names, "fresh") {
-		t.Fatalf("changed since the next mark = %v, want fresh", names)
+	if again["fresh"] == 0 || again["fresh"] == versions["fresh"] {
+		t.Fatalf("changed since the next mark = %v, want fresh at a new version (was %d)", again, versions["fresh"])
 	}
 }
 
