@@ -126,7 +126,10 @@ func (r *Keyring) Stats() CacheStats {
 // get returns an issuer's keys, calling load on a miss; concurrent misses
 // of one issuer share one load, and a load that raced with a write of the
 // issuer's keys serves its callers but is not kept.
-func (r *Keyring) get(ctx context.Context, issuerName string, load func(context.Context) (*issuerKeys, error)) (*issuerKeys, error) {
+//
+// load takes the issuer's name rather than closing over it, so that a hit,
+// every warm token's path, allocates nothing.
+func (r *Keyring) get(ctx context.Context, issuerName string, load func(context.Context, string) (*issuerKeys, error)) (*issuerKeys, error) {
 	k, ok, epoch := r.entries.Get(issuerName)
 	if ok {
 		r.hits.Add(1)
@@ -134,7 +137,7 @@ func (r *Keyring) get(ctx context.Context, issuerName string, load func(context.
 	}
 	r.misses.Add(1)
 	return r.loading.do(ctx, issuerName, func(ctx context.Context) (*issuerKeys, error) {
-		k, err := load(ctx)
+		k, err := load(ctx, issuerName)
 		if err == nil {
 			r.entries.Put(issuerName, k, epoch)
 		}

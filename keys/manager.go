@@ -42,6 +42,8 @@ type Manager struct {
 	ring     *Keyring
 	defaults Schedule
 	now      func() time.Time
+	// loader is m.load, made once: a method value allocates each time.
+	loader func(context.Context, string) (*issuerKeys, error)
 
 	// changeMark is where the next poll of written keys begins; 0 until
 	// the first poll. heard are the versions the last poll found, so that
@@ -59,7 +61,9 @@ func NewManager(st KeyStore, sealer *Sealer, ring *Keyring, defaults Schedule, n
 	if now == nil {
 		now = time.Now
 	}
-	return &Manager{store: st, sealer: sealer, ring: ring, defaults: defaults, now: now}
+	m := &Manager{store: st, sealer: sealer, ring: ring, defaults: defaults, now: now}
+	m.loader = m.load
+	return m
 }
 
 // ErrNoActiveKey is returned for an issuer that has no key to sign with.
@@ -93,13 +97,16 @@ func (m *Manager) JWKS(ctx context.Context, issuerName string) (*JWKS, error) {
 // issuer late publishes what every other node does: a pending key before
 // it signs, a retired one until its tokens have expired.
 func (m *Manager) keysOf(ctx context.Context, issuerName string) (*issuerKeys, error) {
-	return m.ring.get(ctx, issuerName, func(ctx context.Context) (*issuerKeys, error) {
-		ik, err := m.store.GetIssuerKeys(ctx, issuerName)
-		if err != nil {
-			return nil, err
-		}
-		return m.build(ik.Issuer, ik.Keys)
-	})
+	return m.ring.get(ctx, issuerName, m.loader)
+}
+
+// load builds an issuer's keyring entry from the store.
+func (m *Manager) load(ctx context.Context, issuerName string) (*issuerKeys, error) {
+	ik, err := m.store.GetIssuerKeys(ctx, issuerName)
+	if err != nil {
+		return nil, err
+	}
+	return m.build(ik.Issuer, ik.Keys)
 }
 
 // CacheStats reports the keyring's lookups and size.
