@@ -31,19 +31,11 @@ func (s *Server) Follow(ctx context.Context, feed ChangeFeed, keys KeyInvalidato
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() {
-		tick := time.NewTicker(poll)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			case <-pollNow:
-			}
+		every(ctx, poll, pollNow, func(time.Time) {
 			if err := keys.InvalidateChanged(ctx); err != nil && ctx.Err() == nil {
 				s.cfg.Logger.Error("poll for written keys", "err", err)
 			}
-		}
+		})
 	})
 	if err := feed.Watch(ctx, func(c store.Change) {
 		s.Invalidate(c)
@@ -64,7 +56,7 @@ func (s *Server) Follow(ctx context.Context, feed ChangeFeed, keys KeyInvalidato
 // ForgetExpiredAssertions deletes used client-assertion ids every interval,
 // until ctx ends, once they can no longer be replayed.
 func (s *Server) ForgetExpiredAssertions(ctx context.Context, interval time.Duration) {
-	every(ctx, interval, func(now time.Time) {
+	every(ctx, interval, nil, func(now time.Time) {
 		if n, err := s.store.DeleteExpiredAssertions(ctx, now); err != nil && ctx.Err() == nil {
 			s.cfg.Logger.Warn("forget expired client assertions", "err", err)
 		} else if n > 0 {
@@ -73,8 +65,9 @@ func (s *Server) ForgetExpiredAssertions(ctx context.Context, interval time.Dura
 	})
 }
 
-// every runs do at each tick of interval until ctx ends.
-func every(ctx context.Context, interval time.Duration, do func(now time.Time)) {
+// every runs do at each tick of interval, and whenever wake (which may be
+// nil) says so, until ctx ends.
+func every(ctx context.Context, interval time.Duration, wake <-chan struct{}, do func(now time.Time)) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -83,6 +76,8 @@ func every(ctx context.Context, interval time.Duration, do func(now time.Time)) 
 			return
 		case now := <-tick.C:
 			do(now)
+		case <-wake:
+			do(time.Now())
 		}
 	}
 }
