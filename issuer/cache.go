@@ -46,6 +46,9 @@ func (c *clientCache) put(key clientKey, client *store.Client, epoch uint64) {
 	c.entries.Put(key, clientEntry{client: client, loadedAt: c.now()}, epoch)
 }
 
+// promote protects a client from being pushed out by lookups of others.
+func (c *clientCache) promote(key clientKey) { c.entries.Promote(key) }
+
 // invalidate evicts one client.
 func (c *clientCache) invalidate(key clientKey) { c.entries.Remove(key) }
 

@@ -28,17 +28,19 @@ import (
 // Store is the part of the store the public endpoints read.
 type Store interface {
 	GetClient(ctx context.Context, issuerName, clientID string) (store.Client, error)
-	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
 	RecordAssertion(ctx context.Context, issuerName, clientID, jti string, expiresAt time.Time) error
 	DeleteExpiredAssertions(ctx context.Context, now time.Time) (int64, error)
 	Ping(ctx context.Context) error
 }
 
 // Keyring serves issuers' signing keys and published key sets, loading an
-// issuer's on its first use.
+// issuer's on its first use. LoadIssuer reads an issuer from the store with
+// its keys, keeping them, so that a cold issuer's first token reads both in
+// one round trip.
 type Keyring interface {
 	Active(ctx context.Context, issuerName string) (*keys.ActiveKey, error)
 	JWKS(ctx context.Context, issuerName string) (*keys.JWKS, error)
+	LoadIssuer(ctx context.Context, issuerName string) (store.Issuer, error)
 }
 
 // Metrics receives what the public endpoints count; implementations must
@@ -279,6 +281,15 @@ func (s *Server) client(ctx context.Context, issuerName, clientID string) (*stor
 	return &rec, nil
 }
 
+// promote marks an issuer and one of its clients as in steady use. Only a
+// token issued to an authenticated client does: names and client ids are
+// public, and a stranger's lookups of them, however many and however
+// often, must not push the entries in use out of the caches.
+func (s *Server) promote(issuerName, clientID string) {
+	s.tenants.Promote(issuerName)
+	s.clients.promote(clientKey{issuerName, clientID})
+}
+
 // CacheEntries names the server's caches with their sizes, for metrics.
 func (s *Server) CacheEntries() map[string]func() int {
 	return map[string]func() int{"issuers": s.tenants.Len, "clients": s.clients.len}
@@ -427,7 +438,7 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 	}
 	refreshCtx, cancel := context.WithTimeout(ctx, storeRefreshTimeout)
 	defer cancel()
-	iss, err := s.store.GetIssuer(refreshCtx, issuerName)
+	iss, err := s.keys.LoadIssuer(refreshCtx, issuerName)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if ok && !isUnknown {

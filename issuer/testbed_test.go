@@ -96,7 +96,7 @@ func newTestbed(t testing.TB, opts ...bedOption) *testbed {
 	if set.store == nil {
 		set.store = memory.New()
 	}
-	b := &testbed{t: t, store: set.store, ring: keys.NewKeyring(0), log: &lockedBuffer{}}
+	b := &testbed{t: t, store: set.store, ring: keys.NewKeyring(set.config.IssuerCacheSize), log: &lockedBuffer{}}
 	if _, _, err := b.store.PutIssuer(ctx, set.issuer, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,13 @@ func (b *testbed) addSecret(clientID string, expires time.Time) string {
 // credentials.
 func (b *testbed) tokenStatus(t testing.TB, clientID, secret string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, b.tokenURL(), strings.NewReader("grant_type=client_credentials"))
+	return b.tokenStatusAt(t, "payments", clientID, secret)
+}
+
+// tokenStatusAt is tokenStatus at another issuer.
+func (b *testbed) tokenStatusAt(t testing.TB, issuerName, clientID, secret string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.srv.URL+"/issuers/"+issuerName+"/token", strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(clientID, secret)
 	resp, err := http.DefaultClient.Do(req)

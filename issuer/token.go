@@ -82,6 +82,7 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request, style strin
 		s.writeTokenError(w, r, req, ar, err)
 		return
 	}
+	s.promote(t.issuer.Name, client.GetID())
 	scope := strings.Join(ar.GetGrantedScopes(), " ")
 	// Successes are counted, not logged: a log line per token would cost
 	// more than the token. Refusals are logged.

@@ -87,16 +87,8 @@ func TestWarmTokensAcrossManyIssuersSendNoQueries(t *testing.T) {
 	const issuers, warm = 2000, 50
 	names := importIssuers(t, bed, st, issuers, "many-issuers")
 	token := func(i int) {
-		req, _ := http.NewRequest(http.MethodPost, bed.srv.URL+"/issuers/"+names[i]+"/token", strings.NewReader("grant_type=client_credentials"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("c-"+names[i], "many-issuers")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("token of %s: status %d", names[i], resp.StatusCode)
+		if status := bed.tokenStatusAt(t, names[i], "c-"+names[i], "many-issuers"); status != http.StatusOK {
+			t.Fatalf("token of %s: status %d", names[i], status)
 		}
 	}
 	bed.settle(ctx)
@@ -144,6 +136,73 @@ func TestMadeUpIssuerNamesCannotEvictRealIssuers(t *testing.T) {
 	}
 	if n := st.Queries() - before; n != 0 {
 		t.Fatalf("a warm token after 100 made-up issuer names sent %d queries, want 0", n)
+	}
+}
+
+// TestStrangersCannotEvictIssuersOrClientsInUse: issuer names and client
+// ids are public. A stranger who fetches every issuer's JWKS and metadata,
+// and tries every client id with a wrong secret, twice each, must not push
+// the issuers and clients in steady use out of the caches: their warm
+// tokens would turn into database queries. Only a token issued protects an
+// entry, and a stranger cannot get one.
+func TestStrangersCannotEvictIssuersOrClientsInUse(t *testing.T) {
+	ctx := context.Background()
+	st := newPostgresStore(t)
+	bed := newTestbed(t, withStore(st), withConfig(func(c *issuer.Config) {
+		c.IssuerCacheSize, c.ClientCacheSize, c.AuthFailuresPerAddress = 10, 10, 0
+	}))
+	const issuers, warm = 50, 6
+	names := importIssuers(t, bed, st, issuers, "in-use")
+	bed.settle(ctx)
+	for _, name := range names[:warm] {
+		if status := bed.tokenStatusAt(t, name, "c-"+name, "in-use"); status != http.StatusOK {
+			t.Fatalf("warm-up of %s: %d", name, status)
+		}
+	}
+	get := func(url string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", url, resp.StatusCode)
+		}
+	}
+	for range 2 {
+		for _, name := range names {
+			get(bed.srv.URL + "/issuers/" + name + "/jwks.json")
+			get(bed.srv.URL + "/issuers/" + name + "/.well-known/openid-configuration")
+			if status := bed.tokenStatusAt(t, name, "c-"+name, "not-the-secret"); status != http.StatusUnauthorized {
+				t.Fatalf("wrong secret at %s: %d", name, status)
+			}
+		}
+	}
+	before := st.Queries()
+	for _, name := range names[:warm] {
+		if status := bed.tokenStatusAt(t, name, "c-"+name, "in-use"); status != http.StatusOK {
+			t.Fatalf("token of %s after the scan: %d", name, status)
+		}
+	}
+	if n := st.Queries() - before; n != 0 {
+		t.Fatalf("%d warm tokens after a stranger's scan of %d issuers sent %d queries, want 0", warm, issuers, n)
+	}
+}
+
+// TestAColdIssuersFirstTokenWaitsForTheStoreTwice: the issuer is read with
+// its keys in one round trip, then the client in another.
+func TestAColdIssuersFirstTokenWaitsForTheStoreTwice(t *testing.T) {
+	ctx := context.Background()
+	st := newPostgresStore(t)
+	bed := newTestbed(t, withStore(st))
+	names := importIssuers(t, bed, st, 3, "cold")
+	bed.settle(ctx)
+	trips, statements := st.RoundTrips(), st.Queries()
+	if status := bed.tokenStatusAt(t, names[1], "c-"+names[1], "cold"); status != http.StatusOK {
+		t.Fatalf("first token: %d", status)
+	}
+	if n, q := st.RoundTrips()-trips, st.Queries()-statements; n != 2 || q != 3 {
+		t.Fatalf("a cold issuer's first token waited %d times for %d statements; want 2 round trips: the issuer with its keys (2 statements), then the client", n, q)
 	}
 }
 

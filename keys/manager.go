@@ -72,7 +72,7 @@ var ErrNoActiveKey = errors.New("issuer has no active signing key")
 // Active returns the key issuerName signs with, loading the issuer's keys
 // if this node does not hold them.
 func (m *Manager) Active(ctx context.Context, issuerName string) (*ActiveKey, error) {
-	k, err := m.keysOf(ctx, issuerName)
+	k, err := m.ring.get(ctx, issuerName, true, m.loader)
 	if err != nil {
 		return nil, err
 	}
@@ -85,28 +85,36 @@ func (m *Manager) Active(ctx context.Context, issuerName string) (*ActiveKey, er
 // JWKS returns the key set issuerName publishes, loading the issuer's keys
 // if this node does not hold them.
 func (m *Manager) JWKS(ctx context.Context, issuerName string) (*JWKS, error) {
-	k, err := m.keysOf(ctx, issuerName)
+	k, err := m.ring.get(ctx, issuerName, false, m.loader)
 	if err != nil {
 		return nil, err
 	}
 	return k.jwks, nil
 }
 
-// keysOf is an issuer's keyring entry, built from the store on a miss. The
-// entry is built from the stored states alone, so a node that loads an
-// issuer late publishes what every other node does: a pending key before
-// it signs, a retired one until its tokens have expired.
-func (m *Manager) keysOf(ctx context.Context, issuerName string) (*issuerKeys, error) {
-	return m.ring.get(ctx, issuerName, m.loader)
-}
-
-// load builds an issuer's keyring entry from the store.
+// load builds an issuer's keyring entry from the store. The entry is built
+// from the stored states alone, so a node that loads an issuer late
+// publishes what every other node does: a pending key before it signs, a
+// retired one until its tokens have expired.
 func (m *Manager) load(ctx context.Context, issuerName string) (*issuerKeys, error) {
 	ik, err := m.store.GetIssuerKeys(ctx, issuerName)
 	if err != nil {
 		return nil, err
 	}
 	return m.build(ik.Issuer, ik.Keys)
+}
+
+// LoadIssuer reads an issuer and its keys in one round trip, and keeps the
+// keys when this node holds none: a cold issuer's first token then reads
+// the issuer and its keys together, not one after the other.
+func (m *Manager) LoadIssuer(ctx context.Context, issuerName string) (store.Issuer, error) {
+	epoch := m.ring.epoch()
+	ik, err := m.store.GetIssuerKeys(ctx, issuerName)
+	if err != nil {
+		return store.Issuer{}, err
+	}
+	m.ring.offer(issuerName, epoch, func() (*issuerKeys, error) { return m.build(ik.Issuer, ik.Keys) })
+	return ik.Issuer, nil
 }
 
 // CacheStats reports the keyring's lookups and size.

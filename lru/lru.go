@@ -3,11 +3,13 @@
 // invalidation made stale meanwhile. The client, issuer and key caches are
 // all of this shape.
 //
-// It is a segmented LRU: an entry enters a probation segment, and its
-// second use moves it to a protected segment of four fifths of the bound.
-// Eviction takes probation's least recently used entry first. Issuer names
-// and client ids are public, so anyone can make a node look up thousands of
-// them once each; such a scan churns only probation and cannot push out the
+// It is a segmented LRU: an entry enters a probation segment, and moves to
+// a protected segment of four fifths of the bound only when its caller
+// promotes it. Eviction takes probation's least recently used entry first.
+// Issuer names and client ids are public, so anyone can make a node look
+// them up, once or a thousand times each; the caches promote an entry only
+// for a use a stranger cannot make (a token issued to an authenticated
+// client), so such lookups churn only probation and cannot push out the
 // entries in steady use, which would turn their warm requests into
 // database queries.
 package lru
@@ -55,8 +57,9 @@ func New[K comparable, V any](max int) *Cache[K, V] {
 		entries: map[K]*list.Element{}, removedAt: map[K]uint64{}}
 }
 
-// Get returns key's value and marks it used. epoch is the value to hand to
-// Put after loading what was missing.
+// Get returns key's value and marks it used within its segment, without
+// promoting it. epoch is the value to hand to Put after loading what was
+// missing.
 func (c *Cache[K, V]) Get(key K) (value V, ok bool, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -64,13 +67,39 @@ func (c *Cache[K, V]) Get(key K) (value V, ok bool, epoch uint64) {
 	if !found {
 		return value, false, c.epoch
 	}
-	c.use(el)
+	c.touch(el)
 	return el.Value.(*entry[K, V]).value, true, c.epoch
 }
 
-// use marks an entry used: to the front of protected, promoting it from
-// probation, whose front takes the protected entry that no longer fits.
-func (c *Cache[K, V]) use(el *list.Element) {
+// Promote moves key, if cached, to the front of the protected segment.
+func (c *Cache[K, V]) Promote(key K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, found := c.entries[key]; found {
+		c.promote(el)
+	}
+}
+
+// Contains reports whether key is cached, without marking it used.
+func (c *Cache[K, V]) Contains(key K) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, found := c.entries[key]
+	return found
+}
+
+// touch moves an entry to the front of its segment.
+func (c *Cache[K, V]) touch(el *list.Element) {
+	if el.Value.(*entry[K, V]).protected {
+		c.protected.MoveToFront(el)
+	} else {
+		c.probation.MoveToFront(el)
+	}
+}
+
+// promote moves an entry to the front of protected; probation's front
+// takes the protected entry that no longer fits.
+func (c *Cache[K, V]) promote(el *list.Element) {
 	e := el.Value.(*entry[K, V])
 	if e.protected {
 		c.protected.MoveToFront(el)
@@ -104,7 +133,7 @@ func (c *Cache[K, V]) Put(key K, value V, epoch uint64) bool {
 	}
 	if el, found := c.entries[key]; found {
 		el.Value.(*entry[K, V]).value = value
-		c.use(el)
+		c.touch(el)
 		return true
 	}
 	c.entries[key] = c.probation.PushFront(&entry[K, V]{key: key, value: value})

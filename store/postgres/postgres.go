@@ -42,40 +42,78 @@ type Store struct {
 // within a traced request gets a client span of its own; background work
 // (key polls) starts no trace.
 type queryCounter struct {
-	n, failed atomic.Int64
-	tracer    trace.Tracer
+	n, failed, roundTrips atomic.Int64
+	tracer                trace.Tracer
 }
 
 type querySpanKey struct{}
 
 func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	q.n.Add(1)
-	if q.tracer != nil && trace.SpanFromContext(ctx).IsRecording() {
-		var span trace.Span
-		ctx, span = q.tracer.Start(ctx, "postgresql "+sqlOperation(data.SQL), trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(attribute.String("db.system.name", "postgresql"), attribute.String("db.query.text", data.SQL)))
-		ctx = context.WithValue(ctx, querySpanKey{}, span)
-	}
-	return ctx
+	q.roundTrips.Add(1)
+	return q.startSpan(ctx, sqlOperation(data.SQL), attribute.String("db.query.text", data.SQL))
 }
 
 func (q *queryCounter) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
-	failed := data.Err != nil && !errors.Is(data.Err, pgx.ErrNoRows)
-	if failed {
-		q.failed.Add(1)
+	q.endSpan(ctx, q.count(data.Err))
+}
+
+// count counts a failed statement (finding no row is not one) and returns
+// the failure, or nil.
+func (q *queryCounter) count(err error) error {
+	if err == nil || errors.Is(err, pgx.ErrNoRows) {
+		return nil
 	}
-	if span, ok := ctx.Value(querySpanKey{}).(trace.Span); ok {
-		if failed {
-			// The SQLSTATE only: a message can quote an argument.
-			status := "statement failed"
-			var pgErr *pgconn.PgError
-			if errors.As(data.Err, &pgErr) {
-				status = "SQLSTATE " + pgErr.Code
-			}
-			span.SetStatus(codes.Error, status)
+	q.failed.Add(1)
+	return err
+}
+
+// A batch's statements are counted one by one, as they are sent apart;
+// the batch, one round trip, gets one span.
+func (q *queryCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	q.roundTrips.Add(1)
+	return q.startSpan(ctx, "BATCH", attribute.Int("db.operation.batch.size", data.Batch.Len()))
+}
+
+func (q *queryCounter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
+	q.n.Add(1)
+	q.count(data.Err)
+}
+
+func (q *queryCounter) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
+	if data.Err != nil && errors.Is(data.Err, pgx.ErrNoRows) {
+		data.Err = nil
+	}
+	q.endSpan(ctx, data.Err)
+}
+
+// startSpan opens a client span for a statement or batch made within a
+// recorded trace.
+func (q *queryCounter) startSpan(ctx context.Context, operation string, attr attribute.KeyValue) context.Context {
+	if q.tracer == nil || !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx
+	}
+	ctx, span := q.tracer.Start(ctx, "postgresql "+operation, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("db.system.name", "postgresql"), attr))
+	return context.WithValue(ctx, querySpanKey{}, span)
+}
+
+// endSpan closes the span startSpan opened, if any, marking it failed.
+func (q *queryCounter) endSpan(ctx context.Context, failed error) {
+	span, ok := ctx.Value(querySpanKey{}).(trace.Span)
+	if !ok {
+		return
+	}
+	if failed != nil {
+		// The SQLSTATE only: a message can quote an argument.
+		status := "statement failed"
+		var pgErr *pgconn.PgError
+		if errors.As(failed, &pgErr) {
+			status = "SQLSTATE " + pgErr.Code
 		}
-		span.End()
+		span.SetStatus(codes.Error, status)
 	}
+	span.End()
 }
 
 // sqlOperation is a statement's first keyword (SELECT, INSERT, WITH): the
@@ -99,6 +137,10 @@ func WithTracing(tp trace.TracerProvider) Option {
 
 // Queries is how many statements this store has sent to PostgreSQL.
 func (s *Store) Queries() int64 { return s.queries.n.Load() }
+
+// RoundTrips is how many times this store has waited for PostgreSQL: once
+// per statement, or once for a batch of them.
+func (s *Store) RoundTrips() int64 { return s.queries.roundTrips.Load() }
 
 // FailedQueries is how many of them failed.
 func (s *Store) FailedQueries() int64 { return s.queries.failed.Load() }
