@@ -50,9 +50,14 @@ type loadConfig struct {
 	compare      bool
 	versusURL    string
 	versusSecret string
-	rounds       int
-	alg          string
-	cpuProfile   string
+	// The versus phase's own clients, when it loads other ones: another
+	// prefix, count or first index (-1: --first).
+	versusClientID string
+	versusClients  int
+	versusFirst    int
+	rounds         int
+	alg            string
+	cpuProfile     string
 }
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -76,6 +81,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&c.compare, "compare", false, "also measure a trivial handler and raw signing, and print ratios")
 	fs.StringVar(&c.versusURL, "versus-token-url", "", "compare with this second token endpoint (another build or configuration, loopback only) in interleaved rounds, and print ratios")
 	fs.StringVar(&c.versusSecret, "versus-client-secret", "", "the client secret at --versus-token-url (default: --client-secret)")
+	fs.StringVar(&c.versusClientID, "versus-client-id", "", "the seeded clients' prefix at --versus-token-url (default: --client-id)")
+	fs.IntVar(&c.versusClients, "versus-clients", 0, "the seeded clients at --versus-token-url (default: --clients)")
+	fs.IntVar(&c.versusFirst, "versus-first", -1, "the first seeded client at --versus-token-url (default: --first)")
 	fs.IntVar(&c.rounds, "rounds", 1, "with --compare: run the phases this many times, interleaved, and add them up, so a drift in the machine's load touches every phase alike")
 	fs.StringVar(&c.alg, "alg", "RS256", "with --compare: the issuer's signing algorithm")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to this file")
@@ -96,8 +104,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if c.workers < 1 || c.workers > maxWorkers || c.duration <= 0 || c.duration > maxDuration || c.rate < 0 || c.rounds < 1 || c.rounds > maxRounds {
 		return fmt.Errorf("--workers must be 1 to %d, --duration at most %s and --rounds 1 to %d", maxWorkers, maxDuration, maxRounds)
 	}
-	if c.issuers < 0 || c.first < 0 || c.versusIssuer < 0 {
-		return errors.New("--issuers, --versus-issuers and --first cannot be negative")
+	if c.issuers < 0 || c.first < 0 || c.versusIssuer < 0 || c.versusClients < 0 || c.versusFirst < -1 {
+		return errors.New("--issuers, --first and the --versus counts cannot be negative")
 	}
 	if c.versusIssuer == 0 {
 		c.versusIssuer = c.issuers
@@ -141,11 +149,17 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if c.versusSecret != "" {
 			versus.clientSecret = c.versusSecret
 		}
+		if c.versusClientID != "" {
+			versus.clientID = c.versusClientID
+		}
+		if c.versusClients > 0 {
+			versus.clientCount = c.versusClients
+		}
+		if c.versusFirst >= 0 {
+			versus.first = c.versusFirst
+		}
 		phases := interleave(c.rounds, []phase{
-			{name, func() result { return drive(ctx, name, req, c.workers, c.duration, c.rate) }},
-			{"versus endpoint", func() result {
-				return drive(ctx, "versus endpoint", tokenRequests(versus), c.workers, c.duration, c.rate)
-			}},
+			continuing(ctx, name, c), continuing(ctx, "versus endpoint", versus),
 		})
 		report(stdout, c, phases)
 		fmt.Fprintf(stdout, "ratio p99 versus endpoint ÷ %s = %.2f\n", name, float64(phases[1].percentile(0.99))/float64(phases[0].percentile(0.99)))
@@ -183,6 +197,18 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 type phase struct {
 	name string
 	run  func() result
+}
+
+// continuing is a token phase whose every round starts with the seeded
+// client after the last one its previous round asked for, so that a phase
+// over more clients than a round reaches meets untouched ones in every
+// round, as in its first.
+func continuing(ctx context.Context, name string, c loadConfig) phase {
+	return phase{name, func() result {
+		r := drive(ctx, name, tokenRequests(c), c.workers, c.duration, c.rate)
+		c.first += r.requests
+		return r
+	}}
 }
 
 // interleave runs the phases rounds times, the order reversed every other
@@ -274,13 +300,17 @@ type result struct {
 	errors    int64
 	elapsed   time.Duration
 	latencies []time.Duration // empty for phases without requests
+	// requests is how many request indexes the phase used: past the
+	// highest one any worker made.
+	requests int
 }
 
 // add sums two runs of the same phase.
 func (r result) add(o result) result {
 	all := slices.Concat(r.latencies, o.latencies)
 	slices.Sort(all)
-	return result{name: r.name, ops: r.ops + o.ops, errors: r.errors + o.errors, elapsed: r.elapsed + o.elapsed, latencies: all}
+	return result{name: r.name, ops: r.ops + o.ops, errors: r.errors + o.errors, elapsed: r.elapsed + o.elapsed, latencies: all,
+		requests: r.requests + o.requests}
 }
 
 func (r result) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
@@ -302,6 +332,7 @@ func drive(ctx context.Context, name string, next requestFactory, workers int, d
 	defer cancel()
 	var ops, errs, scheduled atomic.Int64
 	samples := make([][]time.Duration, workers)
+	reached := make([]int, workers) // each worker's last request index, plus one
 	start := time.Now()
 	// With a rate, request n is due at start + n/rate, whoever sends it: an
 	// open-loop schedule that neither drops nor bunches requests. Its
@@ -331,6 +362,7 @@ func drive(ctx context.Context, name string, next requestFactory, workers int, d
 				if !ok {
 					return
 				}
+				reached[w] = i + 1
 				req, err := next(i)
 				if err != nil {
 					errs.Add(1)
@@ -357,7 +389,7 @@ func drive(ctx context.Context, name string, next requestFactory, workers int, d
 	wg.Wait()
 	all := slices.Concat(samples...)
 	slices.Sort(all)
-	return result{name: name, ops: ops.Load(), errors: errs.Load(), elapsed: time.Since(start), latencies: all}
+	return result{name: name, ops: ops.Load(), errors: errs.Load(), elapsed: time.Since(start), latencies: all, requests: slices.Max(reached)}
 }
 
 // startTrivialServer starts the baseline: a trivial net/http handler on

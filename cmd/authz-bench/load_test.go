@@ -102,6 +102,52 @@ func TestVersusComparesTwoTokenEndpointsInRounds(t *testing.T) {
 	}
 }
 
+// TestVersusRoundsMeetClientsNotAskedBefore: a versus phase over clients of
+// its own (most of ten million, each a cache miss) starts every round
+// after the last client its previous round asked for, so its later rounds
+// measure misses too, not clients the first round warmed.
+func TestVersusRoundsMeetClientsNotAskedBefore(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _, _ := r.BasicAuth()
+		mu.Lock()
+		seen[id]++
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{"access_token":"x"}`))
+	}))
+	defer srv.Close()
+	var out, errs bytes.Buffer
+	err := run(context.Background(), []string{"run", "--token-url", srv.URL, "--client-id", "warm-", "--clients", "3", "--client-secret", "s",
+		"--versus-token-url", srv.URL, "--versus-client-id", "cold-", "--versus-clients", "9000000", "--versus-first", "1000",
+		"--workers", "3", "--duration", "150ms", "--rounds", "3"}, &out, &errs)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var warm, cold int
+	for id, n := range seen {
+		switch {
+		case strings.HasPrefix(id, "warm-"):
+			warm += n
+		case strings.HasPrefix(id, "cold-"):
+			cold += n
+			if n != 1 {
+				t.Errorf("%s was asked for %d times; every versus request should meet a client not asked before", id, n)
+			}
+			if id < "cold-001001" {
+				t.Errorf("%s precedes --versus-first", id)
+			}
+		default:
+			t.Errorf("unexpected client %q", id)
+		}
+	}
+	if warm == 0 || cold == 0 {
+		t.Fatalf("warm requests %d, cold %d", warm, cold)
+	}
+}
+
 // TestLoadSpreadsOverSeededIssuers: client k is sent to the issuer seed
 // gave it, k mod --issuers, from --first on (wrapping round --clients),
 // for tokens and JWKS alike.

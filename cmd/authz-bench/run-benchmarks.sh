@@ -206,13 +206,15 @@ grep -E '^(VmRSS|VmHWM)' "/proc/$big_pid/status" | sed 's/^/before: /'
 "$bench" run --duration 30s --clients 150000 --token-url "$BIG_PUBLIC/issuers/bench-es256/token" --client-id bench-x --client-secret seeded-secret | tee "$work/spread.txt"
 grep -E '^(VmRSS|VmHWM)' "/proc/$big_pid/status" | sed 's/^/after: /' | tee "$work/rss.txt"
 
-echo "== ES256 with requests spread over all $clients clients (each a cache miss) and over 1000 warm ones"
-run --clients 1000 --token-url "$BIG_PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret | tee "$work/warm-big.txt"
-run --clients $((clients - 1000)) --first 1000000 --token-url "$BIG_PUBLIC/issuers/bench-es256/token" --client-id bench-x --client-secret seeded-secret | tee "$work/uniform-big.txt"
-half_uniform=$(awk '/^ +token endpoint/ {printf "%d", $3/2}' "$work/uniform-big.txt")
-echo "-- at half that rate ($half_uniform tokens/s), other clients"
-run --clients $((clients - 1000)) --first 5000000 --rate "$half_uniform" --workers 64 --token-url "$BIG_PUBLIC/issuers/bench-es256/token" \
-  --client-id bench-x --client-secret seeded-secret | tee "$work/uniform-half.txt"
+echo "== ES256 over 1000 warm clients (token endpoint) and spread over all $clients (versus endpoint: each a client not asked for before, a cache miss), interleaved rounds"
+run --rounds 3 --clients 1000 --token-url "$BIG_PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret \
+  --versus-token-url "$BIG_PUBLIC/issuers/bench-es256/token" --versus-client-id bench-x --versus-clients $((clients - 1000)) --versus-first 1000000 |
+  tee "$work/uniform-big.txt"
+half_uniform=$(awk '/^ +versus endpoint/ {printf "%d", $3/2}' "$work/uniform-big.txt")
+echo "-- at half the spread rate ($half_uniform tokens/s), clients not asked for before"
+run --rounds 3 --rate "$half_uniform" --workers 64 --clients 1000 --token-url "$BIG_PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret \
+  --versus-token-url "$BIG_PUBLIC/issuers/bench-es256/token" --versus-client-id bench-x --versus-clients $((clients - 1000)) --versus-first 5000000 |
+  tee "$work/uniform-half.txt"
 
 issuers=${BENCH_ISSUERS:-100000}
 if [ "$issuers" -gt 0 ]; then
@@ -297,9 +299,8 @@ echo "== summary"
 versus() { awk -v c="$2" '/^ +(token|versus) endpoint/ {printf "%s ", $c}' "$work/$1"; }
 echo "$(versus pg-vs-memory.txt 3)" | awk '{printf "ES256 PostgreSQL ÷ memory tokens/s: %.2f (%d ÷ %d)\n", $2/$1, $2, $1}'
 echo "$(versus big-vs-1k.txt 6 | tr -d ms)" | awk -v n="$clients" '{printf "token p99 with %d ÷ with 1000 clients: %.2f (%sms ÷ %sms)\n", n, $2/$1, $2, $1}'
-paste <(awk '/^ +token endpoint/ {print $3}' "$work/uniform-big.txt") <(awk '/^ +token endpoint/ {print $3}' "$work/warm-big.txt") |
-  awk '{printf "ES256 tokens/s spread over every client ÷ over 1000 warm ones: %.2f (%d ÷ %d)\n", $1/$2, $1, $2}'
-awk '/^ +token endpoint/ {print "ES256 p99 spread over every client at half that rate: " $6}' "$work/uniform-half.txt"
+echo "$(versus uniform-big.txt 3)" | awk '{printf "ES256 tokens/s spread over every client ÷ over 1000 warm ones: %.2f (%d ÷ %d)\n", $2/$1, $2, $1}'
+echo "$(versus uniform-half.txt 6)" | awk '{printf "ES256 p99 at half that rate, spread over every client: %s (over 1000 warm ones: %s)\n", $2, $1}'
 if [ "$issuers" -gt 0 ]; then
   echo "$(versus issuers-vs-10.txt 6 | tr -d ms)" | awk -v n="$issuers" '{printf "token p99 with %d ÷ with 10 issuers: %.2f (%sms ÷ %sms)\n", n, $2/$1, $2, $1}'
   for f in cold-es cold-rs cold-jwks; do awk -v f="$f" '/^ +(token|JWKS) endpoint/ {print f " p99: " $6 " (p50 " $4 ")"}' "$work/$f.txt"; done
