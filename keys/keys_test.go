@@ -575,8 +575,8 @@ func TestKeysLoadOnFirstUseAndInvalidationReloads(t *testing.T) {
 }
 
 // TestKeyringHoldsItsBoundAndSharesConcurrentLoads: a bounded keyring
-// evicts issuers used once before those in steady use, and a burst of
-// first uses of one issuer opens its keys once.
+// evicts issuers whose keys were only published before those that sign,
+// and a burst of first uses of one issuer opens its keys once.
 func TestKeyringHoldsItsBoundAndSharesConcurrentLoads(t *testing.T) {
 	issuers := map[string]string{}
 	for i := range 5 {
@@ -752,15 +752,15 @@ func TestRotationCheckReadsOnlyWhatIsDue(t *testing.T) {
 	r.OnAdvance = func(string) { advanced.Add(1) }
 	ctx := context.Background()
 
-	r.check(ctx) // first keys for everyone
+	r.check(ctx, nil) // first keys for everyone
 	if advanced.Load() != 50 {
 		t.Fatalf("first check advanced %d issuers, want 50", advanced.Load())
 	}
-	r.check(ctx) // plans every new key set
+	r.check(ctx, nil) // plans every new key set
 	counted.perIssuer.Store(0)
 	counted.due.Store(0)
 	h.clock.advance(time.Minute)
-	r.check(ctx)
+	r.check(ctx, nil)
 	if counted.perIssuer.Load() != 0 || counted.due.Load() != 0 || advanced.Load() != 50 {
 		t.Errorf("a check with nothing due read %d issuers as due and %d issuers' keys one by one", counted.due.Load(), counted.perIssuer.Load())
 	}
@@ -769,7 +769,7 @@ func TestRotationCheckReadsOnlyWhatIsDue(t *testing.T) {
 	if err := h.m.RotateNow(ctx, "tenant-07"); err != nil {
 		t.Fatal(err)
 	}
-	r.check(ctx)
+	r.check(ctx, nil)
 	if counted.due.Load() != 1 || advanced.Load() != 50 {
 		t.Errorf("after one rotation a check read %d issuers as due, want 1, and advanced none", counted.due.Load())
 	}
@@ -777,13 +777,39 @@ func TestRotationCheckReadsOnlyWhatIsDue(t *testing.T) {
 	// Past the rotation period less the lead, every other issuer publishes
 	// a successor; tenant-07 promotes its own when its lead is over.
 	h.clock.advance(testSchedule.RotationPeriod - testSchedule.PublishLead)
-	r.check(ctx)
+	r.check(ctx, nil)
 	if advanced.Load() != 100 {
 		t.Errorf("%d issuers advanced in all, want 100", advanced.Load())
 	}
 	for name := range issuers {
 		if len(published(t, h.m, name)) != 2 {
 			t.Fatalf("issuer %s publishes %d keys, want its successor too", name, len(published(t, h.m, name)))
+		}
+	}
+}
+
+// TestARotatorThatLosesItsLockStopsItsCheck: the node that takes the lock
+// over checks the rest; the one that lost it makes no further transition.
+func TestARotatorThatLosesItsLockStopsItsCheck(t *testing.T) {
+	issuers := map[string]string{}
+	for i := range 5 {
+		issuers[fmt.Sprintf("tenant-%d", i)] = ES256
+	}
+	h := newHarness(t, issuers)
+	r := NewRotator(h.m, h.st, time.Hour, nil)
+	lost := make(chan struct{})
+	var advanced []string
+	r.OnAdvance = func(name string) {
+		advanced = append(advanced, name)
+		close(lost)
+	}
+	r.check(context.Background(), lost)
+	if len(advanced) != 1 {
+		t.Fatalf("after losing the lock at its first transition, the check advanced %v, want only the first", advanced)
+	}
+	for name := range issuers {
+		if got := len(h.states(t, name)); (name == advanced[0]) != (got == 1) {
+			t.Errorf("%s has %d keys; only %s should have its first", name, got, advanced[0])
 		}
 	}
 }

@@ -48,13 +48,9 @@ func (r *Rotator) Run(ctx context.Context) {
 	tick := time.NewTicker(r.interval)
 	defer tick.Stop()
 	for {
-		if unlock != nil {
-			select {
-			case <-lost:
-				r.log.Warn("lost the key-rotation lock; another node may rotate")
-				unlock, lost = nil, nil
-			default:
-			}
+		if unlock != nil && closed(lost) {
+			r.log.Warn("lost the key-rotation lock; another node may rotate")
+			unlock, lost = nil, nil
 		}
 		if unlock == nil {
 			var ok bool
@@ -73,7 +69,7 @@ func (r *Rotator) Run(ctx context.Context) {
 			}
 		}
 		if unlock != nil {
-			r.check(ctx)
+			r.check(ctx, lost)
 		}
 		select {
 		case <-ctx.Done():
@@ -91,8 +87,11 @@ const rotationBatch = 1000
 // of issuers. It runs Reconcile, which reads and writes under the issuer's
 // lock, for those with a transition due now, and records for the others
 // when they next will be. An issuer it reconciled is planned again at the
-// next check, from what was written.
-func (r *Rotator) check(ctx context.Context) {
+// next check, from what was written. It stops when the lock is lost: the
+// node that takes it over checks the rest, and each issuer's transitions
+// are made under that issuer's row lock, so a check that runs on a moment
+// too long does no harm, only work another node is doing.
+func (r *Rotator) check(ctx context.Context, lost <-chan struct{}) {
 	var after store.DueCursor
 	for {
 		batch, err := r.manager.store.ListKeysDue(ctx, r.manager.now(), after, rotationBatch)
@@ -111,6 +110,9 @@ func (r *Rotator) check(ctx context.Context) {
 				planned = append(planned, store.KeysDue{Issuer: ik.Issuer.Name, Version: ik.Version, At: at})
 				continue
 			}
+			if closed(lost) {
+				break
+			}
 			changed, err := r.manager.Reconcile(ctx, ik.Issuer.Name)
 			switch {
 			case err != nil && ctx.Err() == nil:
@@ -128,8 +130,18 @@ func (r *Rotator) check(ctx context.Context) {
 			}
 			return
 		}
-		if len(batch) < rotationBatch {
+		if len(batch) < rotationBatch || closed(lost) {
 			return
 		}
+	}
+}
+
+// closed reports whether ch is closed; a nil ch never is.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }

@@ -212,9 +212,13 @@ run --rounds 3 --clients 1000 --token-url "$BIG_PUBLIC/issuers/bench-es256/token
   tee "$work/uniform-big.txt"
 half_uniform=$(awk '/^ +versus endpoint/ {printf "%d", $3/2}' "$work/uniform-big.txt")
 echo "-- at half the spread rate ($half_uniform tokens/s), clients not asked for before"
+# Whether the misses wait for the disk: PostgreSQL's block reads outside its buffers.
+blocks() { psql "$big_db" -Atc "select blks_read || ' ' || blks_hit from pg_stat_database where datname = current_database()"; }
+before_blocks=$(blocks)
 run --rounds 3 --rate "$half_uniform" --workers 64 --clients 1000 --token-url "$BIG_PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret \
   --versus-token-url "$BIG_PUBLIC/issuers/bench-es256/token" --versus-client-id bench-x --versus-clients $((clients - 1000)) --versus-first 5000000 |
   tee "$work/uniform-half.txt"
+echo "$before_blocks $(blocks)" | awk '{printf "PostgreSQL blocks in that phase: %d read from outside its buffers, %d found in them\n", $3 - $1, $4 - $2}'
 
 issuers=${BENCH_ISSUERS:-100000}
 if [ "$issuers" -gt 0 ]; then
