@@ -43,6 +43,7 @@ func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request, styl
 		return
 	}
 	span.SetAttributes(attribute.String("authz.client_id", caller.GetID()))
+	s.promote(t.issuer.Name, caller.GetID())
 	raw := strings.TrimSpace(r.PostForm.Get("token"))
 	if raw == "" {
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")

@@ -36,11 +36,12 @@ type Store interface {
 // Keyring serves issuers' signing keys and published key sets, loading an
 // issuer's on its first use. LoadIssuer reads an issuer from the store with
 // its keys, keeping them, so that a cold issuer's first token reads both in
-// one round trip.
+// one round trip. Promote marks an issuer's keys as in steady use.
 type Keyring interface {
 	Active(ctx context.Context, issuerName string) (*keys.ActiveKey, error)
 	JWKS(ctx context.Context, issuerName string) (*keys.JWKS, error)
 	LoadIssuer(ctx context.Context, issuerName string) (store.Issuer, error)
+	Promote(issuerName string)
 }
 
 // Metrics receives what the public endpoints count; implementations must
@@ -281,12 +282,15 @@ func (s *Server) client(ctx context.Context, issuerName, clientID string) (*stor
 	return &rec, nil
 }
 
-// promote marks an issuer and one of its clients as in steady use. Only a
-// token issued to an authenticated client does: names and client ids are
-// public, and a stranger's lookups of them, however many and however
-// often, must not push the entries in use out of the caches.
+// promote marks an issuer, its keys and one of its clients as in steady
+// use. Only uses a stranger cannot make do: a token issued to an
+// authenticated client, an introspection by one, a valid token verified.
+// Names and client ids are public, and a stranger's lookups of them,
+// however many and however often, must not push the entries in use out of
+// the caches.
 func (s *Server) promote(issuerName, clientID string) {
 	s.tenants.Promote(issuerName)
+	s.keys.Promote(issuerName)
 	s.clients.promote(clientKey{issuerName, clientID})
 }
 

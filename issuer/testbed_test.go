@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,15 +217,26 @@ func (b *testbed) tokenStatus(t testing.TB, clientID, secret string) int {
 // tokenStatusAt is tokenStatus at another issuer.
 func (b *testbed) tokenStatusAt(t testing.TB, issuerName, clientID, secret string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, b.srv.URL+"/issuers/"+issuerName+"/token", strings.NewReader("grant_type=client_credentials"))
+	status, _ := b.formAt(t, issuerName, "token", clientID, secret, url.Values{"grant_type": {"client_credentials"}})
+	return status
+}
+
+// formAt posts form to one of an issuer's endpoints ("token",
+// "introspect") with Basic credentials, and returns the status and the
+// JSON answer.
+func (b *testbed) formAt(t testing.TB, issuerName, endpoint, clientID, secret string, form url.Values) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.srv.URL+"/issuers/"+issuerName+"/"+endpoint, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(clientID, secret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
 }
 
 // logged fails the test unless the server's log holds text.

@@ -84,6 +84,7 @@ func (s *Server) VerifyAccessToken(ctx context.Context, issuerName, raw string) 
 	if !stillEntitled(t.issuer, c, claims) {
 		return invalid("carries a role or audience its client no longer has")
 	}
+	s.promote(issuerName, claims.ClientID)
 	return claims, nil
 }
 

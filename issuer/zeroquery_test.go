@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -143,8 +144,10 @@ func TestMadeUpIssuerNamesCannotEvictRealIssuers(t *testing.T) {
 // ids are public. A stranger who fetches every issuer's JWKS and metadata,
 // and tries every client id with a wrong secret, twice each, must not push
 // the issuers and clients in steady use out of the caches: their warm
-// tokens would turn into database queries. Only a token issued protects an
-// entry, and a stranger cannot get one.
+// tokens, and introspections of an issuer only introspected here, would
+// turn into database queries. Only uses a stranger cannot make (a token
+// issued, an authenticated introspection, a valid token verified) protect
+// an entry.
 func TestStrangersCannotEvictIssuersOrClientsInUse(t *testing.T) {
 	ctx := context.Background()
 	st := newPostgresStore(t)
@@ -154,11 +157,26 @@ func TestStrangersCannotEvictIssuersOrClientsInUse(t *testing.T) {
 	const issuers, warm = 50, 6
 	names := importIssuers(t, bed, st, issuers, "in-use")
 	bed.settle(ctx)
-	for _, name := range names[:warm] {
-		if status := bed.tokenStatusAt(t, name, "c-"+name, "in-use"); status != http.StatusOK {
-			t.Fatalf("warm-up of %s: %d", name, status)
+	for range 2 { // a second use protects an entry: one-off clients do not
+		for _, name := range names[:warm] {
+			if status := bed.tokenStatusAt(t, name, "c-"+name, "in-use"); status != http.StatusOK {
+				t.Fatalf("warm-up of %s: %d", name, status)
+			}
 		}
 	}
+	// An issuer this node only introspects for: one token, then
+	// introspections of it.
+	introspected := names[warm]
+	_, issued := bed.formAt(t, introspected, "token", "c-"+introspected, "in-use", url.Values{"grant_type": {"client_credentials"}})
+	token, _ := issued["access_token"].(string)
+	introspect := func() {
+		t.Helper()
+		status, body := bed.formAt(t, introspected, "introspect", "c-"+introspected, "in-use", url.Values{"token": {token}})
+		if status != http.StatusOK || body["active"] != true {
+			t.Fatalf("introspection at %s: %d %v", introspected, status, body)
+		}
+	}
+	introspect()
 	get := func(url string) {
 		resp, err := http.Get(url)
 		if err != nil {
@@ -184,8 +202,9 @@ func TestStrangersCannotEvictIssuersOrClientsInUse(t *testing.T) {
 			t.Fatalf("token of %s after the scan: %d", name, status)
 		}
 	}
+	introspect()
 	if n := st.Queries() - before; n != 0 {
-		t.Fatalf("%d warm tokens after a stranger's scan of %d issuers sent %d queries, want 0", warm, issuers, n)
+		t.Fatalf("%d warm tokens and an introspection after a stranger's scan of %d issuers sent %d queries, want 0", warm, issuers, n)
 	}
 }
 

@@ -129,32 +129,20 @@ func (r *Keyring) Stats() CacheStats {
 //
 // load takes the issuer's name rather than closing over it, so that a hit,
 // every warm token's path, allocates nothing.
-//
-// promote says the use is one a stranger cannot make (signing a token for
-// an authenticated client): only such uses move an issuer into the
-// protected part of the cache, so that anyone fetching every public JWKS,
-// however often, churns only the rest.
-func (r *Keyring) get(ctx context.Context, issuerName string, promote bool, load func(context.Context, string) (*issuerKeys, error)) (*issuerKeys, error) {
+func (r *Keyring) get(ctx context.Context, issuerName string, load func(context.Context, string) (*issuerKeys, error)) (*issuerKeys, error) {
 	k, ok, epoch := r.entries.Get(issuerName)
 	if ok {
 		r.hits.Add(1)
-		if promote {
-			r.entries.Promote(issuerName)
-		}
 		return k, nil
 	}
 	r.misses.Add(1)
-	k, err := r.loading.do(ctx, issuerName, func(ctx context.Context) (*issuerKeys, error) {
+	return r.loading.do(ctx, issuerName, func(ctx context.Context) (*issuerKeys, error) {
 		k, err := load(ctx, issuerName)
 		if err == nil {
 			r.entries.Put(issuerName, k, epoch)
 		}
 		return k, err
 	})
-	if err == nil && promote {
-		r.entries.Promote(issuerName)
-	}
-	return k, err
 }
 
 // offer keeps keys read elsewhere (with the issuer, in the same round
@@ -167,12 +155,20 @@ func (r *Keyring) offer(issuerName string, epoch uint64, build func() (*issuerKe
 		return
 	}
 	if k, err := build(); err == nil {
-		r.entries.Put(issuerName, k, epoch)
+		// Add, not Put: a load meanwhile may have read newer keys.
+		r.entries.Add(issuerName, k, epoch)
 	}
 }
 
 // epoch is the value to hand to offer for a read that begins now.
 func (r *Keyring) epoch() uint64 { return r.entries.Epoch() }
+
+// holds reports whether the keyring has an issuer's keys.
+func (r *Keyring) holds(issuerName string) bool { return r.entries.Contains(issuerName) }
+
+// promote counts a use of an issuer's keys that a stranger cannot make:
+// see lru.Cache.Promote.
+func (r *Keyring) promote(issuerName string) { r.entries.Promote(issuerName) }
 
 // forget drops an issuer's keys; the next use loads them again, and does
 // not join a load that began before.

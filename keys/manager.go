@@ -72,7 +72,7 @@ var ErrNoActiveKey = errors.New("issuer has no active signing key")
 // Active returns the key issuerName signs with, loading the issuer's keys
 // if this node does not hold them.
 func (m *Manager) Active(ctx context.Context, issuerName string) (*ActiveKey, error) {
-	k, err := m.ring.get(ctx, issuerName, true, m.loader)
+	k, err := m.ring.get(ctx, issuerName, m.loader)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (m *Manager) Active(ctx context.Context, issuerName string) (*ActiveKey, er
 // JWKS returns the key set issuerName publishes, loading the issuer's keys
 // if this node does not hold them.
 func (m *Manager) JWKS(ctx context.Context, issuerName string) (*JWKS, error) {
-	k, err := m.ring.get(ctx, issuerName, false, m.loader)
+	k, err := m.ring.get(ctx, issuerName, m.loader)
 	if err != nil {
 		return nil, err
 	}
@@ -104,10 +104,14 @@ func (m *Manager) load(ctx context.Context, issuerName string) (*issuerKeys, err
 	return m.build(ik.Issuer, ik.Keys)
 }
 
-// LoadIssuer reads an issuer and its keys in one round trip, and keeps the
-// keys when this node holds none: a cold issuer's first token then reads
-// the issuer and its keys together, not one after the other.
+// LoadIssuer reads an issuer from the store. When this node holds none of
+// its keys, it reads them in the same round trip and keeps them: a cold
+// issuer's first token then reads the issuer and its keys together, not
+// one after the other.
 func (m *Manager) LoadIssuer(ctx context.Context, issuerName string) (store.Issuer, error) {
+	if m.ring.holds(issuerName) {
+		return m.store.GetIssuer(ctx, issuerName)
+	}
 	epoch := m.ring.epoch()
 	ik, err := m.store.GetIssuerKeys(ctx, issuerName)
 	if err != nil {
@@ -116,6 +120,11 @@ func (m *Manager) LoadIssuer(ctx context.Context, issuerName string) (store.Issu
 	m.ring.offer(issuerName, epoch, func() (*issuerKeys, error) { return m.build(ik.Issuer, ik.Keys) })
 	return ik.Issuer, nil
 }
+
+// Promote marks an issuer's keys as in steady use, after a use a stranger
+// cannot make (a token issued, a token verified): only such uses protect
+// them from being pushed out by lookups of other issuers' JWKS.
+func (m *Manager) Promote(issuerName string) { m.ring.promote(issuerName) }
 
 // CacheStats reports the keyring's lookups and size.
 func (m *Manager) CacheStats() CacheStats { return m.ring.Stats() }

@@ -124,6 +124,11 @@ func (r *Rotator) check(ctx context.Context, lost <-chan struct{}) {
 				}
 			}
 		}
+		// Plans made under a lock since lost are the new holder's to make,
+		// under its own default schedule.
+		if closed(lost) {
+			return
+		}
 		if err := r.manager.store.SetKeysDue(ctx, planned); err != nil {
 			if ctx.Err() == nil {
 				r.log.Error("record when keys are due", "err", err)

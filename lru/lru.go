@@ -4,14 +4,17 @@
 // all of this shape.
 //
 // It is a segmented LRU: an entry enters a probation segment, and moves to
-// a protected segment of four fifths of the bound only when its caller
-// promotes it. Eviction takes probation's least recently used entry first.
-// Issuer names and client ids are public, so anyone can make a node look
-// them up, once or a thousand times each; the caches promote an entry only
-// for a use a stranger cannot make (a token issued to an authenticated
-// client), so such lookups churn only probation and cannot push out the
+// a protected segment of four fifths of the bound when its caller has
+// promoted it twice. Eviction takes probation's least recently used entry
+// first, and the protected segment is ordered by promotions alone. Issuer
+// names and client ids are public, so anyone can make a node look them up,
+// once or a thousand times each; the caches promote an entry only for a
+// use a stranger cannot make (a token issued to an authenticated client),
+// so such lookups churn only probation: they can neither push out the
 // entries in steady use, which would turn their warm requests into
-// database queries.
+// database queries, nor choose which of them goes first. Two promotions,
+// not one, so that clients that ask once (a batch job over millions of
+// them) churn probation too.
 package lru
 
 import (
@@ -48,6 +51,8 @@ type entry[K comparable, V any] struct {
 	key       K
 	value     V
 	protected bool
+	// promoted: promoted once, in probation still.
+	promoted bool
 }
 
 // New returns a cache of at most max entries; with max ≤ 0 it stores
@@ -57,9 +62,9 @@ func New[K comparable, V any](max int) *Cache[K, V] {
 		entries: map[K]*list.Element{}, removedAt: map[K]uint64{}}
 }
 
-// Get returns key's value and marks it used within its segment, without
-// promoting it. epoch is the value to hand to Put after loading what was
-// missing.
+// Get returns key's value, marking it used if it is in probation; it
+// neither promotes an entry nor reorders the protected ones. epoch is the
+// value to hand to Put after loading what was missing.
 func (c *Cache[K, V]) Get(key K) (value V, ok bool, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -71,13 +76,22 @@ func (c *Cache[K, V]) Get(key K) (value V, ok bool, epoch uint64) {
 	return el.Value.(*entry[K, V]).value, true, c.epoch
 }
 
-// Promote moves key, if cached, to the front of the protected segment.
+// Promote counts a use that protects key, if cached: its second moves it
+// to the front of the protected segment, and each after that keeps it
+// there.
 func (c *Cache[K, V]) Promote(key K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, found := c.entries[key]; found {
-		c.promote(el)
+	el, found := c.entries[key]
+	if !found {
+		return
 	}
+	if e := el.Value.(*entry[K, V]); !e.protected && !e.promoted {
+		e.promoted = true
+		c.touch(el)
+		return
+	}
+	c.promote(el)
 }
 
 // Contains reports whether key is cached, without marking it used.
@@ -88,11 +102,10 @@ func (c *Cache[K, V]) Contains(key K) bool {
 	return found
 }
 
-// touch moves an entry to the front of its segment.
+// touch moves a probation entry to the front of probation. Protected
+// entries keep their order, which only promotions set.
 func (c *Cache[K, V]) touch(el *list.Element) {
-	if el.Value.(*entry[K, V]).protected {
-		c.protected.MoveToFront(el)
-	} else {
+	if !el.Value.(*entry[K, V]).protected {
 		c.probation.MoveToFront(el)
 	}
 }
@@ -126,12 +139,25 @@ func (c *Cache[K, V]) Epoch() uint64 {
 // Put stores value under key, evicting past the bound, unless key was
 // removed since epoch was read. It reports whether it stored.
 func (c *Cache[K, V]) Put(key K, value V, epoch uint64) bool {
+	return c.put(key, value, epoch, true)
+}
+
+// Add is Put of a key that is not cached: it leaves a cached key's value
+// alone, as a load that began earlier may have read an older one.
+func (c *Cache[K, V]) Add(key K, value V, epoch uint64) bool {
+	return c.put(key, value, epoch, false)
+}
+
+func (c *Cache[K, V]) put(key K, value V, epoch uint64, replace bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if epoch < c.floor || epoch < c.removedAt[key] || c.max <= 0 {
 		return false
 	}
 	if el, found := c.entries[key]; found {
+		if !replace {
+			return false
+		}
 		el.Value.(*entry[K, V]).value = value
 		c.touch(el)
 		return true

@@ -27,14 +27,15 @@ func TestCacheEvictsTheLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
-// TestAScanOfNewKeysKeepsTheEntriesInUse: promoted keys survive any number
-// of keys that are looked up, however often, without being promoted, which
+// TestAScanOfNewKeysKeepsTheEntriesInUse: keys promoted twice survive any
+// number of keys that are looked up, however often, without being, which
 // is what a stranger asking for every public issuer name or client id,
 // twice or more, produces.
 func TestAScanOfNewKeysKeepsTheEntriesInUse(t *testing.T) {
 	c := New[int, int](100)
 	for k := range 50 {
 		c.Put(k, k, c.Epoch())
+		c.Promote(k)
 		c.Promote(k)
 	}
 	for k := 1000; k < 11_000; k++ {
@@ -55,12 +56,64 @@ func TestAScanOfNewKeysKeepsTheEntriesInUse(t *testing.T) {
 	for k := range 100 {
 		c.Put(k, k, c.Epoch())
 		c.Promote(k)
+		c.Promote(k)
 	}
 	for k := 2000; k < 2100; k++ {
 		c.Put(k, k, c.Epoch())
 	}
 	if got := has(c, 19, 20, 99); !slices.Equal(got, []bool{false, true, true}) {
 		t.Fatalf("after 100 entries in use and a scan, 19, 20, 99 cached: %v; want the 80 most recent kept", got)
+	}
+}
+
+// TestOnlyPromotionsOrderTheProtectedEntries: lookups of protected entries,
+// however many, do not choose which one a new promotion demotes; and one
+// promotion, as a client that asks once gets, protects nothing.
+func TestOnlyPromotionsOrderTheProtectedEntries(t *testing.T) {
+	c := New[string, int](5) // 4 protected
+	for _, k := range []string{"victim", "a", "b", "c"} {
+		c.Put(k, 0, c.Epoch())
+		c.Promote(k)
+		c.Promote(k)
+	}
+	c.Promote("victim") // in steady use: promoted last
+	for range 100 {
+		for _, k := range []string{"a", "b", "c"} {
+			c.Get(k)
+		}
+	}
+	c.Put("once", 0, c.Epoch())
+	c.Promote("once")
+	if got := has(c, "victim", "a", "b", "c", "once"); !slices.Equal(got, []bool{true, true, true, true, true}) {
+		t.Fatalf("cached: %v", got)
+	}
+	c.Put("new", 0, c.Epoch())
+	c.Promote("new")
+	c.Promote("new")
+	// "new" pushed out "once", promoted once, from probation; its own
+	// promotion demoted "a", promoted longest ago whatever the lookups,
+	// and the next newcomers evict it from probation.
+	c.Put("next", 0, c.Epoch())
+	c.Put("last", 0, c.Epoch())
+	if got := has(c, "victim", "new", "b", "c", "a", "once"); !slices.Equal(got, []bool{true, true, true, true, false, false}) {
+		t.Fatalf("victim, new, b, c, a, once cached: %v; want a and once gone and the victim kept", got)
+	}
+}
+
+// TestAddLeavesACachedValueAlone: a load that read an older value cannot
+// replace what a later one stored.
+func TestAddLeavesACachedValueAlone(t *testing.T) {
+	c := New[string, int](4)
+	older := c.Epoch()
+	c.Put("k", 2, c.Epoch())
+	if c.Add("k", 1, older) {
+		t.Fatal("Add replaced a cached value")
+	}
+	if v, _, _ := c.Get("k"); v != 2 {
+		t.Fatalf("value %d, want 2", v)
+	}
+	if !c.Add("other", 1, older) {
+		t.Fatal("Add of a key not cached was refused")
 	}
 }
 

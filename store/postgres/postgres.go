@@ -82,7 +82,7 @@ func (q *queryCounter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, data pgx.
 }
 
 func (q *queryCounter) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
-	if data.Err != nil && errors.Is(data.Err, pgx.ErrNoRows) {
+	if errors.Is(data.Err, pgx.ErrNoRows) {
 		data.Err = nil
 	}
 	q.endSpan(ctx, data.Err)
@@ -610,7 +610,7 @@ func (s *Store) GetClientByServiceAccount(ctx context.Context, issuerName, servi
 }
 
 // getClient reads the one client where holds, with its secrets and
-// mappings, in one round trip: the secrets travel as arrays beside the row.
+// mappings, in one round trip.
 func getClient(ctx context.Context, q querier, where string, args ...any) (store.Client, error) {
 	clients, err := getClients(ctx, q, where, args...)
 	if err != nil {
