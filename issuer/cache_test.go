@@ -80,9 +80,10 @@ func TestClientCacheDropsLoadsThatRaceAnInvalidation(t *testing.T) {
 	}
 }
 
-// TestClientCacheKeepsLoadsThatRaceOtherInvalidations: client ids are
-// public, and changes to other clients (or refusals a stranger provokes)
-// must not keep a client's load from being cached.
+// TestClientCacheKeepsLoadsThatRaceOtherInvalidations: changes to other
+// clients (a stranger can make some, by registering clients where
+// anonymous registration is open) must not keep a client's load from
+// being cached.
 func TestClientCacheKeepsLoadsThatRaceOtherInvalidations(t *testing.T) {
 	c := newClientCache(10, (&fakeClock{t: time.Unix(1000, 0)}).now)
 	key := clientKey{"i", "a"}

@@ -43,7 +43,9 @@ func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request, styl
 		return
 	}
 	span.SetAttributes(attribute.String("authz.client_id", caller.GetID()))
-	s.promote(t.issuer.Name, caller.GetID())
+	// The issuer and its keys are promoted with the token, if it is valid:
+	// one request counts as one use.
+	s.clients.promote(clientKey{t.issuer.Name, caller.GetID()})
 	raw := strings.TrimSpace(r.PostForm.Get("token"))
 	if raw == "" {
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")

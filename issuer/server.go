@@ -284,7 +284,8 @@ func (s *Server) client(ctx context.Context, issuerName, clientID string) (*stor
 
 // promote marks an issuer, its keys and one of its clients as in steady
 // use. Only uses a stranger cannot make do: a token issued to an
-// authenticated client, an introspection by one, a valid token verified.
+// authenticated client, a valid token verified (introspection promotes its
+// caller too).
 // Names and client ids are public, and a stranger's lookups of them,
 // however many and however often, must not push the entries in use out of
 // the caches.

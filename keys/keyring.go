@@ -146,18 +146,10 @@ func (r *Keyring) get(ctx context.Context, issuerName string, load func(context.
 }
 
 // offer keeps keys read elsewhere (with the issuer, in the same round
-// trip) unless the keyring holds the issuer's already or forgot them since
-// epoch. build runs only when the keyring holds none; keys that do not
-// build are not kept, and their use reports why, as a load fails the same
-// way.
-func (r *Keyring) offer(issuerName string, epoch uint64, build func() (*issuerKeys, error)) {
-	if r.entries.Contains(issuerName) {
-		return
-	}
-	if k, err := build(); err == nil {
-		// Add, not Put: a load meanwhile may have read newer keys.
-		r.entries.Add(issuerName, k, epoch)
-	}
+// trip) unless the keyring holds the issuer's already (a load meanwhile
+// may have read newer ones) or forgot them since epoch.
+func (r *Keyring) offer(issuerName string, epoch uint64, k *issuerKeys) {
+	r.entries.Add(issuerName, k, epoch)
 }
 
 // epoch is the value to hand to offer for a read that begins now.

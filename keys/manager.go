@@ -117,7 +117,11 @@ func (m *Manager) LoadIssuer(ctx context.Context, issuerName string) (store.Issu
 	if err != nil {
 		return store.Issuer{}, err
 	}
-	m.ring.offer(issuerName, epoch, func() (*issuerKeys, error) { return m.build(ik.Issuer, ik.Keys) })
+	// Keys that do not build are not kept: their use reports why, as a
+	// load fails the same way.
+	if k, err := m.build(ik.Issuer, ik.Keys); err == nil {
+		m.ring.offer(issuerName, epoch, k)
+	}
 	return ik.Issuer, nil
 }
 

@@ -87,10 +87,10 @@ const rotationBatch = 1000
 // of issuers. It runs Reconcile, which reads and writes under the issuer's
 // lock, for those with a transition due now, and records for the others
 // when they next will be. An issuer it reconciled is planned again at the
-// next check, from what was written. It stops when the lock is lost: the
-// node that takes it over checks the rest, and each issuer's transitions
-// are made under that issuer's row lock, so a check that runs on a moment
-// too long does no harm, only work another node is doing.
+// next check, from what was written. It stops when the lock is lost, and
+// records no plan made under it: the node that takes the lock over checks
+// the rest under its own schedule. Each issuer's transitions are made
+// under that issuer's row lock, so two nodes never make the same one.
 func (r *Rotator) check(ctx context.Context, lost <-chan struct{}) {
 	var after store.DueCursor
 	for {
@@ -135,7 +135,7 @@ func (r *Rotator) check(ctx context.Context, lost <-chan struct{}) {
 			}
 			return
 		}
-		if len(batch) < rotationBatch || closed(lost) {
+		if len(batch) < rotationBatch {
 			return
 		}
 	}

@@ -102,21 +102,31 @@ func TestVersusComparesTwoTokenEndpointsInRounds(t *testing.T) {
 	}
 }
 
+// recordingTarget is a load target that hands every request to record,
+// under the lock it returns, and answers with a token.
+func recordingTarget(t *testing.T, record func(*http.Request)) (*httptest.Server, *sync.Mutex) {
+	t.Helper()
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		record(r)
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{"access_token":"x"}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &mu
+}
+
 // TestVersusRoundsMeetClientsNotAskedBefore: a versus phase over clients of
 // its own (most of ten million, each a cache miss) starts every round
 // after the last client its previous round asked for, so its later rounds
 // measure misses too, not clients the first round warmed.
 func TestVersusRoundsMeetClientsNotAskedBefore(t *testing.T) {
-	var mu sync.Mutex
 	seen := map[string]int{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, mu := recordingTarget(t, func(r *http.Request) {
 		id, _, _ := r.BasicAuth()
-		mu.Lock()
 		seen[id]++
-		mu.Unlock()
-		_, _ = w.Write([]byte(`{"access_token":"x"}`))
-	}))
-	defer srv.Close()
+	})
 	var out, errs bytes.Buffer
 	err := run(context.Background(), []string{"run", "--token-url", srv.URL, "--client-id", "warm-", "--clients", "3", "--client-secret", "s",
 		"--versus-token-url", srv.URL, "--versus-client-id", "cold-", "--versus-clients", "9000000", "--versus-first", "1000",
@@ -152,16 +162,11 @@ func TestVersusRoundsMeetClientsNotAskedBefore(t *testing.T) {
 // gave it, k mod --issuers, from --first on (wrapping round --clients),
 // for tokens and JWKS alike.
 func TestLoadSpreadsOverSeededIssuers(t *testing.T) {
-	var mu sync.Mutex
 	seen := map[string]bool{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, _ := recordingTarget(t, func(r *http.Request) {
 		id, _, _ := r.BasicAuth()
-		mu.Lock()
 		seen[r.URL.Path+" "+id] = true
-		mu.Unlock()
-		_, _ = w.Write([]byte(`{}`))
-	}))
-	defer srv.Close()
+	})
 	for _, args := range [][]string{
 		{"--token-url", srv.URL + "/issuers/{issuer}/token", "--client-id", "c-", "--client-secret", "s", "--clients", "6"},
 		{"--target", "jwks", "--jwks-url", srv.URL + "/issuers/{issuer}/jwks.json"},

@@ -686,22 +686,22 @@ func (s *Store) GetIssuerKeys(_ context.Context, name string) (store.IssuerKeys,
 func (s *Store) ListKeysDue(_ context.Context, now time.Time, after store.DueCursor, limit int) ([]store.IssuerKeys, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	position := func(name string) store.DueCursor {
-		due, ok := s.keysDue[name]
-		if !ok {
-			return store.DueCursor{Issuer: name}
-		}
-		// Zero-padded Unix nanoseconds, after the empty Due of "at once",
-		// sort as the times do.
-		return store.DueCursor{Due: fmt.Sprintf("%020d", due.UnixNano()), Issuer: name}
-	}
 	before := func(a, b store.DueCursor) int {
 		return cmp.Or(cmp.Compare(a.Due, b.Due), cmp.Compare(a.Issuer, b.Issuer))
 	}
 	var due []store.DueCursor
 	for name := range s.issuers {
 		at, planned := s.keysDue[name]
-		if p := position(name); (!planned || !at.After(now)) && (after == store.DueCursor{} || before(p, after) > 0) {
+		if planned && at.After(now) {
+			continue
+		}
+		p := store.DueCursor{Issuer: name}
+		if planned {
+			// Zero-padded Unix nanoseconds, after the empty Due of "at
+			// once", sort as the times do.
+			p.Due = fmt.Sprintf("%020d", at.UnixNano())
+		}
+		if after == (store.DueCursor{}) || before(p, after) > 0 {
 			due = append(due, p)
 		}
 	}

@@ -358,7 +358,7 @@ returning `+issuerColumns, issuerValues(iss)...))
 
 // GetIssuer returns one issuer.
 func (s *Store) GetIssuer(ctx context.Context, name string) (store.Issuer, error) {
-	iss, err := scanIssuer(s.pool.QueryRow(ctx, `select `+issuerColumns+` from issuers where name = $1`, name))
+	iss, err := scanIssuer(s.pool.QueryRow(ctx, selectIssuer, name))
 	if err != nil {
 		return store.Issuer{}, fmt.Errorf("get issuer %q: %w", name, mapError(err))
 	}
@@ -910,8 +910,15 @@ func (s *Store) DeleteClientSecret(ctx context.Context, issuerName, clientID, se
 const keyColumns = `kid, issuer_name, algorithm, state, public_jwk, sealed_private_key, kek_id, created_at,
 	activate_at, activated_at, retired_at, delete_at`
 
+// selectIssuer reads the issuer named $1; selectKeys its keys, oldest
+// first. GetIssuerKeys sends both at once.
+const (
+	selectIssuer = `select ` + issuerColumns + ` from issuers where name = $1`
+	selectKeys   = `select ` + keyColumns + ` from signing_keys where issuer_name = $1 order by created_at, kid`
+)
+
 func listKeys(ctx context.Context, q querier, issuerName string) ([]store.SigningKey, error) {
-	rows, err := q.Query(ctx, `select `+keyColumns+` from signing_keys where issuer_name = $1 order by created_at, kid`, issuerName)
+	rows, err := q.Query(ctx, selectKeys, issuerName)
 	if err != nil {
 		return nil, err
 	}
@@ -923,12 +930,12 @@ func listKeys(ctx context.Context, q querier, issuerName string) ([]store.Signin
 func (s *Store) GetIssuerKeys(ctx context.Context, name string) (store.IssuerKeys, error) {
 	var ik store.IssuerKeys
 	batch := &pgx.Batch{}
-	batch.Queue(`select `+issuerColumns+` from issuers where name = $1`, name).QueryRow(func(row pgx.Row) error {
+	batch.Queue(selectIssuer, name).QueryRow(func(row pgx.Row) error {
 		var err error
 		ik.Issuer, err = scanIssuer(row)
 		return err
 	})
-	batch.Queue(`select `+keyColumns+` from signing_keys where issuer_name = $1 order by created_at, kid`, name).Query(func(rows pgx.Rows) error {
+	batch.Queue(selectKeys, name).Query(func(rows pgx.Rows) error {
 		var err error
 		ik.Keys, err = pgx.CollectRows(rows, scanKey)
 		return err
