@@ -192,8 +192,16 @@ const schemaVersionTable = "authz_schema_version"
 // Migrate brings the schema at databaseURL up to the newest migration. tern
 // holds a PostgreSQL advisory lock while it works, so nodes that start
 // together migrate one after another and the later ones find nothing to do.
+//
+// The URL is parsed as the pool parses it, so that the pool's settings
+// (pool_max_conns and the rest, which PostgreSQL itself would refuse as
+// unknown parameters) work for migrations too.
 func Migrate(ctx context.Context, databaseURL string) error {
-	conn, err := pgx.Connect(ctx, databaseURL)
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return fmt.Errorf("parse database URL: %w", redactParseError(err))
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		if unreachable(err) {
 			return fmt.Errorf("connect to PostgreSQL for migration: %w: %v", store.ErrUnavailable, err)

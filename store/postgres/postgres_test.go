@@ -49,6 +49,30 @@ func TestMigrateTwiceConcurrentlyIsSafe(t *testing.T) {
 	}
 }
 
+// The README tells operators of large nodes to bound the pool in the URL;
+// PostgreSQL refuses pool_max_conns as a parameter, so every connection,
+// the migration's too, must take the URL as the pool reads it.
+func TestPoolSettingsInTheURLWorkForMigrationsToo(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	url += sep + "pool_max_conns=8&pool_min_conns=1"
+	if err := postgres.Migrate(ctx, url); err != nil {
+		t.Fatalf("Migrate with pool settings: %v", err)
+	}
+	s, err := postgres.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatalf("Open with pool settings: %v", err)
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOpenDoesNotEchoThePassword(t *testing.T) {
 	_, err := postgres.Open(context.Background(), "postgres://user:hunter2-secret@127.0.0.1:1/db?sslmode=disable&connect_timeout=bogus", nil)
 	if err == nil {
