@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"strings"
 	"time"
 
 	"github.com/authz-dev/authz/lru"
@@ -42,7 +43,17 @@ func (c *clientCache) get(key clientKey, maxAge time.Duration) (client *store.Cl
 
 // put stores a loaded client (nil for "does not exist") unless something was
 // invalidated since the load began.
+//
+// The key is stored as strings of its own: a request's client id is often a
+// slice of the string that also holds its secret (the decoded Basic
+// credentials, or a form body without escapes), which would otherwise stay
+// in memory, in plain text, for as long as the entry does.
 func (c *clientCache) put(key clientKey, client *store.Client, epoch uint64) {
+	if client != nil && client.IssuerName == key.issuer && client.ID == key.id {
+		key = clientKey{client.IssuerName, client.ID}
+	} else {
+		key = clientKey{strings.Clone(key.issuer), strings.Clone(key.id)}
+	}
 	c.entries.Put(key, clientEntry{client: client, loadedAt: c.now()}, epoch)
 }
 

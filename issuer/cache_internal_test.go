@@ -3,8 +3,10 @@ package issuer
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/store"
@@ -34,6 +36,45 @@ func BenchmarkClientCacheBytes(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/client")
+		b.ReportMetric(float64(after.HeapObjects-before.HeapObjects)/n, "objects/client")
 		runtime.KeepAlive(c)
+	}
+}
+
+// A request's client id is often a slice of the string that holds its
+// secret too; a cached entry must not keep that string alive.
+func TestTheClientCacheKeepsNoRequestStringAlive(t *testing.T) {
+	tests := []struct {
+		name   string
+		client func(id string) *store.Client
+	}{
+		{"unknown client", func(string) *store.Client { return nil }},
+		{"known client", func(id string) *store.Client {
+			return &store.Client{IssuerName: "payments", ID: strings.Clone(id)}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClientCache(10, time.Now)
+			freed := make(chan struct{})
+			func() {
+				credentials := string([]byte("orders-service:the-client-secret"))
+				runtime.AddCleanup(unsafe.StringData(credentials), func(struct{}) { close(freed) }, struct{}{})
+				id := credentials[:strings.IndexByte(credentials, ':')]
+				c.put(clientKey{"payments", id}, tt.client(id), 0)
+			}()
+			for range 100 {
+				runtime.GC()
+				select {
+				case <-freed:
+					if _, ok, _ := c.get(clientKey{"payments", "orders-service"}, time.Hour); !ok {
+						t.Fatal("the entry is gone")
+					}
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			t.Fatal("the cache keeps the request's credentials string alive")
+		})
 	}
 }
