@@ -66,15 +66,36 @@ func (k *ActiveKey) sign(header string, payload []byte) (string, error) {
 // JWKS is an issuer's published key set, rendered once per change. Its
 // MaxAge is how long verifiers may cache the set, derived from the issuer's
 // publication lead.
+//
+// The keys themselves are parsed from the rendered set at the first
+// PublicKey: most issuers' tokens are verified by gateways, never here, and
+// a node that holds thousands of issuers would otherwise keep every key
+// parsed, a dozen objects each for the collector to mark.
 type JWKS struct {
 	*document.Document
-	keys map[string]jose.JSONWebKey
+	parse sync.Once
+	keys  map[string]jose.JSONWebKey
 }
 
 // PublicKey returns the published key with the given kid.
 func (j *JWKS) PublicKey(kid string) (jose.JSONWebKey, bool) {
-	k, ok := j.keys[kid]
+	k, ok := j.byKid()[kid]
 	return k, ok
+}
+
+// byKid is the published keys by kid, parsed at the first call.
+func (j *JWKS) byKid() map[string]jose.JSONWebKey {
+	j.parse.Do(func() {
+		var set jose.JSONWebKeySet
+		// The body is this server's own rendering of keys it parsed:
+		// it cannot fail to parse back.
+		_ = json.Unmarshal(j.Body, &set)
+		j.keys = make(map[string]jose.JSONWebKey, len(set.Keys))
+		for _, k := range set.Keys {
+			j.keys[k.KeyID] = k
+		}
+	})
+	return j.keys
 }
 
 // issuerKeys is one issuer's immutable key snapshot; a reload swaps it whole,
@@ -302,11 +323,7 @@ func newJWKS(published []jose.JSONWebKey, maxAge time.Duration) (*JWKS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render JWKS: %w", err)
 	}
-	byKid := make(map[string]jose.JSONWebKey, len(published))
-	for _, k := range published {
-		byKid[k.KeyID] = k
-	}
-	return &JWKS{Document: doc, keys: byKid}, nil
+	return &JWKS{Document: doc}, nil
 }
 
 // ecdsaJWSSignature turns an ASN.1 ECDSA signature into the JWS form

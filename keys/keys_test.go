@@ -895,7 +895,7 @@ func TestAUseAfterInvalidationNeverJoinsAnOlderLoad(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
-		stale <- len(j.keys)
+		stale <- len(j.byKid())
 	}()
 	for deadline := time.Now().Add(5 * time.Second); stalling.reads.Load() == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -906,14 +906,14 @@ func TestAUseAfterInvalidationNeverJoinsAnOlderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Invalidate("payments")
-	if j, err := m.JWKS(ctx, "payments"); err != nil || len(j.keys) != 2 {
-		t.Fatalf("a use after the invalidation got %v keys (%v), want the 2 written", len(j.keys), err)
+	if j, err := m.JWKS(ctx, "payments"); err != nil || len(j.byKid()) != 2 {
+		t.Fatalf("a use after the invalidation got %v keys (%v), want the 2 written", len(j.byKid()), err)
 	}
 	close(stalling.gate)
 	if n := <-stale; n != 1 {
 		t.Fatalf("the older load read %d keys, want 1", n)
 	}
-	if j, _ := m.JWKS(ctx, "payments"); len(j.keys) != 2 {
+	if j, _ := m.JWKS(ctx, "payments"); len(j.byKid()) != 2 {
 		t.Fatal("the older load was kept")
 	}
 }
