@@ -115,10 +115,11 @@ func (fositeStorage) GetAccessTokenSession(context.Context, string, fosite.Sessi
 
 func (fositeStorage) DeleteAccessTokenSession(context.Context, string) error { return nil }
 
-// tokenSession is the fosite session of one token request: the instants
-// the token's time claims come from, all decided by serveToken from one
-// reading of the clock.
+// tokenSession is the fosite session of one token request: the issuer it
+// is for, and the instants the token's time claims come from, all decided
+// by serveToken from one reading of the clock.
 type tokenSession struct {
+	tenant    *tenant
 	subject   string
 	issuedAt  time.Time
 	expiresAt time.Time
@@ -148,15 +149,13 @@ func (s *tokenSession) Clone() fosite.Session {
 	return &c
 }
 
-// accessTokenStrategy is fosite's access-token strategy for one issuer: it
-// signs tokens with the issuer's active key, so the kid and alg in every
+// accessTokenStrategy is fosite's access-token strategy: it signs tokens
+// with the active key of the session's issuer, so the kid and alg in every
 // header are those of the key that actually signed. It builds the claims
 // straight from the granted request, where fosite's JWT strategy would
 // build, copy and re-read a claim map per token.
 type accessTokenStrategy struct {
-	keys      Keyring
-	issuer    store.Issuer
-	issuerURL string
+	keys Keyring
 }
 
 var _ oauth2.AccessTokenStrategy = (*accessTokenStrategy)(nil)
@@ -170,17 +169,18 @@ func (st *accessTokenStrategy) GenerateAccessToken(ctx context.Context, req fosi
 	if !ok {
 		return "", "", fmt.Errorf("client is a %T, not a stored client", req.GetClient())
 	}
-	key, err := st.keys.Active(ctx, st.issuer.Name)
+	t := session.tenant
+	key, err := st.keys.Active(ctx, t.issuer.Name)
 	if err != nil {
 		return "", "", err
 	}
-	claims := accessClaims(st.issuer, st.issuerURL, client.record, session, req.GetGrantedScopes(), req.GetGrantedAudience())
+	claims := accessClaims(t.issuer, t.issuerURL, client.record, session, req.GetGrantedScopes(), req.GetGrantedAudience())
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", "", fmt.Errorf("encode claims: %w", err)
 	}
 	sign := key.SignCompact
-	if st.issuer.Keycloak() {
+	if t.issuer.Keycloak() {
 		sign = key.SignKeycloak
 	}
 	token, err := sign(payload)

@@ -121,6 +121,11 @@ type Server struct {
 	// globalSecret satisfies fosite, which insists on one although only its
 	// HMAC token strategies, never composed here, would use it.
 	globalSecret []byte
+	// provider runs the grant for every issuer: what differs between
+	// issuers reaches it in the request's session (tokenSession.tenant), so
+	// that a node holding thousands of issuers does not hold a fosite
+	// configuration and handler chain for each.
+	provider fosite.OAuth2Provider
 
 	clients *clientCache
 	jwks    *jwksFetcher
@@ -144,14 +149,16 @@ type Server struct {
 }
 
 // tenant is one issuer's protocol state, built when the issuer is first
-// used and dropped when it changes. A tenant with a nil provider records
+// used and dropped when it changes. A tenant without an issuer records
 // that the issuer does not exist.
 type tenant struct {
-	issuer   store.Issuer
-	provider fosite.OAuth2Provider
-	metadata *document.Document
-	loadedAt time.Time
+	issuer    store.Issuer
+	issuerURL string
+	metadata  *document.Document
+	loadedAt  time.Time
 }
+
+func (t *tenant) exists() bool { return t.issuer.Name != "" }
 
 // DefaultMaxRequestBytes bounds a token or introspection request body
 // unless configured otherwise: a form of a few parameters and at most an
@@ -206,7 +213,7 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	return &Server{
+	s := &Server{
 		cfg:          cfg,
 		store:        st,
 		keys:         ring,
@@ -220,6 +227,13 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 		tenants:         lru.New[string, *tenant](cfg.IssuerCacheSize),
 		unknownTenants:  lru.New[string, *tenant](maxUnknownTenants),
 	}
+	s.provider = compose.Compose(&fosite.Config{
+		ScopeStrategy:                fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:     fosite.ExactAudienceMatchingStrategy,
+		ClientAuthenticationStrategy: s.fositeAuthentication,
+		GlobalSecret:                 s.globalSecret,
+	}, fositeStorage{}, &accessTokenStrategy{keys: s.keys}, compose.OAuth2ClientCredentialsGrantFactory)
+	return s
 }
 
 // Invalidate drops what a change made stale. Wire it to store.Watch so that
@@ -422,7 +436,7 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 		ok = isUnknown
 	}
 	serve := func(t *tenant) (*tenant, error) {
-		if t.provider == nil {
+		if !t.exists() {
 			return nil, store.ErrNotFound
 		}
 		return t, nil
@@ -473,26 +487,11 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 }
 
 func (s *Server) newTenant(iss store.Issuer) (*tenant, error) {
-	cfg := &fosite.Config{
-		AccessTokenLifespan:          iss.TokenLifetime,
-		AccessTokenIssuer:            s.IssuerURL(iss),
-		TokenURL:                     s.TokenURL(iss),
-		ScopeStrategy:                fosite.ExactScopeStrategy,
-		AudienceMatchingStrategy:     fosite.ExactAudienceMatchingStrategy,
-		ClientAuthenticationStrategy: s.fositeAuthentication,
-		GlobalSecret:                 s.globalSecret,
-	}
-	strategy := &accessTokenStrategy{keys: s.keys, issuer: iss, issuerURL: cfg.AccessTokenIssuer}
 	meta, err := s.renderMetadata(iss)
 	if err != nil {
 		return nil, err
 	}
-	return &tenant{
-		issuer:   iss,
-		provider: compose.Compose(cfg, fositeStorage{}, strategy, compose.OAuth2ClientCredentialsGrantFactory),
-		metadata: meta,
-		loadedAt: s.cfg.Now(),
-	}, nil
+	return &tenant{issuer: iss, issuerURL: s.IssuerURL(iss), metadata: meta, loadedAt: s.cfg.Now()}, nil
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {

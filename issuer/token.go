@@ -60,14 +60,14 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request, style strin
 	// iat, nbf and exp all follow from this one reading of the clock, so
 	// they agree to the second and expires_in is the exact lifetime.
 	now := s.cfg.Now().UTC().Truncate(time.Second)
-	session := &tokenSession{issuedAt: now}
+	session := &tokenSession{tenant: t, issuedAt: now}
 	if t.issuer.Keycloak() {
 		// Only an address: a hop that is none names no one.
 		if addr, err := netip.ParseAddr(req.address); err == nil {
 			session.clientAddress = addr.String()
 		}
 	}
-	ar, err := t.provider.NewAccessRequest(ctx, r, session)
+	ar, err := s.provider.NewAccessRequest(ctx, r, session)
 	if err != nil {
 		s.writeTokenError(w, r, req, ar, err)
 		return
@@ -77,7 +77,7 @@ func (s *Server) serveToken(rw http.ResponseWriter, r *http.Request, style strin
 	lifetime := client.lifetime(t.issuer)
 	session.subject, session.expiresAt = client.GetID(), now.Add(lifetime)
 
-	resp, err := t.provider.NewAccessResponse(ctx, ar)
+	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
 		s.writeTokenError(w, r, req, ar, err)
 		return
@@ -199,7 +199,7 @@ func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, req *re
 		// RFC 6749 §5.2: a 401 names the scheme the client should use.
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.IssuerURL(t.issuer)+`"`)
 	}
-	t.provider.WriteAccessError(r.Context(), w, ar, err)
+	s.provider.WriteAccessError(r.Context(), w, ar, err)
 }
 
 // writeJSONError writes an RFC 6749 §5.2 error for failures found before
