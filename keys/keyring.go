@@ -120,7 +120,7 @@ type Keyring struct {
 }
 
 // DefaultKeyringSize is how many issuers' keys a keyring holds unless told
-// otherwise; a warm ES256 issuer costs about 5 KiB in all, its keys and its
+// otherwise; a warm ES256 issuer costs about 4 KiB in all, its keys and its
 // protocol state (-bench IssuerBytes ./issuer).
 const DefaultKeyringSize = 20_000
 
