@@ -41,9 +41,9 @@ func clientAuthFailure(reason string) error {
 // errNoRequest would mean fosite authenticated a client outside serveToken.
 var errNoRequest = errors.New("client authentication outside a token request")
 
-// fositeAuthentication is the client-authentication strategy every tenant's
-// fosite is composed with: it authenticates the request serveToken already
-// read, which travels in the context.
+// fositeAuthentication is the client-authentication strategy the server's
+// fosite provider is composed with: it authenticates the request
+// serveToken already read, which travels in the context.
 func (s *Server) fositeAuthentication(ctx context.Context, _ *http.Request, _ url.Values) (fosite.Client, error) {
 	req, ok := requestFrom(ctx)
 	if !ok {

@@ -170,6 +170,9 @@ func (st *accessTokenStrategy) GenerateAccessToken(ctx context.Context, req fosi
 		return "", "", fmt.Errorf("client is a %T, not a stored client", req.GetClient())
 	}
 	t := session.tenant
+	if t == nil || !t.exists() {
+		return "", "", errNoTenant
+	}
 	key, err := st.keys.Active(ctx, t.issuer.Name)
 	if err != nil {
 		return "", "", err
@@ -189,6 +192,10 @@ func (st *accessTokenStrategy) GenerateAccessToken(ctx context.Context, req fosi
 	}
 	return token, signaturePart(token), nil
 }
+
+// errNoTenant would mean a token request reached fosite without the issuer
+// it is for: only serveToken makes sessions, and it always names one.
+var errNoTenant = errors.New("token session names no issuer")
 
 // errNoStoredTokens answers fosite's validation hook, which only flows this
 // server does not compose call: introspection verifies tokens itself.

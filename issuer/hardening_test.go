@@ -427,3 +427,45 @@ func TestATokenOfADeletedClientDiesEvenInTheSameSecond(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "earlier client")
 	})
 }
+
+// TestATokensUnverifiedIssuerMustBeAPossibleName: the admin API reads the
+// issuer from a bearer token before verifying it, so that name is a
+// stranger's; one no issuer could have never reaches the issuer cache or
+// the store.
+func TestATokensUnverifiedIssuerMustBeAPossibleName(t *testing.T) {
+	b := newTestbed(t)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: priv}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, issuerPath string
+		want             bool
+	}{
+		{"an issuer's name", "/issuers/payments", true},
+		{"a realm's name", "/realms/payments", true},
+		{"too long", "/issuers/" + strings.Repeat("a", 2000), false},
+		{"upper case", "/issuers/Payments", false},
+		{"a control character", "/realms/pay\x00ments", false},
+		{"empty", "/issuers/", false},
+		{"a path", "/issuers/payments/token", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			payload, _ := json.Marshal(map[string]string{"iss": b.srv.URL + tt.issuerPath})
+			jws, err := signer.Sign(payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := jws.CompactSerialize()
+			name, ok := b.issuer.IssuerOf(raw)
+			if ok != tt.want {
+				t.Fatalf("IssuerOf = %q, %v; want %v", name, ok, tt.want)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/issuer"
+	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/store"
 	"github.com/authz-dev/authz/store/memory"
 )
@@ -501,4 +503,74 @@ func TestReadinessPingsTheDatabaseAtMostOnceASecond(t *testing.T) {
 	if n := counted.pings.Load(); n != 2 {
 		t.Errorf("a check a second later pinged %d times in all, want 2", n)
 	}
+}
+
+// TestIssuersSharingTheProviderNeverMixTheirTokens: one fosite provider
+// serves every issuer, each request's session naming its own. Tokens asked
+// of two issuers at once, one native RS256 and one Keycloak-style ES256,
+// with a client id in common, each carry only their own issuer's URL,
+// header, lifetime and scopes, and verify only there.
+func TestIssuersSharingTheProviderNeverMixTheirTokens(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	orders := store.Issuer{Name: "orders", URLStyle: store.URLStyleKeycloak, AvailableScopes: []string{"ship"}, Audience: "a",
+		TokenLifetime: time.Minute, SigningAlgorithm: keys.ES256, ClientAuthenticators: []string{credential.ClientSecret}}
+	if _, _, err := f.store.PutIssuer(ctx, orders, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.keys.Reconcile(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	ordersSecret := f.addClient(store.Client{IssuerName: "orders", ID: f.clientID, Scopes: []string{"ship"}, Enabled: true})
+	type side struct {
+		path, secret, other, iss, typ, scope string
+		lifetime                             int64
+	}
+	sides := []side{
+		{"/issuers/payments/token", f.secret, "orders", f.srv.URL + "/issuers/payments", credential.AccessTokenType, "read write", 300},
+		{"/realms/orders/protocol/openid-connect/token", ordersSecret, "payments", f.srv.URL + "/realms/orders", credential.KeycloakTokenType, "ship", 60},
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 40 {
+				sd := sides[(w+i)%2]
+				name := sd.iss[strings.LastIndexByte(sd.iss, '/')+1:]
+				req, _ := http.NewRequest(http.MethodPost, f.srv.URL+sd.path, strings.NewReader("grant_type=client_credentials"))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(f.clientID, sd.secret)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var tok tokenResponse
+				err = json.NewDecoder(resp.Body).Decode(&tok)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK || tok.ExpiresIn != sd.lifetime || tok.Scope != sd.scope {
+					t.Errorf("%s: %d, expires_in %d, scope %q", name, resp.StatusCode, tok.ExpiresIn, tok.Scope)
+					return
+				}
+				parsed, err := jose.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if typ := parsed.Signatures[0].Protected.ExtraHeaders["typ"]; typ != sd.typ {
+					t.Errorf("%s: typ %v, want %s", name, typ, sd.typ)
+					return
+				}
+				claims, err := f.issuer.VerifyAccessToken(ctx, name, tok.AccessToken)
+				if err != nil || claims.Issuer != sd.iss || claims.Expiry-claims.IssuedAt != sd.lifetime {
+					t.Errorf("%s: %+v, %v", name, claims, err)
+					return
+				}
+				if _, err := f.issuer.VerifyAccessToken(ctx, sd.other, tok.AccessToken); err == nil {
+					t.Errorf("a token of %s verified as %s's", name, sd.other)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

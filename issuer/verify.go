@@ -103,7 +103,10 @@ func (s *Server) IssuerOf(raw string) (string, bool) {
 		return "", false
 	}
 	for _, prefix := range []string{s.cfg.PublicURL + "/issuers/", s.cfg.PublicURL + "/realms/"} {
-		if name, ok := strings.CutPrefix(claims.Issuer, prefix); ok && name != "" && !strings.Contains(name, "/") {
+		// The name is a stranger's until the token verifies: it must be
+		// one an issuer could have before anything looks it up, as a name
+		// in a public path must.
+		if name, ok := strings.CutPrefix(claims.Issuer, prefix); ok && credential.ValidIssuerName(name) {
 			return name, true
 		}
 	}

@@ -104,7 +104,7 @@ vanishes on exit, and it prints an admin client's credentials to get started.`,
 	dur(&c.staleWindow, "stale-window", "AUTHZ_STALE_WINDOW", 15*time.Minute, "while the database is unreachable, how old cached issuers and clients may grow before token requests are refused")
 	dur(&c.keyCheck, "key-check-interval", "AUTHZ_KEY_CHECK_INTERVAL", 10*time.Second, "how often the rotating node checks whether keys are due for a transition")
 	dur(&c.keyPoll, "key-poll-interval", "AUTHZ_KEY_POLL_INTERVAL", 30*time.Second, "how often every node reads which issuers' keys were written since the last time, in case a change notification was lost")
-	num(&c.issuerCacheSize, "issuer-cache-size", "AUTHZ_ISSUER_CACHE_SIZE", issuer.DefaultIssuerCacheSize, "issuers each node keeps ready in memory, with their keys (about 4 KiB each with an ES256 key); others load on first use")
+	num(&c.issuerCacheSize, "issuer-cache-size", "AUTHZ_ISSUER_CACHE_SIZE", issuer.DefaultIssuerCacheSize, "issuers each node keeps ready in memory, with their keys (about 4 KiB each with an ES256 key and a client); others load on first use")
 	num(&c.clientCacheSize, "client-cache-size", "AUTHZ_CLIENT_CACHE_SIZE", issuer.DefaultClientCacheSize, "clients each node keeps in memory (under 1 KiB each); others load on first use")
 	dur(&c.limits.ReadHeaderTimeout, "read-header-timeout", "AUTHZ_READ_HEADER_TIMEOUT", 5*time.Second, "how long a client may take to send request headers (slow-header attacks)")
 	dur(&c.limits.ReadTimeout, "read-timeout", "AUTHZ_READ_TIMEOUT", 10*time.Second, "how long a client may take to send a whole request")
