@@ -4,6 +4,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -176,6 +177,12 @@ type RoleRef struct {
 	ID       string
 	ClientID string
 	Name     string
+}
+
+// CompareRoleRefs is the order in which stores return a client's mappings:
+// by client (realm roles first), then name.
+func CompareRoleRefs(a, b RoleRef) int {
+	return cmp.Or(cmp.Compare(a.ClientID, b.ClientID), cmp.Compare(a.Name, b.Name))
 }
 
 // InitialAccessToken lets its holder register clients of one issuer

@@ -349,9 +349,7 @@ func (s *Store) resolved(c store.Client) store.Client {
 				out = append(out, store.RoleRef{ID: r.ID, ClientID: r.ClientID, Name: r.Name})
 			}
 		}
-		slices.SortFunc(out, func(a, b store.RoleRef) int {
-			return cmp.Or(cmp.Compare(a.ClientID, b.ClientID), cmp.Compare(a.Name, b.Name))
-		})
+		slices.SortFunc(out, store.CompareRoleRefs)
 		return out
 	}
 	c.RoleMappings, c.ScopeMappings = resolve(c.RoleMappings), resolve(c.ScopeMappings)

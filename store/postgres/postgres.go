@@ -468,11 +468,8 @@ func (s *clientScan) client() store.Client {
 			c.RoleMappings = append(c.RoleMappings, ref)
 		}
 	}
-	byRole := func(a, b store.RoleRef) int {
-		return cmp.Or(cmp.Compare(a.ClientID, b.ClientID), cmp.Compare(a.Name, b.Name))
-	}
-	slices.SortFunc(c.RoleMappings, byRole)
-	slices.SortFunc(c.ScopeMappings, byRole)
+	slices.SortFunc(c.RoleMappings, store.CompareRoleRefs)
+	slices.SortFunc(c.ScopeMappings, store.CompareRoleRefs)
 	return c
 }
 
