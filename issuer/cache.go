@@ -31,14 +31,14 @@ func newClientCache(max int, now func() time.Time) *clientCache {
 	return &clientCache{entries: lru.New[clientKey, clientEntry](max), now: now}
 }
 
-// get returns an entry younger than maxAge; ok is false otherwise, and
-// epoch is then the value to hand to put after loading.
-func (c *clientCache) get(key clientKey, maxAge time.Duration) (client *store.Client, ok bool, epoch uint64) {
-	e, found, epoch := c.entries.Get(key)
-	if !found || c.now().Sub(e.loadedAt) >= maxAge {
-		return nil, false, epoch
+// lookup returns key's entry and its age; found is false without one, and
+// epoch is the value to hand to put after loading.
+func (c *clientCache) lookup(key clientKey) (e clientEntry, age time.Duration, found bool, epoch uint64) {
+	e, found, epoch = c.entries.Get(key)
+	if !found {
+		return e, 0, false, epoch
 	}
-	return e.client, true, epoch
+	return e, c.now().Sub(e.loadedAt), true, epoch
 }
 
 // put stores a loaded client (nil for "does not exist") unless something was
@@ -57,8 +57,15 @@ func (c *clientCache) put(key clientKey, client *store.Client, epoch uint64) {
 	c.entries.Put(key, clientEntry{client: client, loadedAt: c.now()}, epoch)
 }
 
-// promote protects a client from being pushed out by lookups of others.
-func (c *clientCache) promote(key clientKey) { c.entries.Promote(key) }
+// promote protects a client from being pushed out by lookups of others,
+// and returns its entry as lookup does.
+func (c *clientCache) promote(key clientKey) (e clientEntry, age time.Duration, found bool, epoch uint64) {
+	e, found, epoch = c.entries.Promote(key)
+	if !found {
+		return e, 0, false, epoch
+	}
+	return e, c.now().Sub(e.loadedAt), true, epoch
+}
 
 // invalidate evicts one client.
 func (c *clientCache) invalidate(key clientKey) { c.entries.Remove(key) }

@@ -12,6 +12,15 @@ type fakeClock struct{ t time.Time }
 
 func (f *fakeClock) now() time.Time { return f.t }
 
+// get returns an entry younger than maxAge; ok is false otherwise.
+func (c *clientCache) get(key clientKey, maxAge time.Duration) (client *store.Client, ok bool, epoch uint64) {
+	e, age, found, epoch := c.lookup(key)
+	if !found || age >= maxAge {
+		return nil, false, epoch
+	}
+	return e.client, true, epoch
+}
+
 func TestClientCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	c := newClientCache(2, clock.now)

@@ -146,6 +146,7 @@ type Server struct {
 	// apart, so that requests for made-up names, which anyone can send,
 	// can only evict other made-up names.
 	tenants, unknownTenants *lru.Cache[string, *tenant]
+	refreshes               refreshAhead
 }
 
 // tenant is one issuer's protocol state, built when the issuer is first
@@ -264,30 +265,37 @@ func (s *Server) client(ctx context.Context, issuerName, clientID string) (*stor
 		}
 		return c, nil
 	}
-	c, ok, epoch := s.clients.get(key, s.cfg.CacheTTL)
-	if ok {
+	e, age, cached, epoch := s.clients.lookup(key)
+	if cached && age < s.cfg.CacheTTL {
 		s.cfg.Metrics.ClientLookup("hit")
-		return found(c)
+		return found(e.client)
 	}
-	stale, haveStale, _ := s.clients.get(key, s.cfg.StaleWindow)
+	haveStale := cached && age < s.cfg.StaleWindow
 	if haveStale && s.storeBackingOff() {
 		s.cfg.Metrics.ClientLookup("stale")
-		return found(stale)
+		return found(e.client)
 	}
 	s.cfg.Metrics.ClientLookup("miss")
 	ctx, cancel := context.WithTimeout(ctx, storeRefreshTimeout)
 	defer cancel()
-	rec, err := s.store.GetClient(ctx, issuerName, clientID)
+	c, err := s.loadClient(ctx, key, epoch)
+	if errors.Is(err, store.ErrUnavailable) && haveStale {
+		s.cfg.Metrics.ClientLookup("stale")
+		return found(e.client)
+	}
+	return c, err
+}
+
+// loadClient reads a client from the store into the cache, or the
+// knowledge that it does not exist.
+func (s *Server) loadClient(ctx context.Context, key clientKey, epoch uint64) (*store.Client, error) {
+	rec, err := s.store.GetClient(ctx, key.issuer, key.id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.clients.put(key, nil, epoch)
 		return nil, err
 	case errors.Is(err, store.ErrUnavailable):
 		s.backOffStore()
-		if haveStale {
-			s.cfg.Metrics.ClientLookup("stale")
-			return found(stale)
-		}
 		return nil, err
 	case err != nil:
 		return nil, err
@@ -303,10 +311,35 @@ func (s *Server) client(ctx context.Context, issuerName, clientID string) (*stor
 // Names and client ids are public, and a stranger's lookups of them,
 // however many and however often, must not push the entries in use out of
 // the caches.
+//
+// The same uses start the reloads of entries near their TTL (see
+// refreshAhead), so that a stranger's lookups start none.
 func (s *Server) promote(issuerName, clientID string) {
-	s.tenants.Promote(issuerName)
+	t, cached, tenantEpoch := s.tenants.Promote(issuerName)
+	if cached && s.dueForRefresh(s.cfg.Now().Sub(t.loadedAt)) {
+		name := t.issuer.Name // the record's string, not the request's
+		s.refreshes.start(issuerRefresh(name), func(ctx context.Context) {
+			if _, err := s.loadTenant(ctx, name, tenantEpoch); err != nil && !errors.Is(err, store.ErrNotFound) {
+				s.cfg.Logger.Warn("reload issuer ahead of its TTL", "issuer", name, "err", err)
+			}
+		})
+	}
 	s.keys.Promote(issuerName)
-	s.clients.promote(clientKey{issuerName, clientID})
+	e, age, cached, clientEpoch := s.clients.promote(clientKey{issuerName, clientID})
+	if cached && e.client != nil && s.dueForRefresh(age) {
+		key := clientKey{e.client.IssuerName, e.client.ID} // the record's strings
+		s.refreshes.start(key, func(ctx context.Context) {
+			if _, err := s.loadClient(ctx, key, clientEpoch); err != nil && !errors.Is(err, store.ErrNotFound) {
+				s.cfg.Logger.Warn("reload client ahead of its TTL", "issuer", key.issuer, "client_id", key.id, "err", err)
+			}
+		})
+	}
+}
+
+// dueForRefresh says whether an entry this old, in steady use, is to be
+// reloaded ahead of its TTL.
+func (s *Server) dueForRefresh(age time.Duration) bool {
+	return age >= refreshAfter(s.cfg.CacheTTL) && age < s.cfg.CacheTTL && !s.storeBackingOff()
 }
 
 // CacheEntries names the server's caches with their sizes, for metrics.
@@ -441,11 +474,15 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 		}
 		return t, nil
 	}
-	if ok && s.cfg.Now().Sub(cached.loadedAt) < s.cfg.CacheTTL {
+	var age time.Duration
+	if ok {
+		age = s.cfg.Now().Sub(cached.loadedAt)
+	}
+	if ok && age < s.cfg.CacheTTL {
 		s.cfg.Metrics.IssuerLookup("hit")
 		return serve(cached)
 	}
-	haveStale := ok && s.cfg.Now().Sub(cached.loadedAt) < s.cfg.StaleWindow
+	haveStale := ok && age < s.cfg.StaleWindow
 	if haveStale && s.storeBackingOff() {
 		s.cfg.Metrics.IssuerLookup("stale")
 		return serve(cached)
@@ -457,17 +494,12 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 	}
 	refreshCtx, cancel := context.WithTimeout(ctx, storeRefreshTimeout)
 	defer cancel()
-	iss, err := s.keys.LoadIssuer(refreshCtx, issuerName)
+	t, err := s.loadTenant(refreshCtx, issuerName, epoch)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		if ok && !isUnknown {
-			s.cfg.Metrics.IssuerGone(issuerName)
-			s.tenants.Remove(issuerName)
-		}
 		s.unknownTenants.Put(issuerName, &tenant{loadedAt: s.cfg.Now()}, unknownEpoch)
 		return nil, err
 	case errors.Is(err, store.ErrUnavailable):
-		s.backOffStore()
 		if haveStale {
 			return serve(cached)
 		}
@@ -475,12 +507,32 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 	case err != nil:
 		return nil, err
 	}
+	if isUnknown {
+		s.unknownTenants.Remove(issuerName)
+	}
+	return t, nil
+}
+
+// loadTenant reads an issuer, with its keys if this node holds none, into
+// the cache; an issuer that is gone leaves it.
+func (s *Server) loadTenant(ctx context.Context, issuerName string, epoch uint64) (*tenant, error) {
+	iss, err := s.keys.LoadIssuer(ctx, issuerName)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if s.tenants.Contains(issuerName) {
+			s.cfg.Metrics.IssuerGone(issuerName)
+			s.tenants.Remove(issuerName)
+		}
+		return nil, err
+	case errors.Is(err, store.ErrUnavailable):
+		s.backOffStore()
+		return nil, err
+	case err != nil:
+		return nil, err
+	}
 	t, err := s.newTenant(iss)
 	if err != nil {
 		return nil, err
-	}
-	if isUnknown {
-		s.unknownTenants.Remove(issuerName)
 	}
 	s.tenants.Put(issuerName, t, epoch)
 	return t, nil

@@ -78,20 +78,23 @@ func (c *Cache[K, V]) Get(key K) (value V, ok bool, epoch uint64) {
 
 // Promote counts a use that protects key, if cached: its second moves it
 // to the front of the protected segment, and each after that keeps it
-// there.
-func (c *Cache[K, V]) Promote(key K) {
+// there. It returns key's value and epoch as Get does, for a caller that
+// refreshes what it promotes.
+func (c *Cache[K, V]) Promote(key K) (value V, ok bool, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, found := c.entries[key]
 	if !found {
-		return
+		return value, false, c.epoch
 	}
-	if e := el.Value.(*entry[K, V]); !e.protected && !e.promoted {
+	e := el.Value.(*entry[K, V])
+	if !e.protected && !e.promoted {
 		e.promoted = true
 		c.touch(el)
-		return
+	} else {
+		c.promote(el)
 	}
-	c.promote(el)
+	return e.value, true, c.epoch
 }
 
 // Contains reports whether key is cached, without marking it used.

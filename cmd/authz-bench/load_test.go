@@ -92,6 +92,7 @@ func TestVersusComparesTwoTokenEndpointsInRounds(t *testing.T) {
 		regexp.MustCompile(`(?m)^\s+versus endpoint\s+[1-9]\d*\s.*\s0$`),
 		regexp.MustCompile(`ratio versus endpoint ÷ token endpoint = \d+\.\d\d`),
 		regexp.MustCompile(`ratio p99 versus endpoint ÷ token endpoint = \d+\.\d\d`),
+		regexp.MustCompile(`ratio p99 by round = \d+\.\d\d \d+\.\d\d \d+\.\d\d \(median \d+\.\d\d\)`),
 	} {
 		if !want.MatchString(report) {
 			t.Errorf("report lacks %s:\n%s", want, report)
@@ -267,5 +268,39 @@ func TestRateLatencyCountsFromTheScheduledSendTime(t *testing.T) {
 	}
 	if worst := r.latencies[len(r.latencies)-1]; worst < 150*time.Millisecond {
 		t.Errorf("the slowest request took %v from its due time: the queueing in the load tool is hidden", worst)
+	}
+}
+
+func TestP99RatiosShowEachRoundAndTheirMedian(t *testing.T) {
+	// lat is a result whose p99 is p99 milliseconds.
+	lat := func(name string, p99 int) result {
+		r := result{name: name}
+		for range 100 {
+			r.latencies = append(r.latencies, time.Duration(p99)*time.Millisecond)
+		}
+		return r
+	}
+	for _, tt := range []struct {
+		name   string
+		rounds [][2]int // each round's p99s, first phase then second
+		want   string
+	}{
+		{"odd", [][2]int{{10, 12}, {10, 30}, {10, 9}}, "ratio p99 by round = 1.20 3.00 0.90 (median 1.20)"},
+		{"even", [][2]int{{10, 12}, {10, 30}, {10, 9}, {10, 10}}, "ratio p99 by round = 1.20 3.00 0.90 1.00 (median 1.10)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var byRound [][]result
+			sums := []result{{name: "token endpoint"}, {name: "versus endpoint"}}
+			for _, r := range tt.rounds {
+				round := []result{lat("token endpoint", r[0]), lat("versus endpoint", r[1])}
+				byRound = append(byRound, round)
+				sums[0], sums[1] = sums[0].add(round[0]), sums[1].add(round[1])
+			}
+			var out bytes.Buffer
+			p99Ratios(&out, sums, byRound)
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("got:\n%swant a line %q", out.String(), tt.want)
+			}
+		})
 	}
 }

@@ -197,7 +197,7 @@ psql "$big_db" -qc 'vacuum analyze' -c 'checkpoint'
 for url in "$PG_PUBLIC" "$BIG_PUBLIC"; do
   "$bench" run --duration 3s --clients 1000 --token-url "$url/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret >/dev/null
 done
-run --clients 1000 --rate "$half" --workers 64 --rounds 3 --token-url "$PG_PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret \
+run --clients 1000 --rate "$half" --workers 64 --rounds 5 --token-url "$PG_PUBLIC/issuers/bench-es256/token" --client-id bench- --client-secret seeded-secret \
   --versus-token-url "$BIG_PUBLIC/issuers/bench-es256/token" | tee "$work/big-vs-1k.txt"
 psql "$big_db" -Atc "select 'registered clients: ' || count(*) from clients"
 
@@ -263,7 +263,7 @@ if [ "$issuers" -gt 0 ]; then
     set -- $side
     "$bench" run --duration 3s --clients 1000 --issuers "$2" --token-url "$1/issuers/{issuer}/token" --client-id c- --client-secret seeded-secret >/dev/null
   done
-  run --clients 1000 --rate "$half" --workers 64 --rounds 3 --issuers 10 --versus-issuers "$issuers" --client-id c- --client-secret seeded-secret \
+  run --clients 1000 --rate "$half" --workers 64 --rounds 5 --issuers 10 --versus-issuers "$issuers" --client-id c- --client-secret seeded-secret \
     --token-url "$PG_PUBLIC/issuers/{issuer}/token" --versus-token-url "$SCALE_PUBLIC/issuers/{issuer}/token" | tee "$work/issuers-vs-10.txt"
 
   echo "== admin listing: the first page of issuers and one past 99% of them"
@@ -303,10 +303,13 @@ echo "== summary"
 versus() { awk -v c="$2" '/^ +(token|versus) endpoint/ {printf "%s ", $c}' "$work/$1"; }
 echo "$(versus pg-vs-memory.txt 3)" | awk '{printf "ES256 PostgreSQL ÷ memory tokens/s: %.2f (%d ÷ %d)\n", $2/$1, $2, $1}'
 echo "$(versus big-vs-1k.txt 6 | tr -d ms)" | awk -v n="$clients" '{printf "token p99 with %d ÷ with 1000 clients: %.2f (%sms ÷ %sms)\n", n, $2/$1, $2, $1}'
+round_median() { sed -n 's/^ratio p99 by round = .*(median \(.*\))$/\1/p' "$work/$1"; }
+echo "  the same, median of the rounds' ratios: $(round_median big-vs-1k.txt)"
 echo "$(versus uniform-big.txt 3)" | awk '{printf "ES256 tokens/s spread over every client ÷ over 1000 warm ones: %.2f (%d ÷ %d)\n", $2/$1, $2, $1}'
 echo "$(versus uniform-half.txt 6)" | awk '{printf "ES256 p99 at half that rate, spread over every client: %s (over 1000 warm ones: %s)\n", $2, $1}'
 if [ "$issuers" -gt 0 ]; then
   echo "$(versus issuers-vs-10.txt 6 | tr -d ms)" | awk -v n="$issuers" '{printf "token p99 with %d ÷ with 10 issuers: %.2f (%sms ÷ %sms)\n", n, $2/$1, $2, $1}'
+  echo "  the same, median of the rounds' ratios: $(round_median issuers-vs-10.txt)"
   for f in cold-es cold-rs cold-jwks; do awk -v f="$f" '/^ +(token|JWKS) endpoint/ {print f " p99: " $6 " (p50 " $4 ")"}' "$work/$f.txt"; done
 fi
 for sampler in always_on traceidratio; do

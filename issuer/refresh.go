@@ -1,0 +1,59 @@
+package issuer
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// refreshAhead reloads cached issuers and clients in steady use in the
+// background once they are three quarters of their TTL old. Without it,
+// each of them made one request wait for the database each TTL, up to
+// storeRefreshTimeout when the database is slow. An entry still expires
+// at its TTL, so the TTL still bounds how long a change notification
+// somehow missed goes unnoticed, and an entry whose reload did not happen
+// loads as before.
+//
+// Only uses a stranger cannot make start a reload: a token issued, a
+// valid token introspected (Server.promote). A busy entry is read every
+// three quarters of a TTL instead of every TTL. At most
+// maxAheadRefreshes loads run at once, one per entry; a use that finds
+// none free leaves the entry to a later use, or to the load at the TTL.
+type refreshAhead struct {
+	mu      sync.Mutex
+	running map[any]bool
+}
+
+const maxAheadRefreshes = 2
+
+// refreshAfter is the age at which a cached entry is reloaded ahead of
+// its TTL.
+func refreshAfter(ttl time.Duration) time.Duration { return ttl * 3 / 4 }
+
+// start runs load for key in a goroutine of its own, unless one is running
+// for key or maxAheadRefreshes are.
+func (r *refreshAhead) start(key any, load func(ctx context.Context)) {
+	r.mu.Lock()
+	if r.running[key] || len(r.running) >= maxAheadRefreshes {
+		r.mu.Unlock()
+		return
+	}
+	if r.running == nil {
+		r.running = map[any]bool{}
+	}
+	r.running[key] = true
+	r.mu.Unlock()
+	go func() {
+		defer func() {
+			r.mu.Lock()
+			delete(r.running, key)
+			r.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), storeRefreshTimeout)
+		defer cancel()
+		load(ctx)
+	}()
+}
+
+// issuerRefresh keys an issuer's refresh apart from its clients'.
+type issuerRefresh string
