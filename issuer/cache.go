@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"log/slog"
 	"strings"
 	"time"
 
@@ -22,6 +23,12 @@ type clientCache struct {
 
 type clientKey struct{ issuer, id string }
 
+// LogValue names the client in logs, whose JSON would show none of the
+// key's unexported fields.
+func (k clientKey) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("issuer", k.issuer), slog.String("client_id", k.id))
+}
+
 type clientEntry struct {
 	client   *store.Client // nil: the client does not exist
 	loadedAt time.Time
@@ -31,14 +38,10 @@ func newClientCache(max int, now func() time.Time) *clientCache {
 	return &clientCache{entries: lru.New[clientKey, clientEntry](max), now: now}
 }
 
-// lookup returns key's entry and its age; found is false without one, and
-// epoch is the value to hand to put after loading.
-func (c *clientCache) lookup(key clientKey) (e clientEntry, age time.Duration, found bool, epoch uint64) {
-	e, found, epoch = c.entries.Get(key)
-	if !found {
-		return e, 0, false, epoch
-	}
-	return e, c.now().Sub(e.loadedAt), true, epoch
+// lookup returns key's entry; found is false without one, and epoch is
+// the value to hand to put after loading.
+func (c *clientCache) lookup(key clientKey) (e clientEntry, found bool, epoch uint64) {
+	return c.entries.Get(key)
 }
 
 // put stores a loaded client (nil for "does not exist") unless something was
@@ -59,12 +62,8 @@ func (c *clientCache) put(key clientKey, client *store.Client, epoch uint64) {
 
 // promote protects a client from being pushed out by lookups of others,
 // and returns its entry as lookup does.
-func (c *clientCache) promote(key clientKey) (e clientEntry, age time.Duration, found bool, epoch uint64) {
-	e, found, epoch = c.entries.Promote(key)
-	if !found {
-		return e, 0, false, epoch
-	}
-	return e, c.now().Sub(e.loadedAt), true, epoch
+func (c *clientCache) promote(key clientKey) (e clientEntry, found bool, epoch uint64) {
+	return c.entries.Promote(key)
 }
 
 // invalidate evicts one client.

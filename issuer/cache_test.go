@@ -14,8 +14,8 @@ func (f *fakeClock) now() time.Time { return f.t }
 
 // get returns an entry younger than maxAge; ok is false otherwise.
 func (c *clientCache) get(key clientKey, maxAge time.Duration) (client *store.Client, ok bool, epoch uint64) {
-	e, age, found, epoch := c.lookup(key)
-	if !found || age >= maxAge {
+	e, found, epoch := c.lookup(key)
+	if !found || c.now().Sub(e.loadedAt) >= maxAge {
 		return nil, false, epoch
 	}
 	return e.client, true, epoch

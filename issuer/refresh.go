@@ -2,8 +2,12 @@ package issuer
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/authz-dev/authz/store"
 )
 
 // refreshAhead reloads cached issuers and clients in steady use in the
@@ -20,6 +24,7 @@ import (
 // maxAheadRefreshes loads run at once, one per entry; a use that finds
 // none free leaves the entry to a later use, or to the load at the TTL.
 type refreshAhead struct {
+	log     *slog.Logger
 	mu      sync.Mutex
 	running map[any]bool
 }
@@ -31,8 +36,9 @@ const maxAheadRefreshes = 2
 func refreshAfter(ttl time.Duration) time.Duration { return ttl * 3 / 4 }
 
 // start runs load for key in a goroutine of its own, unless one is running
-// for key or maxAheadRefreshes are.
-func (r *refreshAhead) start(key any, load func(ctx context.Context)) {
+// for key or maxAheadRefreshes are. A load's failure is logged; an entry
+// gone from the store is not one.
+func (r *refreshAhead) start(key any, load func(ctx context.Context) error) {
 	r.mu.Lock()
 	if r.running[key] || len(r.running) >= maxAheadRefreshes {
 		r.mu.Unlock()
@@ -51,7 +57,9 @@ func (r *refreshAhead) start(key any, load func(ctx context.Context)) {
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), storeRefreshTimeout)
 		defer cancel()
-		load(ctx)
+		if err := load(ctx); err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.log.Warn("reload ahead of the TTL", "entry", key, "err", err)
+		}
 	}()
 }
 

@@ -222,6 +222,7 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 		clients:      newClientCache(cfg.ClientCacheSize, cfg.Now),
 		decoys:       sync.OnceValue(makeDecoys),
 		jwks:         newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.Now),
+		refreshes:    refreshAhead{log: cfg.Logger},
 
 		clientFailures:  newFailureLimiter(cfg.AuthFailuresPerClient, cfg.Now),
 		addressFailures: newFailureLimiter(cfg.AuthFailuresPerAddress, cfg.Now),
@@ -265,7 +266,11 @@ func (s *Server) client(ctx context.Context, issuerName, clientID string) (*stor
 		}
 		return c, nil
 	}
-	e, age, cached, epoch := s.clients.lookup(key)
+	e, cached, epoch := s.clients.lookup(key)
+	var age time.Duration
+	if cached {
+		age = s.cfg.Now().Sub(e.loadedAt)
+	}
 	if cached && age < s.cfg.CacheTTL {
 		s.cfg.Metrics.ClientLookup("hit")
 		return found(e.client)
@@ -315,23 +320,22 @@ func (s *Server) loadClient(ctx context.Context, key clientKey, epoch uint64) (*
 // The same uses start the reloads of entries near their TTL (see
 // refreshAhead), so that a stranger's lookups start none.
 func (s *Server) promote(issuerName, clientID string) {
+	now := s.cfg.Now()
 	t, cached, tenantEpoch := s.tenants.Promote(issuerName)
-	if cached && s.dueForRefresh(s.cfg.Now().Sub(t.loadedAt)) {
+	if cached && s.dueForRefresh(now.Sub(t.loadedAt)) {
 		name := t.issuer.Name // the record's string, not the request's
-		s.refreshes.start(issuerRefresh(name), func(ctx context.Context) {
-			if _, err := s.loadTenant(ctx, name, tenantEpoch); err != nil && !errors.Is(err, store.ErrNotFound) {
-				s.cfg.Logger.Warn("reload issuer ahead of its TTL", "issuer", name, "err", err)
-			}
+		s.refreshes.start(issuerRefresh(name), func(ctx context.Context) error {
+			_, err := s.loadTenant(ctx, name, tenantEpoch)
+			return err
 		})
 	}
 	s.keys.Promote(issuerName)
-	e, age, cached, clientEpoch := s.clients.promote(clientKey{issuerName, clientID})
-	if cached && e.client != nil && s.dueForRefresh(age) {
+	e, cached, clientEpoch := s.clients.promote(clientKey{issuerName, clientID})
+	if cached && e.client != nil && s.dueForRefresh(now.Sub(e.loadedAt)) {
 		key := clientKey{e.client.IssuerName, e.client.ID} // the record's strings
-		s.refreshes.start(key, func(ctx context.Context) {
-			if _, err := s.loadClient(ctx, key, clientEpoch); err != nil && !errors.Is(err, store.ErrNotFound) {
-				s.cfg.Logger.Warn("reload client ahead of its TTL", "issuer", key.issuer, "client_id", key.id, "err", err)
-			}
+		s.refreshes.start(key, func(ctx context.Context) error {
+			_, err := s.loadClient(ctx, key, clientEpoch)
+			return err
 		})
 	}
 }
