@@ -295,14 +295,11 @@ func (s *Server) client(ctx context.Context, issuerName, clientID string) (*stor
 // knowledge that it does not exist.
 func (s *Server) loadClient(ctx context.Context, key clientKey, epoch uint64) (*store.Client, error) {
 	rec, err := s.store.GetClient(ctx, key.issuer, key.id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		s.clients.put(key, nil, epoch)
-		return nil, err
-	case errors.Is(err, store.ErrUnavailable):
-		s.backOffStore()
-		return nil, err
-	case err != nil:
+	if err != nil {
+		s.backOffIfUnavailable(err)
+		if errors.Is(err, store.ErrNotFound) {
+			s.clients.put(key, nil, epoch)
+		}
 		return nil, err
 	}
 	s.clients.put(key, &rec, epoch)
@@ -455,8 +452,12 @@ const (
 	storeBackoff        = 5 * time.Second
 )
 
-func (s *Server) backOffStore() {
-	s.skipStoreUntil.Store(s.cfg.Now().Add(storeBackoff).UnixNano())
+// backOffIfUnavailable leaves the store alone for a while after err, if
+// err says it is unreachable.
+func (s *Server) backOffIfUnavailable(err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		s.skipStoreUntil.Store(s.cfg.Now().Add(storeBackoff).UnixNano())
+	}
 }
 
 func (s *Server) storeBackingOff() bool {
@@ -521,17 +522,12 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 // the cache; an issuer that is gone leaves it.
 func (s *Server) loadTenant(ctx context.Context, issuerName string, epoch uint64) (*tenant, error) {
 	iss, err := s.keys.LoadIssuer(ctx, issuerName)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		if s.tenants.Contains(issuerName) {
+	if err != nil {
+		s.backOffIfUnavailable(err)
+		if errors.Is(err, store.ErrNotFound) && s.tenants.Contains(issuerName) {
 			s.cfg.Metrics.IssuerGone(issuerName)
 			s.tenants.Remove(issuerName)
 		}
-		return nil, err
-	case errors.Is(err, store.ErrUnavailable):
-		s.backOffStore()
-		return nil, err
-	case err != nil:
 		return nil, err
 	}
 	t, err := s.newTenant(iss)
