@@ -158,7 +158,7 @@ func (r *Keyring) get(ctx context.Context, issuerName string, load func(context.
 		return k, nil
 	}
 	r.misses.Add(1)
-	return r.loading.do(ctx, issuerName, func(ctx context.Context) (*issuerKeys, error) {
+	return r.loading.do(ctx, issuerName, r.held, func(ctx context.Context) (*issuerKeys, error) {
 		k, err := load(ctx, issuerName)
 		if err == nil {
 			r.entries.Put(issuerName, k, epoch)
@@ -172,6 +172,13 @@ func (r *Keyring) get(ctx context.Context, issuerName string, load func(context.
 // may have read newer ones) or forgot them since epoch.
 func (r *Keyring) offer(issuerName string, epoch uint64, k *issuerKeys) {
 	r.entries.Add(issuerName, k, epoch)
+}
+
+// held returns the keys the keyring has for an issuer, without counting a
+// lookup.
+func (r *Keyring) held(issuerName string) (*issuerKeys, bool) {
+	k, ok, _ := r.entries.Get(issuerName)
+	return k, ok
 }
 
 // epoch is the value to hand to offer for a read that begins now.
@@ -205,16 +212,24 @@ type flight[V any] struct {
 }
 
 // do runs load for key unless a load of key is under way, and returns its
-// result. The load runs detached from the first caller's cancellation, so
+// result. When none is under way it first asks held: a caller that missed
+// the cache just before a load stored its value and ended would otherwise
+// load again. The load runs detached from the first caller's cancellation, so
 // one caller that gives up does not fail the others; each caller stops
 // waiting when its own ctx ends.
-func (g *singleFlight[V]) do(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
+func (g *singleFlight[V]) do(ctx context.Context, key string, held func(string) (V, bool), load func(context.Context) (V, error)) (V, error) {
 	g.mu.Lock()
 	if g.calls == nil {
 		g.calls = map[string]*flight[V]{}
 	}
 	f, running := g.calls[key]
 	if !running {
+		// A load stores its value before it leaves calls under g.mu, so
+		// held sees what the last load of key stored.
+		if v, ok := held(key); ok {
+			g.mu.Unlock()
+			return v, nil
+		}
 		f = &flight[V]{done: make(chan struct{})}
 		g.calls[key] = f
 		go func() {

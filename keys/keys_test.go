@@ -627,6 +627,34 @@ func TestKeyringHoldsItsBoundAndSharesConcurrentLoads(t *testing.T) {
 	}
 }
 
+// TestAMissJustAfterALoadEndedDoesNotLoadAgain reproduces, step by step,
+// the window the concurrent test above hit on CI about once in a few runs:
+// a caller misses the cache, another caller's load stores the keys and
+// ends, and only then does the first reach the single flight.
+func TestAMissJustAfterALoadEndedDoesNotLoadAgain(t *testing.T) {
+	ctx := context.Background()
+	ring := NewKeyring(0)
+	loads := 0
+	load := func(context.Context, string) (*issuerKeys, error) {
+		loads++
+		return &issuerKeys{jwks: &JWKS{}}, nil
+	}
+	first, err := ring.get(ctx, "payments", load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The caller that missed before that load stored its keys.
+	late, err := ring.loading.do(ctx, "payments", ring.held, func(ctx context.Context) (*issuerKeys, error) {
+		return load(ctx, "payments")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loads != 1 || late != first {
+		t.Fatalf("a caller that missed just before the load ended loaded %d times in all, want 1 and the same keys", loads)
+	}
+}
+
 func TestRotatorRotatesOnlyWhileItHoldsTheLock(t *testing.T) {
 	h := newHarness(t, map[string]string{"payments": RS256})
 	ctx, cancel := context.WithCancel(context.Background())
