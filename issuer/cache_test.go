@@ -12,6 +12,8 @@ type fakeClock struct{ t time.Time }
 
 func (f *fakeClock) now() time.Time { return f.t }
 
+func (f *fakeClock) advance(d time.Duration) { f.t = f.t.Add(d) }
+
 // get returns an entry younger than maxAge; ok is false otherwise.
 func (c *clientCache) get(key clientKey, maxAge time.Duration) (client *store.Client, ok bool, epoch uint64) {
 	e, found, epoch := c.lookup(key)

@@ -17,7 +17,7 @@ import (
 // runs starts no second one, and past maxAheadRefreshes no key starts one,
 // until a slot is free again.
 func TestRefreshAheadRunsOneLoadPerKeyAndBoundsThemAll(t *testing.T) {
-	r := refreshAhead{log: slog.New(slog.DiscardHandler)}
+	r := newRefreshAhead(slog.New(slog.DiscardHandler), time.Now, time.Minute)
 	release := make(chan struct{})
 	var started, finished atomic.Int64
 	blocked := func(context.Context) error {
@@ -46,7 +46,7 @@ func TestRefreshAheadRunsOneLoadPerKeyAndBoundsThemAll(t *testing.T) {
 	}
 	close(release)
 	waitFor("loads finished", &finished, maxAheadRefreshes)
-	waitIdle(t, &r)
+	waitIdle(t, r)
 	r.start(clientKey{"i", "b"}, blocked)
 	waitFor("a load once slots are free", &started, maxAheadRefreshes+1)
 }
@@ -71,18 +71,57 @@ func waitIdle(t *testing.T, r *refreshAhead) {
 // says which entry, and one that finds the entry gone says nothing.
 func TestAFailedRefreshAheadIsLoggedWithWhatItWasFor(t *testing.T) {
 	var logged bytes.Buffer
-	r := refreshAhead{log: slog.New(slog.NewJSONHandler(&logged, nil))}
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	r := newRefreshAhead(slog.New(slog.NewJSONHandler(&logged, nil)), clock.now, time.Minute)
 	r.start(clientKey{"payments", "gone"}, func(context.Context) error { return store.ErrNotFound })
+	waitIdle(t, r)
 	r.start(issuerRefresh("payments"), func(context.Context) error { return errors.New("boom") })
-	waitIdle(t, &r)
+	waitIdle(t, r)
 	out := logged.String()
 	if !strings.Contains(out, `"entry":"payments"`) || !strings.Contains(out, "boom") || strings.Contains(out, "gone") {
 		t.Fatalf("log:\n%s", out)
 	}
 	logged.Reset()
+	clock.advance(r.pauseAfterFailure)
 	r.start(clientKey{"payments", "reader"}, func(context.Context) error { return errors.New("boom") })
-	waitIdle(t, &r)
+	waitIdle(t, r)
 	if out := logged.String(); !strings.Contains(out, `"entry":{"issuer":"payments","client_id":"reader"}`) {
 		t.Fatalf("log:\n%s", out)
+	}
+}
+
+// TestAFailingReloadIsNotRetriedOnEveryToken reproduces a record the node
+// cannot read (or a database refusing queries), in steady use: each token
+// of it finds it due for a reload. Without the pause, every token started
+// one more failing query and logged one more warning until the TTL.
+func TestAFailingReloadIsNotRetriedOnEveryToken(t *testing.T) {
+	var logged bytes.Buffer
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	r := newRefreshAhead(slog.New(slog.NewJSONHandler(&logged, nil)), clock.now, time.Minute)
+	var loads atomic.Int64
+	failing := func(context.Context) error {
+		loads.Add(1)
+		return errors.New("cannot decode the record")
+	}
+	for range 100 { // 100 tokens of the same client, one after another
+		r.start(clientKey{"payments", "broken"}, failing)
+		waitIdle(t, r)
+		clock.advance(time.Millisecond)
+	}
+	if n, lines := loads.Load(), strings.Count(logged.String(), "\n"); n != 1 || lines != 1 {
+		t.Fatalf("100 tokens in the window ran %d failing reloads and logged %d lines, want 1 and 1", n, lines)
+	}
+	// A healthy entry is left to load at its TTL meanwhile.
+	var healthy atomic.Int64
+	r.start(clientKey{"payments", "reader"}, func(context.Context) error { healthy.Add(1); return nil })
+	waitIdle(t, r)
+	if healthy.Load() != 0 {
+		t.Fatal("a reload started while paused")
+	}
+	clock.advance(r.pauseAfterFailure)
+	r.start(clientKey{"payments", "reader"}, func(context.Context) error { healthy.Add(1); return nil })
+	waitIdle(t, r)
+	if healthy.Load() != 1 {
+		t.Fatal("reloads did not resume after the pause")
 	}
 }

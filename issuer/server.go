@@ -146,7 +146,7 @@ type Server struct {
 	// apart, so that requests for made-up names, which anyone can send,
 	// can only evict other made-up names.
 	tenants, unknownTenants *lru.Cache[string, *tenant]
-	refreshes               refreshAhead
+	refreshes               *refreshAhead
 }
 
 // tenant is one issuer's protocol state, built when the issuer is first
@@ -215,15 +215,14 @@ func New(cfg Config, st Store, ring Keyring) *Server {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	s := &Server{
-		cfg:          cfg,
-		store:        st,
-		keys:         ring,
-		globalSecret: secret,
-		clients:      newClientCache(cfg.ClientCacheSize, cfg.Now),
-		decoys:       sync.OnceValue(makeDecoys),
-		jwks:         newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.Now),
-		refreshes:    refreshAhead{log: cfg.Logger},
-
+		cfg:             cfg,
+		store:           st,
+		keys:            ring,
+		globalSecret:    secret,
+		clients:         newClientCache(cfg.ClientCacheSize, cfg.Now),
+		decoys:          sync.OnceValue(makeDecoys),
+		jwks:            newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.Now),
+		refreshes:       newRefreshAhead(cfg.Logger, cfg.Now, cfg.CacheTTL),
 		clientFailures:  newFailureLimiter(cfg.AuthFailuresPerClient, cfg.Now),
 		addressFailures: newFailureLimiter(cfg.AuthFailuresPerAddress, cfg.Now),
 		tenants:         lru.New[string, *tenant](cfg.IssuerCacheSize),
@@ -524,9 +523,11 @@ func (s *Server) loadTenant(ctx context.Context, issuerName string, epoch uint64
 	iss, err := s.keys.LoadIssuer(ctx, issuerName)
 	if err != nil {
 		s.backOffIfUnavailable(err)
-		if errors.Is(err, store.ErrNotFound) && s.tenants.Contains(issuerName) {
+		// Only an issuer this node held is gone, and counted once however
+		// many loads of it ended so; a name never held is a stranger's
+		// guess, and leaves no note in the cache.
+		if errors.Is(err, store.ErrNotFound) && s.tenants.RemoveIfPresent(issuerName) {
 			s.cfg.Metrics.IssuerGone(issuerName)
-			s.tenants.Remove(issuerName)
 		}
 		return nil, err
 	}

@@ -194,14 +194,36 @@ const maxRemovals = 4096
 func (c *Cache[K, V]) Remove(key K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.noteRemoval(key)
+	if el, found := c.entries[key]; found {
+		c.remove(el)
+	}
+}
+
+// noteRemoval bumps the epoch and notes it against key, so that a load of
+// key that began before is not stored.
+func (c *Cache[K, V]) noteRemoval(key K) {
 	c.epoch++
 	if len(c.removedAt) >= maxRemovals {
 		c.forgetRemovals()
 	}
 	c.removedAt[key] = c.epoch
-	if el, found := c.entries[key]; found {
-		c.remove(el)
+}
+
+// RemoveIfPresent evicts key if it is cached, and reports whether it was.
+// A key it does not hold leaves no note: callers that a stranger drives
+// (lookups of made-up names) cannot make the cache forget its removals.
+// Of concurrent callers for one key, exactly one is told it removed it.
+func (c *Cache[K, V]) RemoveIfPresent(key K) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, found := c.entries[key]
+	if !found {
+		return false
 	}
+	c.noteRemoval(key)
+	c.remove(el)
+	return true
 }
 
 // forgetRemovals replaces the per-key notes with one floor.

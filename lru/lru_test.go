@@ -1,6 +1,7 @@
 package lru
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -157,6 +158,32 @@ func TestRemovingOtherKeysDoesNotStopALoad(t *testing.T) {
 	}
 	if !c.Put("real", 1, epoch) {
 		t.Fatal("removals of other keys stopped a load from being kept")
+	}
+}
+
+// TestRemoveIfPresentNotesOnlyWhatItHeld: the removal of an issuer found
+// gone is counted once however many loads find it so, and a stranger's
+// made-up names, found absent, leave no note: past maxRemovals notes the
+// cache forgets them all and keeps no load under way, a real one included.
+func TestRemoveIfPresentNotesOnlyWhatItHeld(t *testing.T) {
+	c := New[string, int](10)
+	c.Put("gone", 1, c.Epoch())
+	_, _, epoch := c.Get("gone")
+	if !c.RemoveIfPresent("gone") || c.RemoveIfPresent("gone") {
+		t.Fatal("want exactly the first removal of a held key reported")
+	}
+	if c.Put("gone", 1, epoch) {
+		t.Fatal("a load that began before the removal was stored")
+	}
+
+	_, _, realEpoch := c.Get("real")
+	for i := range maxRemovals + 1 {
+		if c.RemoveIfPresent(fmt.Sprint("made-up-", i)) {
+			t.Fatal("a key never held was reported removed")
+		}
+	}
+	if !c.Put("real", 1, realEpoch) {
+		t.Fatal("a stranger's made-up names stopped a real load from being kept")
 	}
 }
 
