@@ -328,6 +328,9 @@ type result struct {
 	errors    int64
 	elapsed   time.Duration
 	latencies []time.Duration // empty for phases without requests
+	// timerLate is, for each request a worker waited to send, how long
+	// after its due time the worker's timer fired; not in latencies.
+	timerLate []time.Duration
 	// requests is how many request indexes the phase used: past the
 	// highest one any worker made.
 	requests int
@@ -337,17 +340,22 @@ type result struct {
 func (r result) add(o result) result {
 	all := slices.Concat(r.latencies, o.latencies)
 	slices.Sort(all)
+	late := slices.Concat(r.timerLate, o.timerLate)
+	slices.Sort(late)
 	return result{name: r.name, ops: r.ops + o.ops, errors: r.errors + o.errors, elapsed: r.elapsed + o.elapsed, latencies: all,
-		requests: r.requests + o.requests}
+		timerLate: late, requests: r.requests + o.requests}
 }
 
 func (r result) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
 
-func (r result) percentile(p float64) time.Duration {
-	if len(r.latencies) == 0 {
+func (r result) percentile(p float64) time.Duration { return percentile(r.latencies, p) }
+
+// percentile of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
 
 // drive sends requests from workers over keep-alive connections for d,
@@ -359,7 +367,7 @@ func drive(ctx context.Context, name string, next requestFactory, workers int, d
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var ops, errs, scheduled atomic.Int64
-	samples := make([][]time.Duration, workers)
+	samples, timerLate := make([][]time.Duration, workers), make([][]time.Duration, workers)
 	reached := make([]int, workers) // each worker's last request index, plus one
 	start := time.Now()
 	// With a rate, request n is due at start + n/rate, whoever sends it: an
@@ -368,27 +376,40 @@ func drive(ctx context.Context, name string, next requestFactory, workers int, d
 	// send it: a request that waited for a free worker waited as a real
 	// client's would have, and leaving that out would hide exactly the
 	// queueing a slow answer causes (coordinated omission).
-	wait := func() (due time.Time, ok bool) {
+	//
+	// A worker free before a request is due waits on a timer, and Go's
+	// timers fire late on an idle machine: the poller sleeps in whole
+	// milliseconds, so by up to about a millisecond (p50 0.59 ms, p90
+	// 1.0 ms here; BENCHMARKS.md). That delay is the load tool's, not the
+	// server's: such a request counts from when its timer fired, and the
+	// delay is reported apart.
+	wait := func() (from time.Time, late time.Duration, waited, ok bool) {
 		if rate <= 0 {
-			return time.Now(), ctx.Err() == nil
+			return time.Now(), 0, false, ctx.Err() == nil
 		}
-		due = start.Add(time.Duration(scheduled.Add(1)) * time.Second / time.Duration(rate))
-		if d := time.Until(due); d > 0 {
-			select {
-			case <-ctx.Done():
-				return due, false
-			case <-time.After(d):
-			}
+		due := start.Add(time.Duration(scheduled.Add(1)) * time.Second / time.Duration(rate))
+		d := time.Until(due)
+		if d <= 0 {
+			return due, 0, false, ctx.Err() == nil
 		}
-		return due, ctx.Err() == nil
+		select {
+		case <-ctx.Done():
+			return due, 0, false, false
+		case <-time.After(d):
+		}
+		fired := time.Now()
+		return fired, max(0, fired.Sub(due)), true, ctx.Err() == nil
 	}
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; ; i += workers {
-				due, ok := wait()
+				from, late, waited, ok := wait()
 				if !ok {
 					return
+				}
+				if waited {
+					timerLate[w] = append(timerLate[w], late)
 				}
 				reached[w] = i + 1
 				req, err := next(i)
@@ -405,7 +426,7 @@ func drive(ctx context.Context, name string, next requestFactory, workers int, d
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				samples[w] = append(samples[w], time.Since(due))
+				samples[w] = append(samples[w], time.Since(from))
 				if resp.StatusCode != http.StatusOK {
 					errs.Add(1)
 					continue
@@ -415,9 +436,11 @@ func drive(ctx context.Context, name string, next requestFactory, workers int, d
 		})
 	}
 	wg.Wait()
-	all := slices.Concat(samples...)
+	all, late := slices.Concat(samples...), slices.Concat(timerLate...)
 	slices.Sort(all)
-	return result{name: name, ops: ops.Load(), errors: errs.Load(), elapsed: time.Since(start), latencies: all, requests: slices.Max(reached)}
+	slices.Sort(late)
+	return result{name: name, ops: ops.Load(), errors: errs.Load(), elapsed: time.Since(start), latencies: all, timerLate: late,
+		requests: slices.Max(reached)}
 }
 
 // startTrivialServer starts the baseline: a trivial net/http handler on
@@ -527,6 +550,12 @@ func report(w io.Writer, c loadConfig, phases []result) {
 			ms(p.percentile(0.99)), ms(p.latencies[len(p.latencies)-1]), p.errors)
 	}
 	_ = tw.Flush()
+	for _, p := range phases {
+		if len(p.timerLate) > 0 {
+			fmt.Fprintf(w, "load tool timer lateness, not in the latencies above: %s p50 %s p99 %s (%d of its requests waited for their due time)\n",
+				p.name, ms(percentile(p.timerLate, 0.5)), ms(percentile(p.timerLate, 0.99)), len(p.timerLate))
+		}
+	}
 	if len(phases) < 2 {
 		return
 	}

@@ -271,6 +271,25 @@ func TestRateLatencyCountsFromTheScheduledSendTime(t *testing.T) {
 	}
 }
 
+// TestTimerLatenessIsReportedApart: a worker free before its request is
+// due waits on a timer, which fires late by up to a millisecond on an idle
+// machine. That lateness is the load tool's: it is kept apart from the
+// latencies and reported.
+func TestTimerLatenessIsReportedApart(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer target.Close()
+	next := func(int) (*http.Request, error) { return http.NewRequest(http.MethodGet, target.URL, nil) }
+	r := drive(context.Background(), "fast", next, 1, 300*time.Millisecond, 20)
+	if len(r.timerLate) < 3 || len(r.timerLate) > len(r.latencies)+1 {
+		t.Fatalf("%d requests, %d of them waited for their due time; want most of them", len(r.latencies), len(r.timerLate))
+	}
+	var out bytes.Buffer
+	report(&out, loadConfig{workers: 1, rate: 20}, []result{r})
+	if !strings.Contains(out.String(), "load tool timer lateness, not in the latencies above: fast p50 ") {
+		t.Fatalf("report:\n%s", out.String())
+	}
+}
+
 func TestP99RatiosShowEachRoundAndTheirMedian(t *testing.T) {
 	// lat is a result whose p99 is p99 milliseconds.
 	lat := func(name string, p99 int) result {
