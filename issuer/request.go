@@ -160,7 +160,14 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint, style s
 		return nil, false
 	}
 	address, source := s.cfg.Identify(r)
-	t, ok := s.knownTenant(w, r, source, style)
+	// Parsed before the issuer is known, so that a cold issuer's load reads
+	// the client named with it; refused, if malformed, after.
+	creds, credsErr := readCredentials(r)
+	clientID := creds.clientID
+	if credsErr != nil {
+		clientID = ""
+	}
+	t, ok := s.knownTenant(w, r, source, style, clientID)
 	if !ok {
 		return nil, false
 	}
@@ -169,9 +176,8 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint, style s
 		s.writeTokenError(w, r, req, nil, fosite.ErrInvalidRequest.WithHintf("The %s parameter is repeated; RFC 6749 §3.2 allows each parameter once.", name))
 		return req, false
 	}
-	var err error
-	if req.credentials, err = readCredentials(r); err != nil {
-		s.writeTokenError(w, r, req, nil, err)
+	if req.credentials = creds; credsErr != nil {
+		s.writeTokenError(w, r, req, nil, credsErr)
 		return req, false
 	}
 	if s.refuseIfThrottled(w, r, req) {
@@ -185,7 +191,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint, style s
 // Names that name no issuer count as failures of the caller's address, and
 // an address past its limit is refused before the name is looked up, so
 // made-up names cannot make every request a database query.
-func (s *Server) knownTenant(w http.ResponseWriter, r *http.Request, source, style string) (*tenant, bool) {
+func (s *Server) knownTenant(w http.ResponseWriter, r *http.Request, source, style, clientID string) (*tenant, bool) {
 	if s.refuseThrottledAddress(w, r, source) {
 		return nil, false
 	}
@@ -194,7 +200,7 @@ func (s *Server) knownTenant(w http.ResponseWriter, r *http.Request, source, sty
 	// and PostgreSQL refuses some bytes outright.
 	t, err := (*tenant)(nil), error(store.ErrNotFound)
 	if credential.ValidIssuerName(name) {
-		t, err = s.tenantFor(r.Context(), name)
+		t, err = s.tenantFor(r.Context(), name, clientID)
 	}
 	if err == nil && t.issuer.URLStyle != style {
 		err = store.ErrNotFound

@@ -18,6 +18,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 
+	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/document"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/lru"
@@ -35,12 +36,13 @@ type Store interface {
 
 // Keyring serves issuers' signing keys and published key sets, loading an
 // issuer's on its first use. LoadIssuer reads an issuer from the store with
-// its keys, keeping them, so that a cold issuer's first token reads both in
-// one round trip. Promote marks an issuer's keys as in steady use.
+// its keys, keeping them, and the client a token request names, so that a
+// cold issuer's first token reads all three in one round trip. Promote
+// marks an issuer's keys as in steady use.
 type Keyring interface {
 	Active(ctx context.Context, issuerName string) (*keys.ActiveKey, error)
 	JWKS(ctx context.Context, issuerName string) (*keys.JWKS, error)
-	LoadIssuer(ctx context.Context, issuerName string) (store.Issuer, error)
+	LoadIssuer(ctx context.Context, issuerName, clientID string) (store.Issuer, *store.Client, error)
 	Promote(issuerName string)
 }
 
@@ -321,7 +323,7 @@ func (s *Server) promote(issuerName, clientID string) {
 	if cached && s.dueForRefresh(now.Sub(t.loadedAt)) {
 		name := t.issuer.Name // the record's string, not the request's
 		s.refreshes.start(issuerRefresh(name), func(ctx context.Context) error {
-			_, err := s.loadTenant(ctx, name, tenantEpoch)
+			_, err := s.loadTenant(ctx, name, tenantEpoch, "")
 			return err
 		})
 	}
@@ -464,7 +466,9 @@ func (s *Server) storeBackingOff() bool {
 }
 
 // tenantFor returns issuerName's protocol state, or store.ErrNotFound.
-func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, error) {
+// clientID, if not empty, is the client the request names: should the
+// issuer's keys need loading, that client is read with them (loadTenant).
+func (s *Server) tenantFor(ctx context.Context, issuerName, clientID string) (*tenant, error) {
 	cached, ok, epoch := s.tenants.Get(issuerName)
 	var isUnknown bool
 	var unknownEpoch uint64
@@ -498,7 +502,7 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 	}
 	refreshCtx, cancel := context.WithTimeout(ctx, storeRefreshTimeout)
 	defer cancel()
-	t, err := s.loadTenant(refreshCtx, issuerName, epoch)
+	t, err := s.loadTenant(refreshCtx, issuerName, epoch, clientID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.unknownTenants.Put(issuerName, &tenant{loadedAt: s.cfg.Now()}, unknownEpoch)
@@ -518,9 +522,23 @@ func (s *Server) tenantFor(ctx context.Context, issuerName string) (*tenant, err
 }
 
 // loadTenant reads an issuer, with its keys if this node holds none, into
-// the cache; an issuer that is gone leaves it.
-func (s *Server) loadTenant(ctx context.Context, issuerName string, epoch uint64) (*tenant, error) {
-	iss, err := s.keys.LoadIssuer(ctx, issuerName)
+// the cache; an issuer that is gone leaves it. With its keys it reads the
+// client clientID names, unless that id is one no client can have or the
+// client is cached and fresh, and caches it: the request about to look it
+// up then finds it.
+func (s *Server) loadTenant(ctx context.Context, issuerName string, epoch uint64, clientID string) (*tenant, error) {
+	var clientEpoch uint64
+	if clientID != "" {
+		e, cached, ep := s.clients.lookup(clientKey{issuerName, clientID})
+		if (cached && s.cfg.Now().Sub(e.loadedAt) < s.cfg.CacheTTL) || !credential.ValidClientID(clientID) {
+			clientID = ""
+		}
+		clientEpoch = ep
+	}
+	iss, client, err := s.keys.LoadIssuer(ctx, issuerName, clientID)
+	if client != nil {
+		s.clients.put(clientKey{issuerName, clientID}, client, clientEpoch)
+	}
 	if err != nil {
 		s.backOffIfUnavailable(err)
 		// Only an issuer this node held is gone, and counted once however

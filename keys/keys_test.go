@@ -756,9 +756,9 @@ func (c *readCounter) ListSigningKeys(ctx context.Context, issuerName string) ([
 	return c.Store.ListSigningKeys(ctx, issuerName)
 }
 
-func (c *readCounter) GetIssuerKeys(ctx context.Context, name string) (store.IssuerKeys, error) {
+func (c *readCounter) GetIssuerKeys(ctx context.Context, name, clientID string) (store.IssuerKeys, error) {
 	c.perIssuer.Add(1)
-	return c.Store.GetIssuerKeys(ctx, name)
+	return c.Store.GetIssuerKeys(ctx, name, clientID)
 }
 
 func (c *readCounter) ListKeysDue(ctx context.Context, now time.Time, after store.DueCursor, limit int) ([]store.IssuerKeys, error) {
@@ -901,8 +901,8 @@ type stallingStore struct {
 	reads atomic.Int64
 }
 
-func (s *stallingStore) GetIssuerKeys(ctx context.Context, name string) (store.IssuerKeys, error) {
-	ik, err := s.Store.GetIssuerKeys(ctx, name)
+func (s *stallingStore) GetIssuerKeys(ctx context.Context, name, clientID string) (store.IssuerKeys, error) {
+	ik, err := s.Store.GetIssuerKeys(ctx, name, clientID)
 	if s.reads.Add(1) == 1 {
 		<-s.gate
 	}

@@ -24,7 +24,7 @@ type KeyStore interface {
 	GetIssuer(ctx context.Context, name string) (store.Issuer, error)
 	ListIssuers(ctx context.Context, page store.Page) ([]store.Issuer, error)
 	ListSigningKeys(ctx context.Context, issuerName string) ([]store.SigningKey, error)
-	GetIssuerKeys(ctx context.Context, name string) (store.IssuerKeys, error)
+	GetIssuerKeys(ctx context.Context, name, clientID string) (store.IssuerKeys, error)
 	UpdateSigningKeys(ctx context.Context, issuerName string, update func([]store.SigningKey) ([]store.SigningKey, error)) ([]store.SigningKey, error)
 	ListKeysDue(ctx context.Context, now time.Time, after store.DueCursor, limit int) ([]store.IssuerKeys, error)
 	SetKeysDue(ctx context.Context, due []store.KeysDue) error
@@ -97,7 +97,7 @@ func (m *Manager) JWKS(ctx context.Context, issuerName string) (*JWKS, error) {
 // publishes what every other node does: a pending key before it signs, a
 // retired one until its tokens have expired.
 func (m *Manager) load(ctx context.Context, issuerName string) (*issuerKeys, error) {
-	ik, err := m.store.GetIssuerKeys(ctx, issuerName)
+	ik, err := m.store.GetIssuerKeys(ctx, issuerName, "")
 	if err != nil {
 		return nil, err
 	}
@@ -105,24 +105,27 @@ func (m *Manager) load(ctx context.Context, issuerName string) (*issuerKeys, err
 }
 
 // LoadIssuer reads an issuer from the store. When this node holds none of
-// its keys, it reads them in the same round trip and keeps them: a cold
-// issuer's first token then reads the issuer and its keys together, not
-// one after the other.
-func (m *Manager) LoadIssuer(ctx context.Context, issuerName string) (store.Issuer, error) {
+// its keys, it reads them in the same round trip and keeps them, and with
+// them the client clientID names, if not empty, which it returns (nil if
+// it did not read it, or the issuer has none of that id): a cold issuer's
+// first token then waits for the store once, not once for the issuer,
+// once for its keys and once for its client.
+func (m *Manager) LoadIssuer(ctx context.Context, issuerName, clientID string) (store.Issuer, *store.Client, error) {
 	if m.ring.holds(issuerName) {
-		return m.store.GetIssuer(ctx, issuerName)
+		iss, err := m.store.GetIssuer(ctx, issuerName)
+		return iss, nil, err
 	}
 	epoch := m.ring.epoch()
-	ik, err := m.store.GetIssuerKeys(ctx, issuerName)
+	ik, err := m.store.GetIssuerKeys(ctx, issuerName, clientID)
 	if err != nil {
-		return store.Issuer{}, err
+		return store.Issuer{}, nil, err
 	}
 	// Keys that do not build are not kept: their use reports why, as a
 	// load fails the same way.
 	if k, err := m.build(ik.Issuer, ik.Keys); err == nil {
 		m.ring.offer(issuerName, epoch, k)
 	}
-	return ik.Issuer, nil
+	return ik.Issuer, ik.Client, nil
 }
 
 // Promote marks an issuer's keys as in steady use, after a use a stranger

@@ -359,6 +359,10 @@ type IssuerKeys struct {
 	// Position is where this entry stands in ListKeysDue's order: the
 	// cursor of the page after it.
 	Position DueCursor
+	// Client is, from GetIssuerKeys, the client it was asked for, read in
+	// the same round trip; nil if none was asked for or the issuer has no
+	// client of that id.
+	Client *Client
 }
 
 // DueCursor is a position in the due order of ListKeysDue; the zero value
@@ -449,10 +453,11 @@ type Store interface {
 
 	// ListSigningKeys returns an issuer's keys, oldest first.
 	ListSigningKeys(ctx context.Context, issuerName string) ([]SigningKey, error)
-	// GetIssuerKeys returns an issuer and its keys, oldest first, read in
-	// one round trip: a node's first use of an issuer. Version and Position
-	// are unset.
-	GetIssuerKeys(ctx context.Context, name string) (IssuerKeys, error)
+	// GetIssuerKeys returns an issuer and its keys, oldest first, and, when
+	// clientID is not empty, that client of the issuer if it has one, all
+	// read in one round trip: a node's first use of an issuer, whose first
+	// token also needs its client. Version and Position are unset.
+	GetIssuerKeys(ctx context.Context, name, clientID string) (IssuerKeys, error)
 	// ListKeysDue returns, in due order (the recorded due time, then the
 	// name) and after the position after, up to limit issuers with their
 	// keys whose keys need a look at now: the due time last recorded for

@@ -668,15 +668,22 @@ func (s *Store) keysWritten(issuerName string) {
 	delete(s.keysDue, issuerName)
 }
 
-// GetIssuerKeys returns an issuer with its keys.
-func (s *Store) GetIssuerKeys(_ context.Context, name string) (store.IssuerKeys, error) {
+// GetIssuerKeys returns an issuer with its keys and, if asked, a client.
+func (s *Store) GetIssuerKeys(_ context.Context, name, clientID string) (store.IssuerKeys, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	iss, ok := s.issuers[name]
 	if !ok {
 		return store.IssuerKeys{}, fmt.Errorf("get issuer %q: %w", name, store.ErrNotFound)
 	}
-	return store.IssuerKeys{Issuer: copyIssuer(iss), Keys: s.keysOf(name)}, nil
+	ik := store.IssuerKeys{Issuer: copyIssuer(iss), Keys: s.keysOf(name)}
+	if clientID != "" {
+		if c, ok := s.clients[clientKey{name, clientID}]; ok {
+			c = s.resolved(c)
+			ik.Client = &c
+		}
+	}
+	return ik, nil
 }
 
 // ListKeysDue returns issuers whose keys need a look, with their keys, in

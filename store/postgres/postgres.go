@@ -517,7 +517,7 @@ values ($1, $2, coalesce(nullif($3, ''), gen_random_uuid()::text), coalesce(null
 			return err
 		}
 		var err error
-		stored, err = getClient(ctx, tx, `c.issuer_name = $1 and c.client_id = $2`, c.IssuerName, c.ID)
+		stored, err = getClient(ctx, tx, byClientID, c.IssuerName, c.ID)
 		return err
 	})
 	if err != nil {
@@ -589,7 +589,7 @@ values ($1, $2, $3, $4, $5, $6)`, issuerName, clientID, sec.ID, sec.Digest, sec.
 
 // GetClient returns a client with all of its secrets, expired ones included.
 func (s *Store) GetClient(ctx context.Context, issuerName, clientID string) (store.Client, error) {
-	c, err := getClient(ctx, s.pool, `c.issuer_name = $1 and c.client_id = $2`, issuerName, clientID)
+	c, err := getClient(ctx, s.pool, byClientID, issuerName, clientID)
 	if err != nil {
 		return store.Client{}, fmt.Errorf("get client %q of issuer %q: %w", clientID, issuerName, mapError(err))
 	}
@@ -628,18 +628,36 @@ func getClient(ctx context.Context, q querier, where string, args ...any) (store
 }
 
 // getClients reads the clients where holds, each with its secrets and
-// mappings, ordered by id. A client comes as one row per secret (one
-// without), which is cheaper for PostgreSQL than aggregating them.
+// mappings, ordered by id.
 func getClients(ctx context.Context, q querier, where string, args ...any) ([]store.Client, error) {
-	rows, err := q.Query(ctx, `
-select `+clientColumns+`, s.secret_id, s.digest, s.hint, s.created_at, s.expires_at
-from clients c `+clientMappings+`
-left join client_secrets s on s.issuer_name = c.issuer_name and s.client_id = c.client_id
-where `+where+`
-order by c.issuer_name, c.client_id`, args...)
+	rows, err := q.Query(ctx, selectClients(where), args...)
 	if err != nil {
 		return nil, err
 	}
+	return scanClients(rows)
+}
+
+// selectClients is the read of the clients where holds, for scanClients. A
+// client comes as one row per secret (one without), which is cheaper for
+// PostgreSQL than aggregating them.
+func selectClients(where string) string {
+	return `
+select ` + clientColumns + `, s.secret_id, s.digest, s.hint, s.created_at, s.expires_at
+from clients c ` + clientMappings + `
+left join client_secrets s on s.issuer_name = c.issuer_name and s.client_id = c.client_id
+where ` + where + `
+order by c.issuer_name, c.client_id`
+}
+
+// byClientID picks, for selectClients, the client of an issuer ($1) with
+// an id ($2).
+const byClientID = `c.issuer_name = $1 and c.client_id = $2`
+
+// selectOneClient reads the client of an issuer ($1) with an id ($2).
+var selectOneClient = selectClients(byClientID)
+
+// scanClients reads the rows of selectClients, and closes them.
+func scanClients(rows pgx.Rows) ([]store.Client, error) {
 	defer rows.Close()
 	var clients []store.Client
 	for rows.Next() {
@@ -712,7 +730,7 @@ func (s *Store) UpdateClient(ctx context.Context, issuerName, clientID string, u
 		if err := lockClient(ctx, tx, issuerName, clientID); err != nil {
 			return err
 		}
-		c, err := getClient(ctx, tx, `c.issuer_name = $1 and c.client_id = $2`, issuerName, clientID)
+		c, err := getClient(ctx, tx, byClientID, issuerName, clientID)
 		if err != nil {
 			return err
 		}
@@ -732,13 +750,13 @@ where issuer_name = $1 and client_id = $2`, issuerName, clientID, c.Name, nonNil
 		// of other fields sends no mapping notifications.
 		c.IssuerName, c.ID = issuerName, clientID
 		if !slices.Contains(before.ChangedSettings(c), "RoleMappings") && !slices.Contains(before.ChangedSettings(c), "ScopeMappings") {
-			stored, err = getClient(ctx, tx, `c.issuer_name = $1 and c.client_id = $2`, issuerName, clientID)
+			stored, err = getClient(ctx, tx, byClientID, issuerName, clientID)
 			return err
 		}
 		if err := writeMappings(ctx, tx, c); err != nil {
 			return err
 		}
-		stored, err = getClient(ctx, tx, `c.issuer_name = $1 and c.client_id = $2`, issuerName, clientID)
+		stored, err = getClient(ctx, tx, byClientID, issuerName, clientID)
 		return err
 	})
 	if err != nil {
@@ -890,7 +908,7 @@ where issuer_name = $1 and client_id = $2 and $3::timestamptz is not null`, issu
 			return err
 		}
 		var err error
-		stored, err = getClient(ctx, tx, `c.issuer_name = $1 and c.client_id = $2`, issuerName, clientID)
+		stored, err = getClient(ctx, tx, byClientID, issuerName, clientID)
 		return err
 	})
 	if err != nil {
@@ -930,9 +948,10 @@ func listKeys(ctx context.Context, q querier, issuerName string) ([]store.Signin
 	return pgx.CollectRows(rows, scanKey)
 }
 
-// GetIssuerKeys sends the issuer's read and its keys' as one batch: one
-// round trip instead of two on a node's first use of an issuer.
-func (s *Store) GetIssuerKeys(ctx context.Context, name string) (store.IssuerKeys, error) {
+// GetIssuerKeys sends the issuer's read, its keys' and the client's as one
+// batch: one round trip instead of three on a node's first token of an
+// issuer.
+func (s *Store) GetIssuerKeys(ctx context.Context, name, clientID string) (store.IssuerKeys, error) {
 	var ik store.IssuerKeys
 	batch := &pgx.Batch{}
 	batch.Queue(selectIssuer, name).QueryRow(func(row pgx.Row) error {
@@ -945,6 +964,15 @@ func (s *Store) GetIssuerKeys(ctx context.Context, name string) (store.IssuerKey
 		ik.Keys, err = pgx.CollectRows(rows, scanKey)
 		return err
 	})
+	if clientID != "" {
+		batch.Queue(selectOneClient, name, clientID).Query(func(rows pgx.Rows) error {
+			clients, err := scanClients(rows)
+			if len(clients) == 1 {
+				ik.Client = &clients[0]
+			}
+			return err
+		})
+	}
 	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return store.IssuerKeys{}, fmt.Errorf("get issuer %q with its keys: %w", name, mapError(err))
 	}

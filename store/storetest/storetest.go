@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CreateClientRefusesUnknownIssuer", testCreateClientRefusesUnknownIssuer},
 		{"ClientIDsAreScopedToTheirIssuer", testClientIDsAreScopedToTheirIssuer},
 		{"GetClientReportsNotFound", testGetClientReportsNotFound},
+		{"IssuerKeysComeWithTheClientAskedFor", testIssuerKeysComeWithTheClientAskedFor},
 		{"SigningKeysRoundTrip", testSigningKeysRoundTrip},
 		{"KeysDueAreNewOrWrittenOrTimedOut", testKeysDueAreNewOrWrittenOrTimedOut},
 		{"KeysDuePagesInDueOrder", testKeysDuePagesInDueOrder},
@@ -257,6 +258,38 @@ func testClientIDsAreScopedToTheirIssuer(t *testing.T, s store.Store) {
 	}
 }
 
+// testIssuerKeysComeWithTheClientAskedFor: a cold issuer's first token
+// reads the issuer, its keys and its client at once; the client is the one
+// GetClient reads, of that issuer only.
+func testIssuerKeysComeWithTheClientAskedFor(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPutIssuer(t, s, sampleIssuer("payments"))
+	mustPutIssuer(t, s, sampleIssuer("other"))
+	if err := addKey(s, sampleKey("payments", "k1", store.KeyActive)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateClient(ctx, sampleClient("payments", "c-1")); err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.GetClient(ctx, "payments", "c-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ik, err := s.GetIssuerKeys(ctx, "payments", "c-1")
+	if err != nil || ik.Client == nil || !reflect.DeepEqual(*ik.Client, want) || len(ik.Keys) != 1 || ik.Issuer.Name != "payments" {
+		t.Fatalf("GetIssuerKeys with c-1 = %+v, %v; want the issuer, its key and what GetClient reads: %+v", ik, err, want)
+	}
+	for _, tc := range []struct{ issuer, client string }{{"payments", ""}, {"payments", "nobody"}, {"other", "c-1"}} {
+		ik, err := s.GetIssuerKeys(ctx, tc.issuer, tc.client)
+		if err != nil || ik.Client != nil || ik.Issuer.Name != tc.issuer {
+			t.Errorf("GetIssuerKeys(%q, %q) = client %+v, %v; want the issuer and no client", tc.issuer, tc.client, ik.Client, err)
+		}
+	}
+	if _, err := s.GetIssuerKeys(ctx, "nobody", "c-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetIssuerKeys of no issuer with a client: %v, want ErrNotFound", err)
+	}
+}
+
 func testGetClientReportsNotFound(t *testing.T, s store.Store) {
 	mustPutIssuer(t, s, sampleIssuer("payments"))
 	ctx := context.Background()
@@ -336,11 +369,11 @@ func testKeysDueAreNewOrWrittenOrTimedOut(t *testing.T, s store.Store) {
 	if len(due) != 3 || len(due["payments"].Keys) != 2 || due["payments"].Issuer.Audience != "https://api.example.test" {
 		t.Fatalf("new issuers due = %+v, want all three, payments with its two keys", due)
 	}
-	one, err := s.GetIssuerKeys(ctx, "payments")
+	one, err := s.GetIssuerKeys(ctx, "payments", "")
 	if err != nil || !reflect.DeepEqual(one.Keys, due["payments"].Keys) || !reflect.DeepEqual(one.Issuer, due["payments"].Issuer) {
 		t.Fatalf("GetIssuerKeys = %+v, %v; want what ListKeysDue says", one, err)
 	}
-	if _, err := s.GetIssuerKeys(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.GetIssuerKeys(ctx, "nobody", ""); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetIssuerKeys of no issuer: %v, want ErrNotFound", err)
 	}
 
