@@ -118,10 +118,16 @@ func (l *failureLimiter) makeRoom(now time.Time) {
 // the address it comes from: a digest, so that a long made-up id costs the
 // limiter no more memory than a short one.
 func clientFailureKey(req *request) string {
-	if req.credentials.clientID == "" {
+	return clientFailureKeyOf(req.tenant.issuer.Name, req.credentials.clientID, req.source)
+}
+
+// clientFailureKeyOf is clientFailureKey before the request's issuer is
+// loaded, from the name in its path.
+func clientFailureKeyOf(issuerName, clientID, source string) string {
+	if clientID == "" {
 		return ""
 	}
-	sum := sha256.Sum256([]byte(req.tenant.issuer.Name + "\x00" + req.credentials.clientID + "\x00" + req.source))
+	sum := sha256.Sum256([]byte(issuerName + "\x00" + clientID + "\x00" + source))
 	return string(sum[:16])
 }
 

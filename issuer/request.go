@@ -160,14 +160,10 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint, style s
 		return nil, false
 	}
 	address, source := s.cfg.Identify(r)
-	// Parsed before the issuer is known, so that a cold issuer's load reads
-	// the client named with it; refused, if malformed, after.
+	// Parsed before the issuer is known, so that a cold issuer's load can
+	// read the client named with it; refused, if malformed, after.
 	creds, credsErr := readCredentials(r)
-	clientID := creds.clientID
-	if credsErr != nil {
-		clientID = ""
-	}
-	t, ok := s.knownTenant(w, r, source, style, clientID)
+	t, ok := s.knownTenant(w, r, source, style, s.clientToReadWithIssuer(r, endpoint, source, creds, credsErr))
 	if !ok {
 		return nil, false
 	}
@@ -184,6 +180,27 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint, style s
 		return req, false
 	}
 	return req, true
+}
+
+// clientToReadWithIssuer names the client a cold issuer's load may read in
+// the same round trip: that of a request which will look it up next, being
+// well formed and from a caller not throttled for it. Any other request
+// names none, so that one refused before client authentication reads and
+// caches no client, as before.
+func (s *Server) clientToReadWithIssuer(r *http.Request, endpoint, source string, c credentials, err error) string {
+	if err != nil || !credential.ValidClientID(c.clientID) {
+		return ""
+	}
+	if _, repeated := repeatedParameter(r.PostForm); repeated {
+		return ""
+	}
+	if endpoint == "token" && r.PostForm.Get("grant_type") != grantClientCredentials {
+		return ""
+	}
+	if _, blocked := s.clientFailures.blocked(clientFailureKeyOf(r.PathValue("name"), c.clientID, source)); blocked {
+		return ""
+	}
+	return c.clientID
 }
 
 // knownTenant returns the protocol state of the issuer in the request's

@@ -18,7 +18,6 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 
-	"github.com/authz-dev/authz/credential"
 	"github.com/authz-dev/authz/document"
 	"github.com/authz-dev/authz/keys"
 	"github.com/authz-dev/authz/lru"
@@ -42,7 +41,7 @@ type Store interface {
 type Keyring interface {
 	Active(ctx context.Context, issuerName string) (*keys.ActiveKey, error)
 	JWKS(ctx context.Context, issuerName string) (*keys.JWKS, error)
-	LoadIssuer(ctx context.Context, issuerName, clientID string) (store.Issuer, *store.Client, error)
+	LoadIssuer(ctx context.Context, issuerName, clientID string) (iss store.Issuer, client *store.Client, clientRead bool, err error)
 	Promote(issuerName string)
 }
 
@@ -523,20 +522,20 @@ func (s *Server) tenantFor(ctx context.Context, issuerName, clientID string) (*t
 
 // loadTenant reads an issuer, with its keys if this node holds none, into
 // the cache; an issuer that is gone leaves it. With its keys it reads the
-// client clientID names, unless that id is one no client can have or the
-// client is cached and fresh, and caches it: the request about to look it
-// up then finds it.
+// client clientID names (see clientToReadWithIssuer), unless that client
+// is cached and fresh, and caches it, or that it does not exist, as
+// Server.client would: the request about to look it up then finds it.
 func (s *Server) loadTenant(ctx context.Context, issuerName string, epoch uint64, clientID string) (*tenant, error) {
 	var clientEpoch uint64
 	if clientID != "" {
 		e, cached, ep := s.clients.lookup(clientKey{issuerName, clientID})
-		if (cached && s.cfg.Now().Sub(e.loadedAt) < s.cfg.CacheTTL) || !credential.ValidClientID(clientID) {
+		if cached && s.cfg.Now().Sub(e.loadedAt) < s.cfg.CacheTTL {
 			clientID = ""
 		}
 		clientEpoch = ep
 	}
-	iss, client, err := s.keys.LoadIssuer(ctx, issuerName, clientID)
-	if client != nil {
+	iss, client, clientRead, err := s.keys.LoadIssuer(ctx, issuerName, clientID)
+	if clientRead {
 		s.clients.put(clientKey{issuerName, clientID}, client, clientEpoch)
 	}
 	if err != nil {

@@ -209,27 +209,62 @@ func TestStrangersCannotEvictIssuersOrClientsInUse(t *testing.T) {
 }
 
 // TestAColdIssuersFirstTokenWaitsForTheStoreOnce: the issuer, its keys and
-// the client the request names are read in one round trip; the client is
-// then served from the cache. A request naming a client the issuer does
-// not have still gets its answer.
+// the client a token request names are read in one round trip, and the
+// answer, the client or its absence, is cached for the request's own
+// lookup. A request refused before client authentication (here, one
+// without grant_type) reads no client: a stranger's malformed requests
+// neither read nor cache clients.
 func TestAColdIssuersFirstTokenWaitsForTheStoreOnce(t *testing.T) {
 	ctx := context.Background()
 	st := newPostgresStore(t)
 	bed := newTestbed(t, withStore(st))
 	names := importIssuers(t, bed, st, 3, "cold")
 	bed.settle(ctx)
-	trips, statements := st.RoundTrips(), st.Queries()
-	if status := bed.tokenStatusAt(t, names[1], "c-"+names[1], "cold"); status != http.StatusOK {
-		t.Fatalf("first token: %d", status)
+	for i, tc := range []struct {
+		what             string
+		clientID, secret string
+		form             url.Values
+		status           int
+		statements       int64
+	}{
+		{"a token", "c-" + names[0], "cold", url.Values{"grant_type": {"client_credentials"}}, http.StatusOK, 3},
+		{"a client the issuer does not have", "c-nobody", "cold", url.Values{"grant_type": {"client_credentials"}}, http.StatusUnauthorized, 3},
+		{"no grant_type", "c-" + names[2], "cold", url.Values{}, http.StatusBadRequest, 2},
+	} {
+		trips, statements := st.RoundTrips(), st.Queries()
+		if status, _ := bed.formAt(t, names[i], "token", tc.clientID, tc.secret, tc.form); status != tc.status {
+			t.Fatalf("%s at a cold issuer: status %d, want %d", tc.what, status, tc.status)
+		}
+		if n, q := st.RoundTrips()-trips, st.Queries()-statements; n != 1 || q != tc.statements {
+			t.Errorf("%s at a cold issuer waited %d times for %d statements; want 1 round trip of %d", tc.what, n, q, tc.statements)
+		}
 	}
-	if n, q := st.RoundTrips()-trips, st.Queries()-statements; n != 1 || q != 3 {
-		t.Fatalf("a cold issuer's first token waited %d times for %d statements; want 1 round trip: the issuer, its keys and the client", n, q)
-	}
-	if status := bed.tokenStatusAt(t, names[2], "c-nobody", "cold"); status != http.StatusUnauthorized {
-		t.Fatalf("first token of another cold issuer, for a client it does not have: %d, want 401", status)
-	}
-	if status := bed.tokenStatusAt(t, names[2], "c-"+names[2], "wrong"); status != http.StatusUnauthorized {
+	if status := bed.tokenStatusAt(t, names[0], "c-"+names[0], "wrong"); status != http.StatusUnauthorized {
 		t.Fatalf("a wrong secret after the client was read with its issuer: %d, want 401", status)
+	}
+}
+
+// TestAThrottledCallersRequestToAColdIssuerReadsNoClient: a caller past
+// its failures for a client is refused before client authentication, so a
+// cold load for its request reads the issuer and its keys, not the client.
+func TestAThrottledCallersRequestToAColdIssuerReadsNoClient(t *testing.T) {
+	ctx := context.Background()
+	st := newPostgresStore(t)
+	bed := newTestbed(t, withStore(st), withConfig(func(c *issuer.Config) { c.AuthFailuresPerClient = 2 }))
+	name := importIssuers(t, bed, st, 1, "cold")[0]
+	bed.settle(ctx)
+	for range 3 {
+		bed.tokenStatusAt(t, name, "c-"+name, "wrong")
+	}
+	// A write heard makes the issuer cold again.
+	bed.issuer.Invalidate(store.Change{Kind: store.ChangeIssuer, Issuer: name})
+	bed.keys.Invalidate(name)
+	trips, statements := st.RoundTrips(), st.Queries()
+	if status := bed.tokenStatusAt(t, name, "c-"+name, "cold"); status != http.StatusTooManyRequests {
+		t.Fatalf("the throttled caller's token request: %d, want 429", status)
+	}
+	if n, q := st.RoundTrips()-trips, st.Queries()-statements; n != 1 || q != 2 {
+		t.Fatalf("a throttled caller's request to a cold issuer waited %d times for %d statements; want 1 round trip of 2: the issuer and its keys", n, q)
 	}
 }
 

@@ -106,26 +106,26 @@ func (m *Manager) load(ctx context.Context, issuerName string) (*issuerKeys, err
 
 // LoadIssuer reads an issuer from the store. When this node holds none of
 // its keys, it reads them in the same round trip and keeps them, and with
-// them the client clientID names, if not empty, which it returns (nil if
-// it did not read it, or the issuer has none of that id): a cold issuer's
-// first token then waits for the store once, not once for the issuer,
-// once for its keys and once for its client.
-func (m *Manager) LoadIssuer(ctx context.Context, issuerName, clientID string) (store.Issuer, *store.Client, error) {
+// them the client clientID names, if not empty: a cold issuer's first
+// token then waits for the store once, not once for the issuer with its
+// keys and once for its client. clientRead says whether it read that
+// client; client is nil when the issuer has none of that id.
+func (m *Manager) LoadIssuer(ctx context.Context, issuerName, clientID string) (iss store.Issuer, client *store.Client, clientRead bool, err error) {
 	if m.ring.holds(issuerName) {
 		iss, err := m.store.GetIssuer(ctx, issuerName)
-		return iss, nil, err
+		return iss, nil, false, err
 	}
 	epoch := m.ring.epoch()
 	ik, err := m.store.GetIssuerKeys(ctx, issuerName, clientID)
 	if err != nil {
-		return store.Issuer{}, nil, err
+		return store.Issuer{}, nil, false, err
 	}
 	// Keys that do not build are not kept: their use reports why, as a
 	// load fails the same way.
 	if k, err := m.build(ik.Issuer, ik.Keys); err == nil {
 		m.ring.offer(issuerName, epoch, k)
 	}
-	return ik.Issuer, ik.Client, nil
+	return ik.Issuer, ik.Client, clientID != "", nil
 }
 
 // Promote marks an issuer's keys as in steady use, after a use a stranger

@@ -285,8 +285,28 @@ func TestTimerLatenessIsReportedApart(t *testing.T) {
 	}
 	var out bytes.Buffer
 	report(&out, loadConfig{workers: 1, rate: 20}, []result{r})
-	if !strings.Contains(out.String(), "load tool timer lateness, not in the latencies above: fast p50 ") {
+	if !strings.Contains(out.String(), "load tool timer lateness, up to 2.00ms of it not in the latencies above: fast p50 ") {
 		t.Fatalf("report:\n%s", out.String())
+	}
+}
+
+// TestOnlyTimerSlackIsLeftOutOfLatency: a timer that fires a little late
+// is the load tool's slack; one that fires much later means the tool was
+// starved of CPU, which a busy server causes too, and that counts.
+func TestOnlyTimerSlackIsLeftOutOfLatency(t *testing.T) {
+	due := time.Unix(1_700_000_000, 0)
+	for _, tc := range []struct {
+		late, counted time.Duration
+	}{
+		{0, 0},
+		{700 * time.Microsecond, 0},
+		{maxTimerSlack, 0},
+		{50 * time.Millisecond, 50*time.Millisecond - maxTimerSlack},
+	} {
+		start := latencyStart(due, due.Add(tc.late))
+		if counted := due.Add(tc.late).Sub(start); counted != tc.counted {
+			t.Errorf("timer %v late: %v of it counted, want %v", tc.late, counted, tc.counted)
+		}
 	}
 }
 
