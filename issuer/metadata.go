@@ -54,7 +54,7 @@ func (s *Server) renderMetadata(iss store.Issuer) (*document.Document, error) {
 
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, style string) {
 	_, caller := s.cfg.Identify(r)
-	t, ok := s.knownTenant(w, r, caller, style, "")
+	t, ok := s.knownTenant(w, r, caller, style, nil)
 	if !ok {
 		return
 	}
@@ -63,7 +63,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, style str
 
 func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request, style string) {
 	_, caller := s.cfg.Identify(r)
-	t, ok := s.knownTenant(w, r, caller, style, "")
+	t, ok := s.knownTenant(w, r, caller, style, nil)
 	if !ok {
 		return
 	}

@@ -163,7 +163,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint, style s
 	// Parsed before the issuer is known, so that a cold issuer's load can
 	// read the client named with it; refused, if malformed, after.
 	creds, credsErr := readCredentials(r)
-	t, ok := s.knownTenant(w, r, source, style, s.clientToReadWithIssuer(r, endpoint, source, creds, credsErr))
+	t, ok := s.knownTenant(w, r, source, style, func() string {
+		return s.clientToReadWithIssuer(r, endpoint, source, creds, credsErr)
+	})
 	if !ok {
 		return nil, false
 	}
@@ -186,7 +188,8 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, endpoint, style s
 // the same round trip: that of a request which will look it up next, being
 // well formed and from a caller not throttled for it. Any other request
 // names none, so that one refused before client authentication reads and
-// caches no client, as before.
+// caches no client, as before. It runs only on a load: a warm issuer's
+// token pays none of these checks twice.
 func (s *Server) clientToReadWithIssuer(r *http.Request, endpoint, source string, c credentials, err error) string {
 	if err != nil || !credential.ValidClientID(c.clientID) {
 		return ""
@@ -208,7 +211,7 @@ func (s *Server) clientToReadWithIssuer(r *http.Request, endpoint, source string
 // Names that name no issuer count as failures of the caller's address, and
 // an address past its limit is refused before the name is looked up, so
 // made-up names cannot make every request a database query.
-func (s *Server) knownTenant(w http.ResponseWriter, r *http.Request, source, style, clientID string) (*tenant, bool) {
+func (s *Server) knownTenant(w http.ResponseWriter, r *http.Request, source, style string, clientID func() string) (*tenant, bool) {
 	if s.refuseThrottledAddress(w, r, source) {
 		return nil, false
 	}

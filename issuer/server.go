@@ -465,9 +465,10 @@ func (s *Server) storeBackingOff() bool {
 }
 
 // tenantFor returns issuerName's protocol state, or store.ErrNotFound.
-// clientID, if not empty, is the client the request names: should the
-// issuer's keys need loading, that client is read with them (loadTenant).
-func (s *Server) tenantFor(ctx context.Context, issuerName, clientID string) (*tenant, error) {
+// clientID, if not nil, names the client the request is about to look up,
+// and is called only if the issuer is loaded: that client is then read
+// with it (loadTenant).
+func (s *Server) tenantFor(ctx context.Context, issuerName string, clientID func() string) (*tenant, error) {
 	cached, ok, epoch := s.tenants.Get(issuerName)
 	var isUnknown bool
 	var unknownEpoch uint64
@@ -501,7 +502,11 @@ func (s *Server) tenantFor(ctx context.Context, issuerName, clientID string) (*t
 	}
 	refreshCtx, cancel := context.WithTimeout(ctx, storeRefreshTimeout)
 	defer cancel()
-	t, err := s.loadTenant(refreshCtx, issuerName, epoch, clientID)
+	var withClient string
+	if clientID != nil {
+		withClient = clientID()
+	}
+	t, err := s.loadTenant(refreshCtx, issuerName, epoch, withClient)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.unknownTenants.Put(issuerName, &tenant{loadedAt: s.cfg.Now()}, unknownEpoch)

@@ -32,7 +32,7 @@ func (s *Server) VerifyAccessToken(ctx context.Context, issuerName, raw string) 
 	if err != nil {
 		return invalid("not a signed JWT")
 	}
-	t, err := s.tenantFor(ctx, issuerName, "")
+	t, err := s.tenantFor(ctx, issuerName, nil)
 	if errors.Is(err, store.ErrNotFound) {
 		return invalid("unknown issuer")
 	}
